@@ -1,0 +1,29 @@
+"""Rewrite passes, one per module; importing this package registers every built-in pass."""
+
+from transpiler.passes import (
+    dead_code,
+    fix_same_padding,
+    fold_batchnorm,
+    fold_constants,
+    map_relu6,
+    matmul_to_fc,
+    mean_to_pool,
+    remove_identity,
+    simplify_transposes,
+    symmetric_padding,
+    to_nchw,
+)
+
+__all__ = [
+    "dead_code",
+    "fix_same_padding",
+    "fold_batchnorm",
+    "fold_constants",
+    "map_relu6",
+    "matmul_to_fc",
+    "mean_to_pool",
+    "remove_identity",
+    "simplify_transposes",
+    "symmetric_padding",
+    "to_nchw",
+]

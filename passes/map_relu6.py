@@ -1,0 +1,74 @@
+"""map-relu6: recognise ReLU6 in all its spellings and make it one ``Relu6`` node.
+
+``Clip(x, 0, 6)`` (TF's Relu6), ``Minimum(Relu(x), 6)``, ``Minimum(Maximum(x, 0), 6)`` and
+``Maximum(Minimum(x, 6), 0)`` all compute ``min(max(x, 0), 6)``. The backend then writes the
+flavor's own encoding (a ReLU6 layer, Clip, or the portable ReLU/Power/ReLU/Eltwise chain), never
+a plain ReLU.
+"""
+
+from __future__ import annotations
+
+from transpiler.ir.core import Graph, Node, Value
+from transpiler.pass_manager import Pass, PassContext, register_pass
+
+
+def _scalar(v: Value) -> float | None:
+    if v.const is None or v.const.size != 1:
+        return None
+    return float(v.const.reshape(-1)[0])
+
+
+def _bound(node: Node, op: str) -> tuple[Value, float] | None:
+    """(x, c) for ``op(x, c)`` / ``op(c, x)`` with a scalar constant ``c``."""
+    if node.op != op or len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    if _scalar(b) is not None:
+        return a, _scalar(b)  # type: ignore[return-value]
+    if _scalar(a) is not None:
+        return b, _scalar(a)  # type: ignore[return-value]
+    return None
+
+
+def _relu6_input(node: Node) -> Value | None:
+    if node.op == "Clip" and node.attrs.get("min") == 0.0 and node.attrs.get("max") == 6.0:
+        return node.inputs[0]
+    outer = _bound(node, "Minimum")
+    if outer is not None and outer[1] == 6.0 and outer[0].producer is not None:
+        inner = outer[0].producer
+        if inner.op == "Relu" and len(outer[0].uses) == 1:
+            return inner.inputs[0]
+        lower = _bound(inner, "Maximum")
+        if lower is not None and lower[1] == 0.0 and len(outer[0].uses) == 1:
+            return lower[0]
+    outer = _bound(node, "Maximum")
+    if outer is not None and outer[1] == 0.0 and outer[0].producer is not None:
+        upper = _bound(outer[0].producer, "Minimum")
+        if upper is not None and upper[1] == 6.0 and len(outer[0].uses) == 1:
+            return upper[0]
+    return None
+
+
+@register_pass("map-relu6")
+class MapRelu6(Pass):
+    """Canonicalise every ReLU6 spelling to a Relu6 node."""
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for node in graph.nodes:
+            if node.graph is not graph:
+                continue
+            x = _relu6_input(node)
+            if x is None:
+                continue
+            inner = node.inputs[0].producer if node.op != "Clip" else None
+            relu6 = graph.add_node("Relu6", [x], [graph.new_value(node.output.name + "/relu6", like=node.output,
+                                                                  tf_name=node.output.tf_name)],
+                                   name=node.name, source_names=node.source_names, before=node)
+            graph.replace_all_uses_with(node.output, relu6.output)
+            graph.remove(node)
+            if inner is not None and not inner.output.uses:
+                relu6.source_names = inner.source_names + relu6.source_names
+                graph.remove(inner)
+            changed = True
+        return changed

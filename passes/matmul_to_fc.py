@@ -1,0 +1,34 @@
+"""matmul-to-fc: ``MatMul(x, W)`` with constant ``W`` becomes ``FullyConnected(x, Wᵀ)``.
+
+Caffe's InnerProduct computes ``y = x·wᵀ + b`` with ``w`` of shape (out, in); TF's MatMul reads
+``W`` as (in, out) unless ``transpose_b``. A following bias Add is folded by fold-batchnorm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transpiler.ir.core import Graph
+from transpiler.pass_manager import Pass, PassContext, register_pass
+
+
+@register_pass("matmul-to-fc")
+class MatMulToFC(Pass):
+    """Turn MatMul with constant weights into FullyConnected."""
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for node in graph.nodes:
+            if node.op != "MatMul" or node.attrs.get("transpose_a") or node.inputs[1].const is None:
+                continue
+            w = node.inputs[1].const
+            w_out_in = w if node.attrs.get("transpose_b") else np.ascontiguousarray(w.T)
+            fc = graph.add_node("FullyConnected",
+                                [node.inputs[0], graph.constant(node.name + "/weights", w_out_in)],
+                                [graph.new_value(node.output.name + "/fc", like=node.output,
+                                                 tf_name=node.output.tf_name)],
+                                name=node.name, source_names=node.source_names, before=node)
+            graph.replace_all_uses_with(node.output, fc.output)
+            graph.remove(node)
+            changed = True
+        return changed

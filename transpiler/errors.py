@@ -1,0 +1,47 @@
+"""Errors the transpiler raises, each mapped to a process exit code by the CLI.
+
+Every error names what it is about (a file, a TF node, an IR node) so that a user sees one clear
+message. The CLI prints ``str(error)`` and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class TranspilerError(Exception):
+    """Base class: a problem the user can act on. Exit code 2 (bad input or unsupported model)."""
+
+    exit_code = 2
+
+
+class ModelLoadError(TranspilerError):
+    """The model file is missing, unreadable, or not a GraphDef."""
+
+
+class UnsupportedModelError(TranspilerError):
+    """The graph uses ops or patterns no handler supports; lists every offender at once."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        if self.problems:
+            message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class UsageError(TranspilerError):
+    """Command-line arguments that do not fit the model (unknown input name, bad shape...)."""
+
+
+class IRError(TranspilerError):
+    """An IR invariant is broken (verifier failure or an illegal mutation). A bug, not user input."""
+
+    exit_code = 70
+
+
+class BackendError(TranspilerError):
+    """The IR cannot be expressed in the chosen backend / flavor."""
+
+
+class VerificationFailed(TranspilerError):
+    """--verify found outputs that differ from TensorFlow beyond tolerance."""
+
+    exit_code = 3

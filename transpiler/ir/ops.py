@@ -1,0 +1,626 @@
+"""The IR op set: for every op, its attributes, shape/type inference and a numpy reference kernel.
+
+Ops are framework-neutral. Feature-map ops read the layout of their first input (``NHWC`` or
+``NCHW``). Attributes (all plain Python values):
+
+- ``Conv(x, w[, b])``: ``strides=(sh,sw)``, ``dilations=(dh,dw)``, ``padding`` ``SAME``/``VALID``/
+  ``EXPLICIT``, ``pads=(top,bottom,left,right)`` (used when EXPLICIT), ``group``, ``kernel_layout``
+  ``HWIO`` (TF conv), ``HWCM`` (TF depthwise, multiplier M) or ``OIHW`` (Caffe; group conv weights
+  are ``(O, I/group, kh, kw)``). Output ``out = floor((in + top + bottom − d·(k−1) − 1)/s) + 1``.
+- ``Pool(x)``: ``mode`` max/avg, ``kernel``, ``strides``, ``padding``, ``pads``, ``global_pool``.
+- ``BatchNorm(x, scale, offset, mean, var)``: ``epsilon``; ``y = (x−μ)·γ/√(σ²+ε) + β`` on the channel axis.
+- ``Affine(x, scale, bias)``: ``y = x·scale + bias`` per channel (``axis``); folded BN, Caffe Scale.
+- ``FullyConnected(x, w, b)``: ``y = x·wᵀ + b`` with ``w`` of shape (out, in) (Caffe InnerProduct).
+- ``MatMul(a, b)``: ``transpose_a``, ``transpose_b``.
+- Element-wise binary with numpy broadcasting: ``Add Sub Mul Div Maximum Minimum``.
+- Unary: ``Relu Relu6 Sigmoid Tanh Exp Log Sqrt Rsqrt Neg Identity``; ``Clip(x)``: ``min``, ``max``.
+- ``Concat``: ``axis``. ``Reshape``: ``shape``. ``Transpose``: ``perm``. ``Squeeze``: ``axes``.
+  ``Flatten``: ``axis`` (dims from ``axis`` on are merged). ``Softmax``: ``axis``.
+  ``ReduceMean``/``ReduceMax``: ``axes``, ``keepdims``. ``Pad``: ``pads`` ((begin,end) per axis), ``value``.
+- ``Cast``: ``to`` (a DType). ``Shape``. ``StridedSlice``/``Pack``/``Fill``/``Range``: shape arithmetic,
+  only ever constant-folded.
+
+Shape inference (:func:`infer_node`) sets dtype and shape of a node's outputs; :func:`evaluate` runs a
+node on numpy arrays (constant folding, and the reference interpreter in tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import IRError
+from transpiler.ir.core import Node, Shape
+from transpiler.ir.dtypes import DType
+
+InferFn = Callable[[Node], list[tuple[DType, Shape | None]]]
+EvalFn = Callable[[Node, list[np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    infer: InferFn
+    evaluate: EvalFn | None = None
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def register_op(name: str, infer: InferFn, evaluate: EvalFn | None = None) -> None:
+    """Register (or replace) an IR op; plugins use this for ops of their own."""
+    OPS[name] = OpSpec(name, infer, evaluate)
+
+
+def infer_node(node: Node) -> None:
+    """Set dtype/shape of ``node``'s outputs from its inputs and attributes."""
+    spec = OPS.get(node.op)
+    if spec is None:
+        raise IRError(f"no shape inference for IR op {node.op} ({node.describe()})")
+    results = spec.infer(node)
+    for out, (dtype, shape) in zip(node.outputs, results, strict=True):
+        out.dtype = dtype
+        out.shape = tuple(shape) if shape is not None else None
+        if node.op in LAYOUT_SETTING_OPS:
+            continue  # these ops' output layout is set by whoever builds them
+        rank4 = out.shape is not None and len(out.shape) == 4
+        out.layout = next((v.layout for v in node.inputs if v.layout), None) if rank4 else None
+
+
+# Ops whose output layout is not their input's: the frontend or the to-nchw pass sets it.
+LAYOUT_SETTING_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Flatten", "Pack", "Fill", "StridedSlice",
+                                "Slice", "Shape", "Range"})
+
+
+def evaluate(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    spec = OPS.get(node.op)
+    if spec is None or spec.evaluate is None:
+        raise IRError(f"no reference kernel for IR op {node.op} ({node.describe()})")
+    return spec.evaluate(node, arrays)
+
+
+def can_evaluate(op: str) -> bool:
+    spec = OPS.get(op)
+    return spec is not None and spec.evaluate is not None
+
+
+# ----------------------------------------------------------------------------- helpers
+def _x(node: Node, i: int = 0) -> tuple[DType, Shape | None]:
+    v = node.inputs[i]
+    return v.dtype, v.shape
+
+
+def same_as_input(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [_x(node)]
+
+
+def channel_axis(layout: str | None, rank: int) -> int:
+    """The channel axis of a value: 1 in NCHW, last otherwise (NHWC and rank < 4)."""
+    return 1 if layout == "NCHW" and rank >= 2 else rank - 1
+
+
+def spatial_axes(layout: str | None) -> tuple[int, int]:
+    return (2, 3) if layout == "NCHW" else (1, 2)
+
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF SAME padding: out = ceil(in/s), pad = max((out−1)·s + d·(k−1) + 1 − in, 0), begin = pad//2."""
+    out = -(-size // stride)
+    pad = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return pad // 2, pad - pad // 2
+
+
+def window_pads(node: Node, in_h: int | None, in_w: int | None, kh: int, kw: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) for a Conv/Pool node, resolving SAME from the input size."""
+    padding = node.attrs.get("padding", "VALID")
+    sh, sw = node.attrs.get("strides", (1, 1))
+    dh, dw = node.attrs.get("dilations", (1, 1))
+    if padding == "VALID":
+        return (0, 0, 0, 0)
+    if padding == "EXPLICIT":
+        t, b, left, r = node.attrs["pads"]
+        return (int(t), int(b), int(left), int(r))
+    if in_h is None or in_w is None:
+        raise IRError(f"SAME padding needs a known input size ({node.describe()})")
+    return (*same_pads(in_h, kh, sh, dh), *same_pads(in_w, kw, sw, dw))
+
+
+def conv_out_size(size: int | None, k: int, s: int, d: int, pb: int, pe: int) -> int | None:
+    if size is None:
+        return None
+    return (size + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def kernel_hw(node: Node) -> tuple[int, int, int]:
+    """(kh, kw, out_channels) of a Conv from its weight shape and kernel layout."""
+    w = node.inputs[1].shape
+    if w is None:
+        raise IRError(f"Conv weights of unknown shape ({node.describe()})")
+    layout = node.attrs["kernel_layout"]
+    if layout == "HWIO":
+        return int(w[0]), int(w[1]), int(w[3])  # type: ignore[arg-type]
+    if layout == "HWCM":
+        return int(w[0]), int(w[1]), int(w[2]) * int(w[3])  # type: ignore[arg-type]
+    if layout == "OIHW":
+        return int(w[2]), int(w[3]), int(w[0])  # type: ignore[arg-type]
+    raise IRError(f"unknown kernel layout {layout} ({node.describe()})")
+
+
+def _feature_shape(layout: str | None, n: Any, c: Any, h: Any, w: Any) -> Shape:
+    return (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+
+
+def _split_feature(layout: str | None, shape: Shape) -> tuple[Any, Any, Any, Any]:
+    if layout == "NCHW":
+        n, c, h, w = shape
+    else:
+        n, h, w, c = shape
+    return n, c, h, w
+
+
+# --------------------------------------------------------------------------------- Conv
+def _infer_conv(node: Node) -> list[tuple[DType, Shape | None]]:
+    x = node.inputs[0]
+    if x.shape is None or len(x.shape) != 4:
+        raise IRError(f"Conv input must be 4-D, got {x.shape} ({node.describe()})")
+    n, _, h, w = _split_feature(x.layout, x.shape)
+    kh, kw, co = kernel_hw(node)
+    t, b, left, r = window_pads(node, h, w, kh, kw)
+    sh, sw = node.attrs.get("strides", (1, 1))
+    dh, dw = node.attrs.get("dilations", (1, 1))
+    oh = conv_out_size(h, kh, sh, dh, t, b)
+    ow = conv_out_size(w, kw, sw, dw, left, r)
+    return [(x.dtype, _feature_shape(x.layout, n, co, oh, ow))]
+
+
+def to_nchw_array(x: np.ndarray, layout: str | None) -> np.ndarray:
+    return x.transpose(0, 3, 1, 2) if layout != "NCHW" else x
+
+
+def from_nchw_array(x: np.ndarray, layout: str | None) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1) if layout != "NCHW" else x
+
+
+def oihw_weights(w: np.ndarray, kernel_layout: str) -> np.ndarray:
+    """Weights in Caffe's (O, I/group, kh, kw) layout, from any kernel layout."""
+    if kernel_layout == "HWIO":
+        return w.transpose(3, 2, 0, 1)
+    if kernel_layout == "HWCM":
+        kh, kw, c, m = w.shape
+        return w.reshape(kh, kw, c * m, 1).transpose(2, 3, 0, 1)
+    return w
+
+
+def conv2d_nchw(
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int],
+    group: int,
+) -> np.ndarray:
+    """Reference grouped convolution in float64: x (N,C,H,W), w (O, C/group, kh, kw)."""
+    t, b, left, r = pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, b), (left, r)))
+    n, c, hp, wp = xp.shape
+    o, cg, kh, kw = w.shape
+    sh, sw = strides
+    dh, dw = dilations
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, o, oh, ow))
+    og = o // group
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+            for g in range(group):
+                pg = patch[:, g * cg : (g + 1) * cg]
+                wg = w[g * og : (g + 1) * og, :, i, j].astype(np.float64)
+                out[:, g * og : (g + 1) * og] += np.einsum("nchw,oc->nohw", pg, wg)
+    return out
+
+
+def _eval_conv(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    layout = node.inputs[0].layout
+    x = to_nchw_array(a[0], layout)
+    w = oihw_weights(a[1], node.attrs["kernel_layout"])
+    kh, kw = w.shape[2], w.shape[3]
+    pads = window_pads(node, x.shape[2], x.shape[3], kh, kw)
+    y = conv2d_nchw(x, w, node.attrs.get("strides", (1, 1)), node.attrs.get("dilations", (1, 1)), pads,
+                    int(node.attrs.get("group", 1)))
+    if len(a) > 2:
+        y = y + a[2].reshape(1, -1, 1, 1)
+    return [from_nchw_array(y, layout).astype(a[0].dtype)]
+
+
+# --------------------------------------------------------------------------------- Pool
+def _infer_pool(node: Node) -> list[tuple[DType, Shape | None]]:
+    x = node.inputs[0]
+    assert x.shape is not None
+    n, c, h, w = _split_feature(x.layout, x.shape)
+    if node.attrs.get("global_pool"):
+        return [(x.dtype, _feature_shape(x.layout, n, c, 1, 1))]
+    kh, kw = node.attrs["kernel"]
+    t, b, left, r = window_pads(node, h, w, kh, kw)
+    sh, sw = node.attrs["strides"]
+    return [(x.dtype, _feature_shape(x.layout, n, c, conv_out_size(h, kh, sh, 1, t, b),
+                                     conv_out_size(w, kw, sw, 1, left, r)))]
+
+
+def _eval_pool(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    layout = node.inputs[0].layout
+    x = to_nchw_array(a[0], layout).astype(np.float64)
+    mode = node.attrs["mode"]
+    if node.attrs.get("global_pool"):
+        y = x.max(axis=(2, 3), keepdims=True) if mode == "max" else x.mean(axis=(2, 3), keepdims=True)
+        return [from_nchw_array(y, layout).astype(a[0].dtype)]
+    kh, kw = node.attrs["kernel"]
+    sh, sw = node.attrs["strides"]
+    t, b, left, r = window_pads(node, x.shape[2], x.shape[3], kh, kw)
+    fill = -np.inf if mode == "max" else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)), constant_values=fill)
+    ones = np.pad(np.ones_like(x), ((0, 0), (0, 0), (t, b), (left, r)))
+    oh = (xp.shape[2] - kh) // sh + 1
+    ow = (xp.shape[3] - kw) // sw + 1
+    acc = np.full(x.shape[:2] + (oh, ow), fill)
+    cnt = np.zeros_like(acc)
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+            if mode == "max":
+                acc = np.maximum(acc, win)
+            else:
+                acc = acc + win
+                cnt = cnt + ones[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+    y = acc if mode == "max" else acc / np.maximum(cnt, 1)  # TF averages over valid taps only
+    return [from_nchw_array(y, layout).astype(a[0].dtype)]
+
+
+# ------------------------------------------------------------------------ per-channel
+def _channel_shaped(vec: np.ndarray, layout: str | None, rank: int) -> np.ndarray:
+    shape = [1] * rank
+    shape[channel_axis(layout, rank)] = -1
+    return vec.reshape(shape)
+
+
+def _eval_batchnorm(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x, scale, offset, mean, var = a
+    layout, rank = node.inputs[0].layout, x.ndim
+    inv = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(node.attrs["epsilon"]))
+    y = (x - _channel_shaped(mean, layout, rank)) * _channel_shaped(inv, layout, rank)
+    return [(y + _channel_shaped(offset, layout, rank)).astype(x.dtype)]
+
+
+def _eval_affine(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x, scale, bias = a
+    rank = x.ndim
+    axis = int(node.attrs.get("axis", channel_axis(node.inputs[0].layout, rank))) % rank
+    shape = [1] * rank
+    shape[axis] = -1
+    return [(x.astype(np.float64) * scale.reshape(shape) + bias.reshape(shape)).astype(x.dtype)]
+
+
+def _infer_fc(node: Node) -> list[tuple[DType, Shape | None]]:
+    x, w = node.inputs[0], node.inputs[1]
+    assert x.shape is not None and w.shape is not None
+    return [(x.dtype, (x.shape[0], w.shape[0]))]
+
+
+def _eval_fc(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].reshape(a[0].shape[0], -1).astype(np.float64)
+    y = x @ a[1].T.astype(np.float64)
+    if len(a) > 2:
+        y = y + a[2]
+    return [y.astype(a[0].dtype)]
+
+
+def _infer_matmul(node: Node) -> list[tuple[DType, Shape | None]]:
+    a, b = node.inputs[0].shape, node.inputs[1].shape
+    assert a is not None and b is not None
+    m = a[1] if node.attrs.get("transpose_a") else a[0]
+    n = b[0] if node.attrs.get("transpose_b") else b[1]
+    return [(node.inputs[0].dtype, (m, n))]
+
+
+def _eval_matmul(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].T if node.attrs.get("transpose_a") else a[0]
+    w = a[1].T if node.attrs.get("transpose_b") else a[1]
+    return [(x.astype(np.float64) @ w.astype(np.float64)).astype(a[0].dtype)]
+
+
+# ------------------------------------------------------------------------ element-wise
+def broadcast_shape(a: Shape | None, b: Shape | None) -> Shape | None:
+    if a is None or b is None:
+        return None
+    rank = max(len(a), len(b))
+    a2 = (1,) * (rank - len(a)) + tuple(a)
+    b2 = (1,) * (rank - len(b)) + tuple(b)
+    out: list[int | None] = []
+    for x, y in zip(a2, b2, strict=True):
+        if x == 1:
+            out.append(y)
+        elif y == 1 or x == y or y is None:
+            out.append(x)
+        elif x is None:
+            out.append(y)
+        else:
+            raise IRError(f"shapes {a} and {b} do not broadcast")
+    return tuple(out)
+
+
+def _infer_binary(node: Node) -> list[tuple[DType, Shape | None]]:
+    a, b = node.inputs
+    try:
+        shape = broadcast_shape(a.shape, b.shape)
+    except IRError as exc:
+        raise IRError(f"{exc} ({node.describe()})") from None
+    return [(a.dtype, shape)]
+
+
+_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Maximum": np.maximum,
+    "Minimum": np.minimum,
+}
+
+_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Identity": lambda x: x,
+    "Relu": lambda x: np.maximum(x, 0),
+    "Relu6": lambda x: np.clip(x, 0, 6),
+    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "Tanh": np.tanh,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Sqrt": np.sqrt,
+    "Rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "Neg": np.negative,
+    "Square": np.square,
+}
+
+
+def _binary_eval(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> EvalFn:
+    def run(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+        out = fn(a[0], a[1])
+        return [np.asarray(out).astype(np.result_type(a[0].dtype, a[1].dtype) if a[0].dtype != a[1].dtype
+                                       else a[0].dtype)]
+    return run
+
+
+def _unary_eval(fn: Callable[[np.ndarray], np.ndarray]) -> EvalFn:
+    def run(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(fn(a[0])).astype(a[0].dtype)]
+    return run
+
+
+def _eval_clip(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.clip(a[0], node.attrs["min"], node.attrs["max"]).astype(a[0].dtype)]
+
+
+# ----------------------------------------------------------------------------- shapes
+def _norm_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _infer_concat(node: Node) -> list[tuple[DType, Shape | None]]:
+    shapes = [v.shape for v in node.inputs]
+    if any(s is None for s in shapes):
+        return [(node.inputs[0].dtype, None)]
+    first = list(shapes[0])  # type: ignore[arg-type]
+    axis = _norm_axis(int(node.attrs["axis"]), len(first))
+    total: int | None = 0
+    for s in shapes:
+        d = s[axis]  # type: ignore[index]
+        total = None if total is None or d is None else total + d
+    first[axis] = total
+    return [(node.inputs[0].dtype, tuple(first))]
+
+
+def _eval_concat(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.concatenate(a, axis=int(node.attrs["axis"]))]
+
+
+def resolve_reshape(in_shape: Shape | None, target: Sequence[int]) -> Shape:
+    """TF/numpy reshape target with at most one -1, resolved when the input size is known."""
+    target = [int(t) for t in target]
+    if -1 not in target:
+        return tuple(target)
+    if in_shape is None or any(d is None for d in in_shape):
+        return tuple(None if t == -1 else t for t in target)
+    total = int(np.prod(in_shape))  # type: ignore[arg-type]
+    known = int(np.prod([t for t in target if t != -1]))
+    return tuple(total // known if t == -1 else t for t in target)
+
+
+def _infer_reshape(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [(node.inputs[0].dtype, resolve_reshape(node.inputs[0].shape, node.attrs["shape"]))]
+
+
+def _eval_reshape(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [a[0].reshape(node.attrs["shape"])]
+
+
+def _infer_transpose(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    perm = node.attrs["perm"]
+    return [(node.inputs[0].dtype, None if s is None else tuple(s[p] for p in perm))]
+
+
+def _infer_squeeze(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    assert s is not None
+    axes = node.attrs.get("axes") or [i for i, d in enumerate(s) if d == 1]
+    axes = {_norm_axis(int(i), len(s)) for i in axes}
+    return [(node.inputs[0].dtype, tuple(d for i, d in enumerate(s) if i not in axes))]
+
+
+def _eval_squeeze(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    axes = node.attrs.get("axes") or [i for i, d in enumerate(a[0].shape) if d == 1]
+    return [np.squeeze(a[0], axis=tuple(int(i) for i in axes))]
+
+
+def _infer_flatten(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    assert s is not None
+    axis = int(node.attrs.get("axis", 1))
+    tail = s[axis:]
+    size = None if any(d is None for d in tail) else int(np.prod(tail))  # type: ignore[arg-type]
+    return [(node.inputs[0].dtype, (*s[:axis], size))]
+
+
+def _eval_flatten(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    axis = int(node.attrs.get("axis", 1))
+    return [a[0].reshape(*a[0].shape[:axis], -1)]
+
+
+def _infer_softmax(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [_x(node)]
+
+
+def _eval_softmax(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].astype(np.float64)
+    axis = int(node.attrs.get("axis", -1))
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return [(e / e.sum(axis=axis, keepdims=True)).astype(a[0].dtype)]
+
+
+def _infer_reduce(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    assert s is not None
+    axes = {_norm_axis(int(i), len(s)) for i in node.attrs["axes"]}
+    if node.attrs.get("keepdims"):
+        return [(node.inputs[0].dtype, tuple(1 if i in axes else d for i, d in enumerate(s)))]
+    return [(node.inputs[0].dtype, tuple(d for i, d in enumerate(s) if i not in axes))]
+
+
+def _reduce_eval(fn: Callable[..., np.ndarray]) -> EvalFn:
+    def run(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+        axes = tuple(int(i) for i in node.attrs["axes"])
+        out = fn(a[0].astype(np.float64), axis=axes, keepdims=bool(node.attrs.get("keepdims")))
+        return [np.asarray(out).astype(a[0].dtype)]
+    return run
+
+
+def _infer_pad(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    assert s is not None
+    pads = node.attrs["pads"]
+    return [(node.inputs[0].dtype,
+             tuple(None if d is None else d + int(b) + int(e) for d, (b, e) in zip(s, pads, strict=True)))]
+
+
+def _eval_pad(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    pads = [(int(b), int(e)) for b, e in node.attrs["pads"]]
+    return [np.pad(a[0], pads, constant_values=node.attrs.get("value", 0))]
+
+
+def _infer_cast(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [(node.attrs["to"], node.inputs[0].shape)]
+
+
+def _eval_cast(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [a[0].astype(node.attrs["to"].numpy)]
+
+
+def _infer_shape_op(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = node.inputs[0].shape
+    return [(node.attrs.get("out_type", DType.INT32), (None if s is None else len(s),))]
+
+
+def _eval_shape_op(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(a[0].shape, dtype=node.attrs.get("out_type", DType.INT32).numpy)]
+
+
+def _infer_unknown_rank(node: Node) -> list[tuple[DType, Shape | None]]:
+    """Shape arithmetic ops are folded before anything needs their shape; leave it open."""
+    return [(node.attrs.get("dtype", node.inputs[0].dtype if node.inputs else DType.INT32), None)]
+
+
+def _eval_pack(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.stack(a, axis=int(node.attrs.get("axis", 0)))]
+
+
+def _eval_fill(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.full(tuple(int(d) for d in a[0]), a[1])]
+
+
+def _eval_range(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.arange(a[0], a[1], a[2]).astype(a[0].dtype)]
+
+
+def strided_slice(x: np.ndarray, begin: np.ndarray, end: np.ndarray, strides: np.ndarray,
+                  attrs: dict[str, Any]) -> np.ndarray:
+    """TF StridedSlice semantics (begin/end/ellipsis/new_axis/shrink_axis masks)."""
+    index: list[Any] = []
+    shrink: list[int] = []
+    dim = 0
+    bm, em = int(attrs.get("begin_mask", 0)), int(attrs.get("end_mask", 0))
+    elm, nam, sam = (int(attrs.get(k, 0)) for k in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask"))
+    for i in range(len(begin)):
+        bit = 1 << i
+        if elm & bit:
+            index.append(Ellipsis)
+            dim = x.ndim - (len(begin) - i - 1)
+            continue
+        if nam & bit:
+            index.append(None)
+            continue
+        if sam & bit:
+            index.append(int(begin[i]))
+            shrink.append(dim)
+            dim += 1
+            continue
+        b = None if bm & bit else int(begin[i])
+        e = None if em & bit else int(end[i])
+        index.append(slice(b, e, int(strides[i])))
+        dim += 1
+    return np.asarray(x[tuple(index)])
+
+
+def _eval_strided_slice(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [strided_slice(a[0], a[1], a[2], a[3], node.attrs)]
+
+
+def _eval_slice(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    begin, size = a[1], a[2]
+    idx = tuple(slice(int(b), None if int(s) == -1 else int(b) + int(s)) for b, s in zip(begin, size, strict=True))
+    return [a[0][idx]]
+
+
+def _register_builtin() -> None:
+    register_op("Conv", _infer_conv, _eval_conv)
+    register_op("Pool", _infer_pool, _eval_pool)
+    register_op("BatchNorm", same_as_input, _eval_batchnorm)
+    register_op("Affine", same_as_input, _eval_affine)
+    register_op("FullyConnected", _infer_fc, _eval_fc)
+    register_op("MatMul", _infer_matmul, _eval_matmul)
+    for name, fn in _BINARY.items():
+        register_op(name, _infer_binary, _binary_eval(fn))
+    for name, ufn in _UNARY.items():
+        register_op(name, same_as_input, _unary_eval(ufn))
+    register_op("Clip", same_as_input, _eval_clip)
+    register_op("Concat", _infer_concat, _eval_concat)
+    register_op("Reshape", _infer_reshape, _eval_reshape)
+    register_op("Transpose", _infer_transpose, lambda n, a: [a[0].transpose(n.attrs["perm"])])
+    register_op("Squeeze", _infer_squeeze, _eval_squeeze)
+    register_op("Flatten", _infer_flatten, _eval_flatten)
+    register_op("Softmax", _infer_softmax, _eval_softmax)
+    register_op("ReduceMean", _infer_reduce, _reduce_eval(np.mean))
+    register_op("ReduceMax", _infer_reduce, _reduce_eval(np.max))
+    register_op("ReduceSum", _infer_reduce, _reduce_eval(np.sum))
+    register_op("Pad", _infer_pad, _eval_pad)
+    register_op("Cast", _infer_cast, _eval_cast)
+    register_op("Shape", _infer_shape_op, _eval_shape_op)
+    register_op("Pack", _infer_unknown_rank, _eval_pack)
+    register_op("Fill", _infer_unknown_rank, _eval_fill)
+    register_op("Range", _infer_unknown_rank, _eval_range)
+    register_op("StridedSlice", _infer_unknown_rank, _eval_strided_slice)
+    register_op("Slice", _infer_unknown_rank, _eval_slice)
+
+
+_register_builtin()

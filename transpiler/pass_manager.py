@@ -1,0 +1,140 @@
+"""Pass registry and pass manager.
+
+A pass is a class with a registered name and ``run(graph, ctx) -> bool`` (whether it changed the
+graph). The manager runs an ordered pipeline, re-infers shapes, verifies the IR after every pass
+(cheap, always on: a broken graph must never reach the backend), logs an op-count diff per pass
+(``BatchNorm -52 (52->0)``), optionally dumps the IR after each pass (``NN_<pass>.ir.txt``), and
+names the pass when something fails. Passes whose ``fixed_point`` is set are repeated until they
+report no change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from transpiler.errors import IRError, TranspilerError, UsageError
+from transpiler.ir.core import Graph
+from transpiler.ir.ops import infer_node
+from transpiler.ir.printer import to_text
+from transpiler.ir.verifier import verify
+
+log = logging.getLogger("transpiler.passes")
+
+
+@dataclass
+class PassContext:
+    """What passes may know besides the graph: options from the CLI and collected warnings."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+
+class Pass:
+    """Base class of rewrite passes. Subclasses set ``name`` (via :func:`register_pass`)."""
+
+    name: str = ""
+    fixed_point: bool = False
+    description: str = ""
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        raise NotImplementedError
+
+
+PASSES: dict[str, type[Pass]] = {}
+P = TypeVar("P", bound=type[Pass])
+
+
+def register_pass(name: str, *, fixed_point: bool = False) -> Callable[[P], P]:
+    """Class decorator: ``@register_pass("fold-batchnorm")``. Later registrations override."""
+
+    def deco(cls: P) -> P:
+        cls.name = name
+        cls.fixed_point = fixed_point
+        if not cls.description and cls.__doc__:
+            cls.description = cls.__doc__.strip().splitlines()[0]
+        PASSES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_pass(name: str) -> Pass:
+    try:
+        return PASSES[name]()
+    except KeyError:
+        raise UsageError(f"unknown pass '{name}' (known: {', '.join(sorted(PASSES))})") from None
+
+
+def infer_shapes(graph: Graph) -> None:
+    for node in graph.nodes:
+        infer_node(node)
+
+
+@dataclass
+class PassRecord:
+    name: str
+    changed: bool
+    seconds: float
+    diff: dict[str, tuple[int, int]]
+
+    def diff_text(self) -> str:
+        if not self.diff:
+            return "no op-count change"
+        return ", ".join(f"{op} {after - before:+d} ({before}->{after})" for op, (before, after) in self.diff.items())
+
+
+def op_count_diff(before: dict[str, int], after: dict[str, int]) -> dict[str, tuple[int, int]]:
+    ops = sorted(set(before) | set(after))
+    return {op: (before.get(op, 0), after.get(op, 0)) for op in ops if before.get(op, 0) != after.get(op, 0)}
+
+
+class PassManager:
+    """Runs named passes in order over a graph."""
+
+    def __init__(self, names: Sequence[str], *, dump_dir: Path | None = None, max_iterations: int = 20) -> None:
+        self.passes = [get_pass(n) for n in names]
+        self.dump_dir = dump_dir
+        self.max_iterations = max_iterations
+        self.records: list[PassRecord] = []
+
+    def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
+        ctx = ctx or PassContext()
+        infer_shapes(graph)
+        verify(graph)
+        if self.dump_dir is not None:
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
+            (self.dump_dir / "00_import.ir.txt").write_text(to_text(graph))
+        for index, p in enumerate(self.passes, start=1):
+            before = graph.op_counts()
+            start = time.perf_counter()
+            changed = False
+            for _ in range(self.max_iterations if p.fixed_point else 1):
+                try:
+                    step = p.run(graph, ctx)
+                    infer_shapes(graph)
+                    verify(graph)
+                except IRError as exc:
+                    raise IRError(f"pass '{p.name}' broke the IR: {exc}") from exc
+                except TranspilerError:
+                    raise
+                except Exception as exc:  # a bug in a pass: say which pass, keep the traceback
+                    raise IRError(f"pass '{p.name}' failed: {type(exc).__name__}: {exc}") from exc
+                changed |= step
+                if not step:
+                    break
+            record = PassRecord(p.name, changed, time.perf_counter() - start,
+                                op_count_diff(before, graph.op_counts()))
+            self.records.append(record)
+            log.info("pass %-22s %s", p.name, record.diff_text())
+            if self.dump_dir is not None:
+                (self.dump_dir / f"{index:02d}_{p.name}.ir.txt").write_text(to_text(graph))
+        return graph
