@@ -48,17 +48,9 @@ def _as_affine(graph: Graph, node: Node) -> bool:
         return False
     dtype = x.dtype.numpy
     axis = channel_axis(x.layout, len(x.shape))
-    affine = graph.add_node(
-        "Affine",
-        [x, graph.constant(node.name + "/scale", scale.astype(dtype)), graph.constant(node.name + "/bias", bias.astype(dtype))],
-        [graph.new_value(node.output.name + "/affine", like=node.output, tf_name=node.output.tf_name)],
-        {"axis": axis},
-        name=node.name,
-        source_names=node.source_names,
-        before=node,
-    )
-    graph.replace_all_uses_with(node.output, affine.output)
-    graph.remove(node)
+    scale_v = graph.constant(node.name + "/scale", scale.astype(dtype))
+    bias_v = graph.constant(node.name + "/bias", bias.astype(dtype))
+    graph.rewrite(node, "Affine", [x, scale_v, bias_v], {"axis": axis})
     return True
 
 

@@ -62,13 +62,9 @@ class MapRelu6(Pass):
             if x is None:
                 continue
             inner = node.inputs[0].producer if node.op != "Clip" else None
-            relu6 = graph.add_node("Relu6", [x], [graph.new_value(node.output.name + "/relu6", like=node.output,
-                                                                  tf_name=node.output.tf_name)],
-                                   name=node.name, source_names=node.source_names, before=node)
-            graph.replace_all_uses_with(node.output, relu6.output)
-            graph.remove(node)
+            graph.rewrite(node, "Relu6", [x])
             if inner is not None and not inner.output.uses:
-                relu6.source_names = inner.source_names + relu6.source_names
+                node.source_names = inner.source_names + node.source_names
                 graph.remove(inner)
             changed = True
         return changed

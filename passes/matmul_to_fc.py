@@ -23,12 +23,6 @@ class MatMulToFC(Pass):
                 continue
             w = node.inputs[1].const
             w_out_in = w if node.attrs.get("transpose_b") else np.ascontiguousarray(w.T)
-            fc = graph.add_node("FullyConnected",
-                                [node.inputs[0], graph.constant(node.name + "/weights", w_out_in)],
-                                [graph.new_value(node.output.name + "/fc", like=node.output,
-                                                 tf_name=node.output.tf_name)],
-                                name=node.name, source_names=node.source_names, before=node)
-            graph.replace_all_uses_with(node.output, fc.output)
-            graph.remove(node)
+            graph.rewrite(node, "FullyConnected", [node.inputs[0], graph.constant(node.name + "/weights", w_out_in)])
             changed = True
         return changed

@@ -44,6 +44,7 @@ class Pass:
     name: str = ""
     fixed_point: bool = False
     description: str = ""
+    run_after: str | None = None  # where the default pipeline places a plugin pass
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         raise NotImplementedError
@@ -53,12 +54,16 @@ PASSES: dict[str, type[Pass]] = {}
 P = TypeVar("P", bound=type[Pass])
 
 
-def register_pass(name: str, *, fixed_point: bool = False) -> Callable[[P], P]:
-    """Class decorator: ``@register_pass("fold-batchnorm")``. Later registrations override."""
+def register_pass(name: str, *, fixed_point: bool = False, run_after: str | None = None) -> Callable[[P], P]:
+    """Class decorator: ``@register_pass("fold-batchnorm")``. Later registrations override.
+
+    ``run_after="fold-batchnorm"`` puts a (plugin) pass into the default pipeline after that pass.
+    """
 
     def deco(cls: P) -> P:
         cls.name = name
         cls.fixed_point = fixed_point
+        cls.run_after = run_after
         if not cls.description and cls.__doc__:
             cls.description = cls.__doc__.strip().splitlines()[0]
         PASSES[name] = cls
@@ -72,6 +77,15 @@ def get_pass(name: str) -> Pass:
         return PASSES[name]()
     except KeyError:
         raise UsageError(f"unknown pass '{name}' (known: {', '.join(sorted(PASSES))})") from None
+
+
+def with_plugin_passes(pipeline: Sequence[str]) -> list[str]:
+    """``pipeline`` with every registered pass that asks to ``run_after`` one of its passes inserted."""
+    result = list(pipeline)
+    for name, cls in PASSES.items():
+        if cls.run_after and name not in result and cls.run_after in result:
+            result.insert(result.index(cls.run_after) + 1, name)
+    return result
 
 
 def infer_shapes(graph: Graph) -> None:

@@ -258,6 +258,16 @@ class Graph:
             node.inputs.append(v)
             v._uses.append((node, i))
 
+    def rewrite(self, node: Node, op: str, inputs: Sequence[Value], attrs: dict[str, Any] | None = None) -> None:
+        """Turn ``node`` into another op in place: same name, same output values, new inputs/attrs.
+
+        The usual way to replace one node by one equivalent node: readers, names and the TF
+        correspondence of the outputs are kept. Shapes are re-inferred by the pass manager.
+        """
+        node.op = op
+        node.attrs = dict(attrs or {})
+        self.set_inputs(node, inputs)
+
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
         """Every reader of ``old`` (and the graph outputs) reads ``new`` instead."""
         if old is new:

@@ -1,0 +1,1 @@
+"""Backends: each turns the lowered IR into files for one target framework."""

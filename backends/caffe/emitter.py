@@ -1,0 +1,314 @@
+"""IR (NCHW, lowered) → Caffe ``NetParameter``: one or more layers per IR node, weights as blobs.
+
+Layer names are the IR node names, which derive from the TF node names, so a layer reads as the TF
+node it replaces. Every layer writes a blob of its own name (no in-place layers), so every blob can
+be compared with its TF tensor (``--verify --per-layer``). Parameter layouts:
+
+- Convolution: weights (O, I/group, kh, kw), bias (O); symmetric ``pad_h``/``pad_w`` only
+  (``symmetric-padding`` ran before), or ``DepthwiseConvolution`` with four pads (kernels flavor).
+- InnerProduct: weights (out, in), bias (out). Scale (+bias): per-channel on ``axis``.
+- Pooling: Caffe sizes outputs with ``ceil((in + 2p − k)/s) + 1``; the emitter checks that equals
+  the IR's (TF's floor) size and refuses otherwise.
+- Scalar constants in element-wise ops become ``Power`` (``y = (shift + scale·x)^power``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transpiler.backends.caffe.flavors import Flavor
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+from transpiler.errors import BackendError
+from transpiler.ir.core import Graph, Node, Value
+
+
+@dataclass
+class Emitted:
+    """The result of emitting a graph: the net with weights, and where each IR value lives."""
+
+    net: Any
+    blob_of: dict[int, str] = field(default_factory=dict)  # id(Value) -> Caffe blob name
+    layer_of_blob: dict[str, str] = field(default_factory=dict)  # blob -> layer writing it last
+    values: dict[str, Value] = field(default_factory=dict)  # blob -> IR value it holds
+
+
+def set_blob(blob: Any, array: np.ndarray) -> None:
+    arr = np.ascontiguousarray(array, dtype=np.float32)
+    blob.shape.dim.extend(int(d) for d in arr.shape)
+    blob.data.extend(arr.reshape(-1).tolist())
+
+
+class CaffeEmitter:
+    def __init__(self, flavor: Flavor) -> None:
+        self.flavor = flavor
+        self.net = cp.NetParameter()
+        self.result = Emitted(self.net)
+
+    # ------------------------------------------------------------------ helpers
+    def blob(self, v: Value) -> str:
+        try:
+            return self.result.blob_of[id(v)]
+        except KeyError:
+            if v.const is not None:
+                raise BackendError(f"constant %{v.name} is used as a feature map; Caffe layers take "
+                                   "constants only as weights") from None
+            raise BackendError(f"value %{v.name} has no Caffe blob (internal order error)") from None
+
+    def layer(self, name: str, type_: str, bottoms: list[str], top: str | None = None) -> Any:
+        self.flavor.check(type_, name)
+        layer = self.net.layer.add()
+        layer.name = name
+        layer.type = type_
+        layer.bottom.extend(bottoms)
+        layer.top.append(top or name)
+        self.result.layer_of_blob[top or name] = name
+        return layer
+
+    def bind(self, v: Value, blob: str) -> None:
+        self.result.blob_of[id(v)] = blob
+        self.result.values[blob] = v
+
+    # -------------------------------------------------------------------- emit
+    def emit(self, graph: Graph) -> Emitted:
+        self.net.name = graph.name
+        for v in graph.inputs:
+            layer = self.layer(v.name, "Input", [])
+            layer.input_param.shape.add().dim.extend(int(d) for d in v.static_shape)
+            self.bind(v, v.name)
+        for node in graph.nodes:
+            fn = EMITTERS.get(node.op)
+            if fn is None:
+                raise BackendError(f"{node.describe()}: no Caffe layer for IR op {node.op}")
+            top = fn(self, node)
+            self.bind(node.output, top)
+        for v in graph.outputs:
+            self.blob(v)
+        return self.result
+
+
+Emitter = Callable[[CaffeEmitter, Node], str]
+EMITTERS: dict[str, Emitter] = {}
+
+
+def caffe_op(*ops: str) -> Callable[[Emitter], Emitter]:
+    """Register the Caffe emitter of IR ops (plugins may add their own)."""
+
+    def deco(fn: Emitter) -> Emitter:
+        for op in ops:
+            EMITTERS[op] = fn
+        return fn
+
+    return deco
+
+
+def _const(node: Node, i: int, what: str) -> np.ndarray:
+    c = node.inputs[i].const
+    if c is None:
+        raise BackendError(f"{node.describe()}: {what} must be constant")
+    return c
+
+
+@caffe_op("Conv")
+def _conv(e: CaffeEmitter, node: Node) -> str:
+    w = _const(node, 1, "weights")
+    t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
+    group = int(node.attrs.get("group", 1))
+    depthwise_native = e.flavor.asymmetric_pads and group > 1 and w.shape[1] == 1
+    if (t != b or left != r) and not depthwise_native:
+        raise BackendError(f"{node.describe()}: uneven pads {node.attrs['pads']} reached the Caffe backend "
+                           "(the symmetric-padding pass must run for this flavor)")
+    if depthwise_native:
+        layer = e.layer(node.name, "DepthwiseConvolution", [e.blob(node.inputs[0])])
+        p = layer.depthwise_convolution_param
+        p.num_output = int(w.shape[0])
+        p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = int(t), int(b), int(left), int(r)
+    else:
+        layer = e.layer(node.name, "Convolution", [e.blob(node.inputs[0])])
+        p = layer.convolution_param
+        p.num_output = int(w.shape[0])
+        p.pad_h, p.pad_w = int(t), int(left)
+        if group != 1:
+            p.group = group
+    p.kernel_h, p.kernel_w = int(w.shape[2]), int(w.shape[3])
+    p.stride_h, p.stride_w = (int(s) for s in node.attrs.get("strides", (1, 1)))
+    dh, dw = node.attrs.get("dilations", (1, 1))
+    if (dh, dw) != (1, 1):
+        if dh != dw:
+            raise BackendError(f"{node.describe()}: Caffe has one dilation for both axes, got {dh}, {dw}")
+        p.dilation.append(int(dh))
+    p.bias_term = len(node.inputs) > 2
+    set_blob(layer.blobs.add(), w)
+    if p.bias_term:
+        set_blob(layer.blobs.add(), _const(node, 2, "bias"))
+    return node.name
+
+
+def _caffe_pool_size(size: int, k: int, s: int, p: int) -> int:
+    out = -(-(size + 2 * p - k) // s) + 1
+    if p > 0 and (out - 1) * s >= size + p:
+        out -= 1  # Caffe drops a last window that starts inside the padding
+    return out
+
+
+@caffe_op("Pool")
+def _pool(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Pooling", [e.blob(node.inputs[0])])
+    p = layer.pooling_param
+    p.pool = cp.PoolingParameter.MAX if node.attrs["mode"] == "max" else cp.PoolingParameter.AVE
+    if node.attrs.get("global_pool"):
+        p.global_pooling = True
+        return node.name
+    t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
+    if t != b or left != r or (node.attrs["mode"] == "avg" and (t or left)):
+        raise BackendError(f"{node.describe()}: Caffe pooling cannot express pads {node.attrs['pads']} "
+                           f"exactly for {node.attrs['mode']} pooling")
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["strides"]
+    x, y = node.inputs[0].static_shape, node.output.static_shape
+    if (_caffe_pool_size(x[2], kh, sh, t), _caffe_pool_size(x[3], kw, sw, left)) != (y[2], y[3]):
+        raise BackendError(f"{node.describe()}: Caffe's pooling output size (ceil rounding) differs from TF's "
+                           f"{y[2]}x{y[3]} for input {x[2]}x{x[3]}")
+    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = kh, kw, sh, sw, t, left
+    return node.name
+
+
+@caffe_op("Affine")
+def _affine(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Scale", [e.blob(node.inputs[0])])
+    axis = int(node.attrs.get("axis", 1))
+    if axis != 1:
+        layer.scale_param.axis = axis
+    layer.scale_param.bias_term = True
+    set_blob(layer.blobs.add(), _const(node, 1, "scale"))
+    set_blob(layer.blobs.add(), _const(node, 2, "bias"))
+    return node.name
+
+
+@caffe_op("FullyConnected")
+def _fc(e: CaffeEmitter, node: Node) -> str:
+    w = _const(node, 1, "weights")
+    layer = e.layer(node.name, "InnerProduct", [e.blob(node.inputs[0])])
+    layer.inner_product_param.num_output = int(w.shape[0])
+    layer.inner_product_param.bias_term = len(node.inputs) > 2
+    set_blob(layer.blobs.add(), w)
+    if len(node.inputs) > 2:
+        set_blob(layer.blobs.add(), _const(node, 2, "bias"))
+    return node.name
+
+
+@caffe_op("Relu")
+def _relu(e: CaffeEmitter, node: Node) -> str:
+    e.layer(node.name, "ReLU", [e.blob(node.inputs[0])])
+    return node.name
+
+
+@caffe_op("Relu6")
+def _relu6(e: CaffeEmitter, node: Node) -> str:
+    x = e.blob(node.inputs[0])
+    if e.flavor.relu6 == "ReLU6":
+        e.layer(node.name, "ReLU6", [x])
+    elif e.flavor.relu6 == "Clip":
+        layer = e.layer(node.name, "Clip", [x])
+        layer.clip_param.min, layer.clip_param.max = 0.0, 6.0
+    else:  # min(relu(x), 6) = relu(x) - relu(relu(x) - 6)
+        e.layer(f"{node.name}/relu", "ReLU", [x])
+        shift = e.layer(f"{node.name}/minus6", "Power", [f"{node.name}/relu"])
+        shift.power_param.shift = -6.0
+        e.layer(f"{node.name}/excess", "ReLU", [f"{node.name}/minus6"])
+        sub = e.layer(node.name, "Eltwise", [f"{node.name}/relu", f"{node.name}/excess"])
+        sub.eltwise_param.operation = cp.EltwiseParameter.SUM
+        sub.eltwise_param.coeff.extend([1.0, -1.0])
+    return node.name
+
+
+@caffe_op("Clip")
+def _clip(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Clip", [e.blob(node.inputs[0])])
+    layer.clip_param.min, layer.clip_param.max = float(node.attrs["min"]), float(node.attrs["max"])
+    return node.name
+
+
+@caffe_op("Sigmoid", "Tanh", "Exp", "Log")
+def _unary(e: CaffeEmitter, node: Node) -> str:
+    e.layer(node.name, {"Sigmoid": "Sigmoid", "Tanh": "TanH", "Exp": "Exp", "Log": "Log"}[node.op],
+            [e.blob(node.inputs[0])])
+    return node.name
+
+
+ELTWISE = {"Add": cp.EltwiseParameter.SUM, "Sub": cp.EltwiseParameter.SUM, "Mul": cp.EltwiseParameter.PROD,
+           "Maximum": cp.EltwiseParameter.MAX}
+
+
+@caffe_op("Add", "Sub", "Mul", "Maximum", "Div")
+def _binary(e: CaffeEmitter, node: Node) -> str:
+    a, b = node.inputs
+    consts = [v.const is not None and v.const.size == 1 for v in (a, b)]
+    if any(consts):
+        return _power(e, node, consts[0])
+    if a.shape != b.shape or node.op not in ELTWISE:
+        raise BackendError(f"{node.describe()}: Caffe Eltwise needs equal shapes ({a.shape} vs {b.shape}) "
+                           f"and one of {', '.join(ELTWISE)}")
+    layer = e.layer(node.name, "Eltwise", [e.blob(a), e.blob(b)])
+    layer.eltwise_param.operation = ELTWISE[node.op]
+    if node.op == "Sub":
+        layer.eltwise_param.coeff.extend([1.0, -1.0])
+    return node.name
+
+
+def _power(e: CaffeEmitter, node: Node, const_first: bool) -> str:
+    x, c = (node.inputs[1], node.inputs[0]) if const_first else (node.inputs[0], node.inputs[1])
+    k = float(np.asarray(c.const).reshape(-1)[0])
+    scale, shift = {
+        ("Add", False): (1.0, k), ("Add", True): (1.0, k),
+        ("Mul", False): (k, 0.0), ("Mul", True): (k, 0.0),
+        ("Sub", False): (1.0, -k), ("Sub", True): (-1.0, k),
+        ("Div", False): (1.0 / k if k else np.inf, 0.0),
+    }.get((node.op, const_first), (None, None))
+    if scale is None or not np.isfinite(scale):
+        raise BackendError(f"{node.describe()}: {node.op} with a scalar constant has no Caffe Power form")
+    layer = e.layer(node.name, "Power", [e.blob(x)])
+    layer.power_param.scale, layer.power_param.shift = float(scale), float(shift)  # type: ignore[arg-type]
+    return node.name
+
+
+@caffe_op("Concat")
+def _concat(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Concat", [e.blob(v) for v in node.inputs])
+    rank = len(node.output.shape or ())
+    layer.concat_param.axis = int(node.attrs["axis"]) % max(rank, 1)
+    return node.name
+
+
+@caffe_op("Softmax")
+def _softmax(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Softmax", [e.blob(node.inputs[0])])
+    rank = len(node.output.shape or ())
+    layer.softmax_param.axis = int(node.attrs.get("axis", -1)) % max(rank, 1)
+    return node.name
+
+
+@caffe_op("Reshape", "Squeeze", "Flatten")
+def _reshape(e: CaffeEmitter, node: Node) -> str:
+    shape = node.output.static_shape
+    x = node.inputs[0].static_shape
+    if len(shape) == 2 and shape[0] == x[0]:
+        e.layer(node.name, "Flatten", [e.blob(node.inputs[0])])
+        return node.name
+    layer = e.layer(node.name, "Reshape", [e.blob(node.inputs[0])])
+    layer.reshape_param.shape.dim.extend(int(d) for d in shape)
+    return node.name
+
+
+@caffe_op("Transpose")
+def _permute(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "Permute", [e.blob(node.inputs[0])])
+    layer.permute_param.order.extend(int(p) for p in node.attrs["perm"])
+    return node.name
+
+
+def emit_caffe(graph: Graph, flavor: Flavor) -> Emitted:
+    """Emit the whole graph; raises :class:`BackendError` naming the first node that cannot be written."""
+    return CaffeEmitter(flavor).emit(graph)

@@ -1,0 +1,155 @@
+"""The conversion driver: load → import → passes → emit → write, and the conversion report.
+
+This is the fast path: it never imports TensorFlow. Everything that can fail on user input
+(loading, unsupported ops, unknown names, backend limits) fails before any file is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
+from transpiler.errors import UsageError
+from transpiler.frontends.tf import InputSpec, load_tf_model
+from transpiler.ir.core import Graph, Value
+from transpiler.pass_manager import PassContext, PassManager, PassRecord, with_plugin_passes
+
+log = logging.getLogger("transpiler")
+
+# The pipeline, in order. Names are pass names; flavors that pad symmetrically add symmetric-padding.
+FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
+                "fix-same-padding", "map-relu6"]
+LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
+
+
+def default_pipeline(flavor: str) -> list[str]:
+    passes = FRONT_PASSES + LAYOUT_PASSES
+    if not get_flavor(flavor).asymmetric_pads:
+        passes = [*passes, "symmetric-padding"]
+    return with_plugin_passes([*passes, "dce"])
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import user modules that register TF op handlers, IR ops, passes or Caffe emitters."""
+    for name in modules:
+        try:
+            if name.endswith(".py") or "/" in name:
+                path = Path(name)
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {name}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as exc:
+            raise UsageError(f"--plugin {name}: {type(exc).__name__}: {exc}") from exc
+        log.info("loaded plugin %s", name)
+
+
+@dataclass
+class ConvertOptions:
+    model: Path
+    out_dir: Path | None = None
+    inputs: list[InputSpec] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    flavor: str = "ssd"
+    passes: list[str] | None = None
+    dump_ir: Path | None = None
+    plugins: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    stop_after: str | None = None  # inspect --after PASS
+
+    @property
+    def output_dir(self) -> Path:
+        return self.out_dir or Path(f"{Path(self.model).stem}_caffe")
+
+
+@dataclass
+class ConversionResult:
+    graph: Graph
+    emitted: Emitted
+    records: list[PassRecord]
+    warnings: list[str]
+    report: dict[str, Any]
+    files: list[Path]
+
+
+def lower(options: ConvertOptions) -> tuple[Graph, PassManager, PassContext]:
+    """Load, import and run the pass pipeline; nothing is written."""
+    import transpiler.passes  # noqa: F401  (registers the built-in passes)
+
+    load_plugins(options.plugins)
+    get_flavor(options.flavor)
+    graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
+    names = options.passes if options.passes is not None else default_pipeline(options.flavor)
+    if options.stop_after is not None:
+        if options.stop_after not in names:
+            raise UsageError(f"--after {options.stop_after}: not in the pipeline ({', '.join(names)})")
+        names = names[: names.index(options.stop_after) + 1]
+    manager = PassManager(names, dump_dir=options.dump_ir)
+    ctx = PassContext(options={"flavor": options.flavor, **options.options})
+    manager.run(graph, ctx)
+    return graph, manager, ctx
+
+
+def convert(options: ConvertOptions) -> ConversionResult:
+    start = time.perf_counter()
+    graph, manager, ctx = lower(options)
+    emitted = emit_caffe(graph, get_flavor(options.flavor))
+    report = build_report(options, graph, emitted, manager.records, ctx.warnings)
+    files = write_model(options.output_dir, emitted.net, report)
+    log.info("wrote %s (%d layers) in %.2f s", options.output_dir, len(emitted.net.layer),
+             time.perf_counter() - start)
+    return ConversionResult(graph, emitted, manager.records, ctx.warnings, report, files)
+
+
+def _tensor_entry(tf_name: str, v: Value, emitted: Emitted) -> dict[str, Any]:
+    blob = emitted.blob_of[id(v)]
+    perm = list(v.tf_perm) if v.tf_perm else list(range(len(v.shape or ())))
+    shape = list(v.static_shape)
+    inverse = [perm.index(i) for i in range(len(perm))]
+    return {
+        "tf_tensor": tf_name,
+        "caffe_blob": blob,
+        "caffe_layer": emitted.layer_of_blob.get(blob, blob),
+        "shape": shape,
+        "tf_shape": [shape[i] for i in inverse],
+        "layout": v.layout or "",
+        "permutation": perm,
+        "dtype": "float32",
+        "tf_dtype": v.dtype.numpy.name if v.dtype.is_float else v.dtype.short,
+    }
+
+
+def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, records: Sequence[PassRecord],
+                 warnings: Sequence[str]) -> dict[str, Any]:
+    tf_inputs = graph.metadata.get("tf_inputs", [v.tf_name for v in graph.inputs])
+    tf_outputs = graph.metadata.get("tf_outputs", [v.tf_name for v in graph.outputs])
+    types: dict[str, int] = {}
+    for layer in emitted.net.layer:
+        types[layer.type] = types.get(layer.type, 0) + 1
+    blobs = {}
+    for blob, v in emitted.values.items():
+        if v.tf_name:
+            blobs[blob] = {"tf_tensor": v.tf_name, "layer": emitted.layer_of_blob.get(blob, blob),
+                           "permutation": list(v.tf_perm) if v.tf_perm else list(range(len(v.shape or ())))}
+    return {
+        "model": str(options.model),
+        "target": "caffe",
+        "flavor": options.flavor,
+        "files": {"prototxt": "deploy.prototxt", "caffemodel": "deploy.caffemodel"},
+        "inputs": [_tensor_entry(n, v, emitted) for n, v in zip(tf_inputs, graph.inputs, strict=True)],
+        "outputs": [_tensor_entry(n, v, emitted) for n, v in zip(tf_outputs, graph.outputs, strict=True)],
+        "passes": [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 4),
+                    "op_count_diff": {op: list(d) for op, d in r.diff.items()}} for r in records],
+        "layer_types": dict(sorted(types.items())),
+        "warnings": list(warnings),
+        "blobs": blobs,
+    }

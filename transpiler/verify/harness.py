@@ -1,0 +1,117 @@
+"""``--verify``: feed the same input to TF (source graph) and OpenCV (converted model), compare.
+
+Inputs are deterministic: a seeded pseudo-random tensor (uniform in [−1, 1] for float inputs,
+0..255 for integer ones) or a picture (``--verify-input image.png``, read with OpenCV, BGR→RGB,
+resized to the input size; raw 0..255 for integer inputs, mapped to [−1, 1] for float ones).
+TF receives the NHWC tensor, Caffe the same values permuted as conversion.json says.
+
+With ``per_layer`` every Caffe blob that conversion.json maps to a TF tensor is compared, in
+network order, and the first one beyond tolerance is named: that is where the conversion diverges.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import UsageError, VerificationFailed
+from transpiler.verify.compare import Comparison, compare_arrays, format_table
+from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
+
+
+@dataclass
+class VerifyOptions:
+    model: Path
+    out_dir: Path
+    image: Path | None = None
+    per_layer: bool = False
+    tolerance: float = 1e-4
+    seed: int = 0
+
+
+@dataclass
+class VerifyResult:
+    outputs: list[Comparison]
+    layers: list[Comparison] = field(default_factory=list)
+    first_divergence: Comparison | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.outputs)
+
+
+def make_input(entry: dict[str, Any], image: Path | None, seed: int) -> np.ndarray:
+    """The NHWC (TF-side) input tensor for one conversion.json input entry."""
+    shape = tuple(entry["tf_shape"])
+    integer = not entry["tf_dtype"].startswith("float")
+    if image is not None:
+        import cv2
+
+        pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise UsageError(f"--verify-input {image}: not a readable image")
+        if len(shape) != 4 or shape[3] != 3:
+            raise UsageError(f"--verify-input needs an N×H×W×3 input, '{entry['tf_tensor']}' is {shape}")
+        rgb = cv2.cvtColor(cv2.resize(pixels, (shape[2], shape[1]), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        batch = np.repeat(rgb[None], shape[0], axis=0)
+        return batch.astype(np.uint8) if integer else (batch.astype(np.float32) / 127.5 - 1.0)
+    rng = np.random.default_rng(seed)
+    if integer:
+        return rng.integers(0, 256, size=shape).astype(np.uint8)
+    return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def _tf_dtype(entry: dict[str, Any], array: np.ndarray) -> np.ndarray:
+    return array.astype(np.uint8) if entry["tf_dtype"] == "u8" else array
+
+
+def verify_model(options: VerifyOptions) -> VerifyResult:
+    report = json.loads((options.out_dir / "conversion.json").read_text())
+    net = load_opencv_net(options.out_dir / "deploy.prototxt", options.out_dir / "deploy.caffemodel")
+    tf_feeds, caffe_feeds = {}, {}
+    for i, entry in enumerate(report["inputs"]):
+        x = make_input(entry, options.image, options.seed + i)
+        tf_feeds[entry["tf_tensor"]] = _tf_dtype(entry, x)
+        caffe_feeds[entry["caffe_blob"]] = x.astype(np.float32).transpose(entry["permutation"])
+    outputs = report["outputs"]
+    blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
+                    if options.per_layer and b not in caffe_feeds]
+    fetches = sorted({e["tf_tensor"] for e in outputs} | {e["tf_tensor"] for _, e in blob_entries})
+    ref = run_tensorflow(options.model, tf_feeds, fetches)
+    layers = list(dict.fromkeys([e["caffe_layer"] for e in outputs] + [e["layer"] for _, e in blob_entries]))
+    got = run_opencv(net, caffe_feeds, layers)
+    result = VerifyResult([
+        compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
+                       np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
+        for e in outputs
+    ])
+    for blob, e in blob_entries:
+        r = np.asarray(ref[e["tf_tensor"]])
+        perm = e["permutation"] if r.ndim == len(e["permutation"]) else list(range(r.ndim))
+        cmp = compare_arrays(e["tf_tensor"], blob, got[e["layer"]], np.transpose(r, perm), options.tolerance)
+        result.layers.append(cmp)
+        if not cmp.ok and result.first_divergence is None:
+            result.first_divergence = cmp
+    return result
+
+
+def print_result(result: VerifyResult, tolerance: float) -> None:
+    print(f"verify: outputs (tolerance: max|Δ| ≤ {tolerance:g} · max|ref|)")
+    print(format_table(result.outputs))
+    if result.layers:
+        bad = [c for c in result.layers if not c.ok]
+        print(f"verify: {len(result.layers)} blobs compared with their TF tensors, {len(bad)} beyond tolerance")
+        if result.first_divergence is not None:
+            c = result.first_divergence
+            print(f"verify: first divergence at Caffe blob '{c.blob}' (TF tensor {c.name}): "
+                  f"max|Δ| {c.max_abs:.3g}, rel {c.rel:.3g}")
+
+
+def check(result: VerifyResult) -> None:
+    if not result.ok:
+        bad = ", ".join(c.name for c in result.outputs if not c.ok)
+        raise VerificationFailed(f"verification failed: {bad} differ from TensorFlow beyond tolerance")
