@@ -111,10 +111,11 @@ def run_convert(argv: Sequence[str]) -> int:
 def run_inspect(argv: Sequence[str]) -> int:
     args = inspect_parser().parse_args(argv)
     _logging(args.verbose)
-    from transpiler.convert import default_pipeline, lower
+    from transpiler.convert import default_pipeline, load_plugins, lower
     from transpiler.ir.printer import to_dot, to_text
 
     options = _options(args)
+    load_plugins(args.plugin)  # plugin passes may join the default pipeline
     names = options.passes or default_pipeline(args.flavor)  # type: ignore[attr-defined]
     if args.all_passes:
         options.passes = names  # type: ignore[attr-defined]

@@ -35,9 +35,17 @@ def default_pipeline(flavor: str) -> list[str]:
     return with_plugin_passes([*passes, "dce"])
 
 
+_LOADED_PLUGINS: set[str] = set()
+
+
 def load_plugins(modules: Sequence[str]) -> None:
-    """Import user modules that register TF op handlers, IR ops, passes or Caffe emitters."""
+    """Import user modules that register TF op handlers, IR ops, passes or Caffe emitters (once each)."""
+    import transpiler.passes  # noqa: F401  (built-in passes first, so plugins may override them)
+
     for name in modules:
+        if name in _LOADED_PLUGINS:
+            continue
+        _LOADED_PLUGINS.add(name)
         try:
             if name.endswith(".py") or "/" in name:
                 path = Path(name)
@@ -83,8 +91,6 @@ class ConversionResult:
 
 def lower(options: ConvertOptions) -> tuple[Graph, PassManager, PassContext]:
     """Load, import and run the pass pipeline; nothing is written."""
-    import transpiler.passes  # noqa: F401  (registers the built-in passes)
-
     load_plugins(options.plugins)
     get_flavor(options.flavor)
     graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)

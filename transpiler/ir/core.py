@@ -133,7 +133,8 @@ class Graph:
         self._nodes: list[Node] = []
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
-        self._names: set[str] = set()
+        self._names: set[str] = set()  # node names
+        self._value_names: set[str] = set()
         self.metadata: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- reading
@@ -171,28 +172,26 @@ class Graph:
         return None
 
     # ------------------------------------------------------------------ naming
-    def unique_name(self, base: str) -> str:
-        """``base`` if unused by any node or value in this graph, else ``base_1``, ``base_2``..."""
+    def unique_name(self, base: str, *, value: bool = False) -> str:
+        """``base`` if no node (or, with ``value``, no value) has it yet, else ``base_1``, ``base_2``..."""
+        taken = self._value_names if value else self._names
         name, i = base, 0
-        while name in self._names:
+        while name in taken:
             i += 1
             name = f"{base}_{i}"
-        self._names.add(name)
+        taken.add(name)
         return name
-
-    def reserve_name(self, name: str) -> None:
-        self._names.add(name)
 
     # ---------------------------------------------------------------- building
     def add_input(self, name: str, dtype: DType, shape: Shape | None, **kw: Any) -> Value:
-        value = Value(self.unique_name(name), dtype, shape, **kw)
+        value = Value(self.unique_name(name, value=True), dtype, shape, **kw)
         self.inputs.append(value)
         return value
 
     def constant(self, name: str, array: np.ndarray | float | int, dtype: DType | None = None) -> Value:
         """A new constant value holding ``array`` (copied to a numpy array)."""
         arr = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype.numpy)
-        return Value(self.unique_name(name), dtype or DType.from_numpy(arr.dtype), arr.shape, const=arr)
+        return Value(self.unique_name(name, value=True), dtype or DType.from_numpy(arr.dtype), arr.shape, const=arr)
 
     def add_node(
         self,
@@ -218,7 +217,7 @@ class Graph:
             v._uses.append((node, i))
         if isinstance(outputs, int):
             outputs = [
-                Value(self.unique_name(node.name if i == 0 else f"{node.name}:{i}"), DType.FLOAT32, None)
+                Value(self.unique_name(node.name if i == 0 else f"{node.name}:{i}", value=True), DType.FLOAT32, None)
                 for i in range(outputs)
             ]
         for v in outputs:
@@ -239,7 +238,7 @@ class Graph:
         dtype = kw.pop("dtype", like.dtype if like is not None else DType.FLOAT32)
         shape = kw.pop("shape", like.shape if like is not None else None)
         layout = kw.pop("layout", like.layout if like is not None else None)
-        return Value(self.unique_name(name), dtype, shape, layout=layout, **kw)
+        return Value(self.unique_name(name, value=True), dtype, shape, layout=layout, **kw)
 
     # ---------------------------------------------------------------- mutation
     def set_input(self, node: Node, index: int, value: Value) -> None:

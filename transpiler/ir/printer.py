@@ -81,14 +81,16 @@ def to_text(graph: Graph) -> str:
 
 def to_dot(graph: Graph) -> str:
     def q(s: str) -> str:
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + s.replace('"', "'") + '"'  # labels carry DOT's own \\n line breaks
+
+    br = "\\n"
 
     lines = [f"digraph {q(graph.name)} {{", "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
     for v in graph.inputs:
-        lines.append(f"  {q('in:' + v.name)} [shape=ellipse, label={q(v.name + chr(10) + format_shape(v.shape))}];")
+        lines.append(f"  {q('in:' + v.name)} [shape=ellipse, label={q(v.name + br + format_shape(v.shape))}];")
     ids = {id(n): f"n{i}" for i, n in enumerate(graph.nodes)}
     for node in graph.nodes:
-        lines.append(f"  {ids[id(node)]} [label={q(node.op + chr(10) + node.name)}];")
+        lines.append(f"  {ids[id(node)]} [label={q(node.op + br + node.name)}];")
     for node in graph.nodes:
         for v in node.inputs:
             if v.producer is not None:

@@ -1,0 +1,55 @@
+"""Shared test helpers: fixture locations, real pictures, TF graph building, OpenCV execution."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+
+def fixture_model(name: str) -> Path:
+    path = FIXTURES / name / "model.pb"
+    if not path.exists():
+        pytest.fail(f"fixture {path} is missing: ../shared/fixtures must sit beside the repository")
+    return path
+
+
+def picture(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A scikit-image picture as RGB uint8 (H, W, 3), resized with OpenCV INTER_LINEAR if asked."""
+    import cv2
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = img[..., :3].astype(np.uint8)
+    if size is not None:
+        img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
+def freeze_tf_function(fn: Callable[..., object], shape: tuple[int, ...], path: Path, dtype: str = "float32") -> Path:
+    """Trace ``fn`` for one input of ``shape`` and write the frozen GraphDef to ``path``."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = tf.function(fn).get_concrete_function(tf.TensorSpec(shape, getattr(tf, dtype), name="input"))
+    frozen = convert_variables_to_constants_v2(concrete)
+    path.write_bytes(frozen.graph.as_graph_def().SerializeToString())
+    return path
+
+
+@pytest.fixture
+def pictures() -> Callable[..., np.ndarray]:
+    return picture

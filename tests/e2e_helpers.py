@@ -1,0 +1,45 @@
+"""Convert a graph and run both sides (TF and OpenCV dnn) on the same input: shared by e2e tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transpiler.convert import ConvertOptions, convert
+from transpiler.frontends.tf.importer import InputSpec
+from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
+
+
+def convert_model(model: Path, out: Path, **kw: Any) -> dict[str, Any]:
+    inputs = [InputSpec(n) if isinstance(n, str) else n for n in kw.pop("inputs", [])]
+    convert(ConvertOptions(model=model, out_dir=out, inputs=inputs, **kw))
+    return json.loads((out / "conversion.json").read_text())
+
+
+def run_both(model: Path, out: Path, report: dict[str, Any], x_nhwc: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """[(tf tensor, TF reference permuted to the Caffe blob layout, Caffe output)] for every output."""
+    entry = report["inputs"][0]
+    ref = run_tensorflow(model, {entry["tf_tensor"]: x_nhwc}, [o["tf_tensor"] for o in report["outputs"]])
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    feed = {entry["caffe_blob"]: x_nhwc.astype(np.float32).transpose(entry["permutation"])}
+    got = run_opencv(net, feed, [o["caffe_layer"] for o in report["outputs"]])
+    return [(o["tf_tensor"], np.transpose(ref[o["tf_tensor"]], o["permutation"]), got[o["caffe_layer"]])
+            for o in report["outputs"]]
+
+
+def rel_error(ref: np.ndarray, got: np.ndarray) -> float:
+    assert ref.shape == got.shape, (ref.shape, got.shape)
+    return float(np.abs(ref.astype(np.float64) - got).max() / max(np.abs(ref).max(), 1e-12))
+
+
+def layer_types(out: Path) -> list[tuple[str, str, list[str]]]:
+    """(name, type, bottoms) of every layer of the written prototxt, parsed with our schema."""
+    from google.protobuf import text_format
+
+    from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+
+    net = text_format.Parse((out / "deploy.prototxt").read_text(), cp.NetParameter())
+    return [(layer.name, layer.type, list(layer.bottom)) for layer in net.layer]

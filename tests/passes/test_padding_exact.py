@@ -1,0 +1,97 @@
+"""Padding is exact: TF SAME and Pad+VALID convolutions, through OpenCV dnn, equal TensorFlow.
+
+Covers strides 1 and 2, even and odd inputs (non-square too), kernels 1/3/5, dilation 2, regular
+and depthwise convolutions, asymmetric explicit Pads. Every case goes TF graph → transpiler →
+OpenCV dnn, compared with TF's own output.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from e2e_helpers import convert_model, layer_types, rel_error, run_both
+
+
+def _graph(path: Path, hw: tuple[int, int], kernel: int, stride: int, depthwise: bool, mode: str,
+           dilation: int = 1, pads: tuple[tuple[int, int], tuple[int, int]] | None = None) -> Path:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(kernel * 100 + stride * 10 + hw[0] + hw[1])
+    channels = 4
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (1, *hw, channels), name="input")
+        if depthwise:
+            w = tf.constant(rng.normal(size=(kernel, kernel, channels, 2)).astype(np.float32))
+        else:
+            w = tf.constant(rng.normal(size=(kernel, kernel, channels, 6)).astype(np.float32))
+        strides = [1, stride, stride, 1]
+        padding = "SAME"
+        if mode == "pad_valid":
+            if pads is None:
+                eff = dilation * (kernel - 1) + 1
+                pads = tuple(  # type: ignore[assignment]
+                    (p // 2, p - p // 2)
+                    for p in (max((-(-n // stride) - 1) * stride + eff - n, 0) for n in hw)
+                )
+            x_in = tf.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])  # type: ignore[index]
+            padding = "VALID"
+        else:
+            x_in = x
+        if depthwise:
+            y = tf.nn.depthwise_conv2d(x_in, w, strides, padding, dilations=[dilation, dilation])
+        else:
+            y = tf.nn.conv2d(x_in, w, strides, padding, dilations=[dilation, dilation])
+        tf.identity(y, name="output")
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    return path
+
+
+CASES = list(itertools.product([1, 2], [(7, 7), (8, 8), (8, 7)], [1, 3, 5], [False, True], ["same", "pad_valid"]))
+
+
+@pytest.mark.parametrize(("stride", "hw", "kernel", "depthwise", "mode"), CASES,
+                         ids=[f"s{s}-{h}x{w}-k{k}-{'dw' if d else 'conv'}-{m}" for s, (h, w), k, d, m in CASES])
+def test_padding_exact_through_opencv(tmp_path: Path, stride: int, hw: tuple[int, int], kernel: int,
+                                      depthwise: bool, mode: str) -> None:
+    model = _graph(tmp_path / "m.pb", hw, kernel, stride, depthwise, mode)
+    report = convert_model(model, tmp_path / "out")
+    x = np.random.default_rng(0).normal(size=(1, *hw, 4)).astype(np.float32)
+    for name, ref, got in run_both(model, tmp_path / "out", report, x):
+        assert rel_error(ref, got) <= 1e-5, name
+    kinds = [k for _, k, _ in layer_types(tmp_path / "out")]
+    assert kinds == ["Input", "Convolution"], kinds  # Pad merged, no Slice/Crop
+
+
+@pytest.mark.parametrize("flavor", ["ssd", "portable"])
+@pytest.mark.parametrize(("pads", "depthwise"), [(((1, 0), (0, 1)), False), (((0, 2), (2, 1)), True),
+                                                 (((3, 1), (1, 1)), False)])
+def test_asymmetric_explicit_pad(tmp_path: Path, pads: tuple[tuple[int, int], tuple[int, int]], depthwise: bool,
+                                 flavor: str) -> None:
+    model = _graph(tmp_path / "m.pb", (9, 10), 3, 2, depthwise, "pad_valid", pads=pads)
+    report = convert_model(model, tmp_path / "out", flavor=flavor)
+    x = np.random.default_rng(1).normal(size=(1, 9, 10, 4)).astype(np.float32)
+    for name, ref, got in run_both(model, tmp_path / "out", report, x):
+        assert rel_error(ref, got) <= 1e-5, name
+
+
+def test_dilated_same_convolution(tmp_path: Path) -> None:
+    model = _graph(tmp_path / "m.pb", (10, 9), 3, 1, False, "same", dilation=2)
+    report = convert_model(model, tmp_path / "out")
+    x = np.random.default_rng(2).normal(size=(1, 10, 9, 4)).astype(np.float32)
+    for name, ref, got in run_both(model, tmp_path / "out", report, x):
+        assert rel_error(ref, got) <= 1e-5, name
+
+
+def test_dilated_depthwise_is_reported_unsupported(tmp_path: Path) -> None:
+    """TF writes it as SpaceToBatchND → conv → BatchToSpaceND; both ops are named at once."""
+    from transpiler.errors import UnsupportedModelError
+
+    model = _graph(tmp_path / "m.pb", (10, 9), 3, 1, True, "same", dilation=2)
+    with pytest.raises(UnsupportedModelError) as info:
+        convert_model(model, tmp_path / "out")
+    assert "SpaceToBatchND" in str(info.value) and "BatchToSpaceND" in str(info.value)
+    assert not (tmp_path / "out").exists()
