@@ -6,7 +6,8 @@ grows by ``end − begin`` zero taps at its start and the pad becomes ``end`` on
 ``i·s − begin … i·s − begin + k − 1`` exactly as before, and Caffe's output size
 ``floor((in + 2·end − (k + end − begin))/s) + 1 = floor((in + begin + end − k)/s) + 1`` is unchanged.
 ``begin > end`` appends the zero taps at the end instead. A dilated kernel is first written
-undilated (zeros between taps), which keeps the trick exact for every dilation.
+undilated (zeros between taps), which keeps the trick exact for every dilation. Targets whose
+depthwise layer pads each side natively (the ``kernels`` flavor) keep depthwise pads as they are.
 """
 
 from __future__ import annotations
@@ -47,13 +48,21 @@ def _symmetrize(graph: Graph, conv: Node) -> bool:
     return True
 
 
+def _is_depthwise(conv: Node) -> bool:
+    w = conv.inputs[1].shape
+    return int(conv.attrs.get("group", 1)) > 1 and w is not None and w[1] == 1
+
+
 @register_pass("symmetric-padding")
 class SymmetricPadding(Pass):
     """Turn uneven conv pads into symmetric pads by enlarging the kernel with zero taps."""
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
+        native_depthwise = bool(ctx.options.get("asymmetric_depthwise_pads"))
         for node in graph.nodes:
+            if native_depthwise and node.op == "Conv" and _is_depthwise(node):
+                continue  # the target's DepthwiseConvolution pads each side on its own
             if node.op == "Conv" and node.attrs.get("padding") == "EXPLICIT":
                 changed |= _symmetrize(graph, node)
             elif node.op == "Pool" and node.attrs.get("padding") == "EXPLICIT" and not node.attrs.get("global_pool"):

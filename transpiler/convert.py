@@ -7,6 +7,7 @@ This is the fast path: it never imports TensorFlow. Everything that can fail on 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import time
 from collections.abc import Sequence
@@ -22,17 +23,15 @@ from transpiler.pass_manager import PassContext, PassManager, PassRecord, with_p
 
 log = logging.getLogger("transpiler")
 
-# The pipeline, in order. Names are pass names; flavors that pad symmetrically add symmetric-padding.
+# The pipeline, in order (pass names).
 FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
                 "fix-same-padding", "map-relu6"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
 def default_pipeline(flavor: str) -> list[str]:
-    passes = FRONT_PASSES + LAYOUT_PASSES
-    if not get_flavor(flavor).asymmetric_pads:
-        passes = [*passes, "symmetric-padding"]
-    return with_plugin_passes([*passes, "dce"])
+    get_flavor(flavor)
+    return with_plugin_passes([*FRONT_PASSES, *LAYOUT_PASSES, "symmetric-padding", "dce"])
 
 
 _LOADED_PLUGINS: set[str] = set()
@@ -100,7 +99,8 @@ def lower(options: ConvertOptions) -> tuple[Graph, PassManager, PassContext]:
             raise UsageError(f"--after {options.stop_after}: not in the pipeline ({', '.join(names)})")
         names = names[: names.index(options.stop_after) + 1]
     manager = PassManager(names, dump_dir=options.dump_ir)
-    ctx = PassContext(options={"flavor": options.flavor, **options.options})
+    flavor = get_flavor(options.flavor)
+    ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads, **options.options})
     manager.run(graph, ctx)
     return graph, manager, ctx
 

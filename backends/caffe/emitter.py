@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from transpiler.backends.caffe.flavors import Flavor
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
 
@@ -121,11 +121,14 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
     if (t != b or left != r) and not depthwise_native:
         raise BackendError(f"{node.describe()}: uneven pads {node.attrs['pads']} reached the Caffe backend "
                            "(the symmetric-padding pass must run for this flavor)")
+    dh, dw = node.attrs.get("dilations", (1, 1))
     if depthwise_native:
         layer = e.layer(node.name, "DepthwiseConvolution", [e.blob(node.inputs[0])])
-        p = layer.depthwise_convolution_param
+        p = layer.depthwise_conv_param
         p.num_output = int(w.shape[0])
+        p.channel_multiplier = int(w.shape[0]) // group
         p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = int(t), int(b), int(left), int(r)
+        p.dilation_h, p.dilation_w = int(dh), int(dw)
     else:
         layer = e.layer(node.name, "Convolution", [e.blob(node.inputs[0])])
         p = layer.convolution_param
@@ -135,8 +138,7 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
             p.group = group
     p.kernel_h, p.kernel_w = int(w.shape[2]), int(w.shape[3])
     p.stride_h, p.stride_w = (int(s) for s in node.attrs.get("strides", (1, 1)))
-    dh, dw = node.attrs.get("dilations", (1, 1))
-    if (dh, dw) != (1, 1):
+    if (dh, dw) != (1, 1) and not depthwise_native:
         if dh != dw:
             raise BackendError(f"{node.describe()}: Caffe has one dilation for both axes, got {dh}, {dw}")
         p.dilation.append(int(dh))
@@ -306,6 +308,41 @@ def _reshape(e: CaffeEmitter, node: Node) -> str:
 def _permute(e: CaffeEmitter, node: Node) -> str:
     layer = e.layer(node.name, "Permute", [e.blob(node.inputs[0])])
     layer.permute_param.order.extend(int(p) for p in node.attrs["perm"])
+    return node.name
+
+
+@caffe_op("PriorBox")
+def _priorbox(e: CaffeEmitter, node: Node) -> str:
+    a = node.attrs
+    layer = e.layer(node.name, "PriorBox", [e.blob(node.inputs[0]), e.blob(node.inputs[1])])
+    p = layer.prior_box_param
+    p.min_size.append(float(a["min_size"]))
+    p.max_size.extend(float(m) for m in a.get("max_size", ()))
+    p.aspect_ratio.extend(float(r) for r in a.get("aspect_ratios", ()))
+    p.flip = False  # ratios are listed explicitly, in the order the head's channels expect
+    p.clip = bool(a.get("clip", False))  # written explicitly: OpenCV clips by default
+    p.variance.extend(float(v) for v in a["variance"])
+    p.img_h, p.img_w = int(a["img_h"]), int(a["img_w"])
+    p.step_h, p.step_w = float(a["step_h"]), float(a["step_w"])
+    p.offset = float(a.get("offset", 0.5))
+    return node.name
+
+
+@caffe_op("DetectionOutput")
+def _detection_output(e: CaffeEmitter, node: Node) -> str:
+    a = node.attrs
+    layer = e.layer(node.name, "DetectionOutput", [e.blob(v) for v in node.inputs])
+    p = layer.detection_output_param
+    p.num_classes = int(a["num_classes"])
+    p.share_location = True
+    p.background_label_id = int(a.get("background_label_id", 0))
+    p.nms_param.nms_threshold = float(a["nms_threshold"])
+    if a.get("top_k") is not None:
+        p.nms_param.top_k = int(a["top_k"])
+    p.code_type = cp.PriorBoxParameter.CENTER_SIZE
+    p.variance_encoded_in_target = False
+    p.keep_top_k = int(a["keep_top_k"])
+    p.confidence_threshold = float(a["confidence_threshold"])
     return node.name
 
 

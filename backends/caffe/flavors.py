@@ -31,7 +31,7 @@ class Flavor:
     name: str
     layer_types: frozenset[str]
     relu6: str  # "ReLU6", "Clip" or "portable"
-    asymmetric_pads: bool = False  # native uneven convolution padding (DepthwiseConvolution)
+    asymmetric_pads: bool = False  # native uneven padding for depthwise convolutions (DepthwiseConvolution)
     description: str = ""
 
     def check(self, layer_type: str, layer_name: str) -> None:

@@ -54,7 +54,7 @@ class DType(enum.Enum):
         return _FROM_NUMPY[kind]
 
 
-_TO_NUMPY: dict[DType, object] = {
+_TO_NUMPY: dict[DType, type] = {
     DType.FLOAT32: np.float32,
     DType.FLOAT16: np.float16,
     DType.BFLOAT16: np.float32,

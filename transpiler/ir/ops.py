@@ -17,6 +17,10 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
 - ``Concat``: ``axis``. ``Reshape``: ``shape``. ``Transpose``: ``perm``. ``Squeeze``: ``axes``.
   ``Flatten``: ``axis`` (dims from ``axis`` on are merged). ``Softmax``: ``axis``.
   ``ReduceMean``/``ReduceMax``: ``axes``, ``keepdims``. ``Pad``: ``pads`` ((begin,end) per axis), ``value``.
+- ``PriorBox(feature, image)``: Caffe's prior generation (``min_size``, ``max_size``, ``aspect_ratios``,
+  ``img_h``, ``img_w``, ``step_h``, ``step_w``, ``offset``, ``variance``, ``clip``), NCHW feature map.
+- ``DetectionOutput(loc, conf, priors)``: decode + per-class NMS (``num_classes``, ``nms_threshold``,
+  ``keep_top_k``, ``confidence_threshold``, ``top_k``, ``background_label_id``).
 - ``Cast``: ``to`` (a DType). ``Shape``. ``StridedSlice``/``Pack``/``Fill``/``Range``: shape arithmetic,
   only ever constant-folded.
 
@@ -205,7 +209,7 @@ def conv2d_nchw(
     """Reference grouped convolution in float64: x (N,C,H,W), w (O, C/group, kh, kw)."""
     t, b, left, r = pads
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, b), (left, r)))
-    n, c, hp, wp = xp.shape
+    n, _, hp, wp = xp.shape
     o, cg, kh, kw = w.shape
     sh, sw = strides
     dh, dw = dilations
@@ -265,7 +269,7 @@ def _eval_pool(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     ones = np.pad(np.ones_like(x), ((0, 0), (0, 0), (t, b), (left, r)))
     oh = (xp.shape[2] - kh) // sh + 1
     ow = (xp.shape[3] - kw) // sw + 1
-    acc = np.full(x.shape[:2] + (oh, ow), fill)
+    acc = np.full((*x.shape[:2], oh, ow), fill)
     cnt = np.zeros_like(acc)
     for i in range(kh):
         for j in range(kw):
@@ -550,7 +554,8 @@ def _eval_fill(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _eval_range(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.arange(a[0], a[1], a[2]).astype(a[0].dtype)]
+    start, limit, delta = (x.item() for x in a[:3])
+    return [np.arange(start, limit, delta).astype(a[0].dtype)]
 
 
 def strided_slice(x: np.ndarray, begin: np.ndarray, end: np.ndarray, strides: np.ndarray,
@@ -592,6 +597,50 @@ def _eval_slice(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     return [a[0][idx]]
 
 
+# ---------------------------------------------------------------------------- SSD ops
+def _infer_priorbox(node: Node) -> list[tuple[DType, Shape | None]]:
+    """``PriorBox(feature, image)``: (1, 2, H·W·P·4), row 0 boxes, row 1 variances (Caffe layout)."""
+    f = node.inputs[0].shape
+    assert f is not None
+    per_cell = 1 + len(node.attrs.get("max_size", ())) + len(node.attrs.get("aspect_ratios", ()))
+    return [(DType.FLOAT32, (1, 2, int(f[2]) * int(f[3]) * per_cell * 4))]  # type: ignore[arg-type]
+
+
+def priorbox_reference(node: Node, height: int, width: int) -> np.ndarray:
+    """PriorBox outputs with float sizes (OpenCV's semantics), offset 0.5, unclipped."""
+    a = node.attrs
+    img_h, img_w = int(a["img_h"]), int(a["img_w"])
+    step_h, step_w = a.get("step_h") or img_h / height, a.get("step_w") or img_w / width
+    mn = float(a["min_size"])
+    sizes = [(mn, mn)]
+    for mx in a.get("max_size", ()):
+        sizes.append((float(np.sqrt(mn * mx)),) * 2)  # type: ignore[arg-type]
+    sizes += [(mn * float(np.sqrt(ar)), mn / float(np.sqrt(ar))) for ar in a.get("aspect_ratios", ())]
+    off = float(a.get("offset", 0.5))
+    cy = (np.arange(height) + off) * step_h
+    cx = (np.arange(width) + off) * step_w
+    out = np.zeros((height, width, len(sizes), 4))
+    for p, (bw, bh) in enumerate(sizes):
+        out[:, :, p, 0] = (cx[None, :] - bw / 2) / img_w
+        out[:, :, p, 1] = (cy[:, None] - bh / 2) / img_h
+        out[:, :, p, 2] = (cx[None, :] + bw / 2) / img_w
+        out[:, :, p, 3] = (cy[:, None] + bh / 2) / img_h
+    if a.get("clip"):
+        out = np.clip(out, 0.0, 1.0)
+    return out.reshape(-1)
+
+
+def _eval_priorbox(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    h, w = a[0].shape[2], a[0].shape[3]
+    boxes = priorbox_reference(node, h, w)
+    variances = np.tile(np.asarray(node.attrs["variance"], dtype=np.float64), boxes.size // 4)
+    return [np.stack([boxes, variances])[None].astype(np.float32)]
+
+
+def _infer_detection_output(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [(DType.FLOAT32, (1, 1, int(node.attrs["keep_top_k"]), 7))]
+
+
 def _register_builtin() -> None:
     register_op("Conv", _infer_conv, _eval_conv)
     register_op("Pool", _infer_pool, _eval_pool)
@@ -621,6 +670,8 @@ def _register_builtin() -> None:
     register_op("Range", _infer_unknown_rank, _eval_range)
     register_op("StridedSlice", _infer_unknown_rank, _eval_strided_slice)
     register_op("Slice", _infer_unknown_rank, _eval_slice)
+    register_op("PriorBox", _infer_priorbox, _eval_priorbox)
+    register_op("DetectionOutput", _infer_detection_output)
 
 
 _register_builtin()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from transpiler.errors import UnsupportedModelError
 from transpiler.frontends.tf.importer import ImportContext
 from transpiler.frontends.tf.registry import tf_op
@@ -99,7 +98,7 @@ def shape(ctx: ImportContext, node: Any) -> list[Value]:
 @tf_op("StridedSlice")
 def strided_slice(ctx: ImportContext, node: Any) -> list[Value]:
     keys = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
-    attrs = {k: int(ctx.attr(node, k, 0)) for k in keys}
+    attrs: dict[str, Any] = {k: int(ctx.attr(node, k, 0)) for k in keys}
     x = ctx.input(node, 0)
     attrs["dtype"] = x.dtype
     return ctx.add("StridedSlice", node, ctx.inputs(node)[:4], attrs).outputs
