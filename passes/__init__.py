@@ -10,8 +10,10 @@ from transpiler.passes import (
     mean_to_pool,
     remove_identity,
     simplify_transposes,
+    ssd_detection_output,
     symmetric_padding,
     to_nchw,
+    trim_dead_taps,
 )
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "mean_to_pool",
     "remove_identity",
     "simplify_transposes",
+    "ssd_detection_output",
     "symmetric_padding",
     "to_nchw",
+    "trim_dead_taps",
 ]

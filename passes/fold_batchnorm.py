@@ -13,8 +13,8 @@ is one ``Affine`` node, which the Caffe backend writes as a single Scale layer.
 from __future__ import annotations
 
 import numpy as np
-
 from transpiler.passes.common import per_channel_vector, sole_user
+
 from transpiler.ir.core import Graph, Node
 from transpiler.ir.ops import channel_axis, oihw_weights
 from transpiler.pass_manager import Pass, PassContext, register_pass
@@ -42,7 +42,12 @@ def _as_affine(graph: Graph, node: Node) -> bool:
         if vec is None:
             return False
         ones, zeros = np.ones_like(vec), np.zeros_like(vec)
-        scale, bias = {"Mul": (vec, zeros), "Div": (1.0 / vec, zeros), "Add": (ones, vec), "Sub": (ones, -vec)}[node.op]
+        if node.op == "Div":
+            if not np.all(vec):
+                return False
+            scale, bias = 1.0 / vec, zeros
+        else:
+            scale, bias = {"Mul": (vec, zeros), "Add": (ones, vec), "Sub": (ones, -vec)}[node.op]
         x = a
     if x.shape is None:
         return False

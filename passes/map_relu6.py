@@ -61,7 +61,7 @@ class MapRelu6(Pass):
             x = _relu6_input(node)
             if x is None:
                 continue
-            inner = node.inputs[0].producer if node.op != "Clip" else None
+            inner = next((v.producer for v in node.inputs if v.const is None), None) if node.op != "Clip" else None
             graph.rewrite(node, "Relu6", [x])
             if inner is not None and not inner.output.uses:
                 node.source_names = inner.source_names + node.source_names

@@ -6,7 +6,6 @@ constant, which some exporters leave behind. Each user is rerouted to ``x``.
 
 from __future__ import annotations
 
-
 from transpiler.ir.core import Graph
 from transpiler.pass_manager import Pass, PassContext, register_pass
 

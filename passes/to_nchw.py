@@ -29,8 +29,9 @@ TO_NCHW = (0, 3, 1, 2)
 TO_NHWC = (0, 2, 3, 1)
 
 ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"})
+# Ops that read the layout from their input value (PriorBox only needs the spatial size).
 LAYOUT_FREE = frozenset({"Relu", "Relu6", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Neg",
-                         "Square", "Identity", "Cast", "Pool", "BatchNorm"})
+                         "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox"})
 AXIS_OPS = frozenset({"Concat", "Softmax"})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceSum"})
 

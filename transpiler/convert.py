@@ -25,13 +25,13 @@ log = logging.getLogger("transpiler")
 
 # The pipeline, in order (pass names).
 FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
-                "fix-same-padding", "map-relu6"]
+                "fix-same-padding", "map-relu6", "ssd-detection-output", "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
 def default_pipeline(flavor: str) -> list[str]:
     get_flavor(flavor)
-    return with_plugin_passes([*FRONT_PASSES, *LAYOUT_PASSES, "symmetric-padding", "dce"])
+    return with_plugin_passes([*FRONT_PASSES, *LAYOUT_PASSES, "trim-dead-taps", "symmetric-padding", "dce"])
 
 
 _LOADED_PLUGINS: set[str] = set()
@@ -146,16 +146,58 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         if v.tf_name:
             blobs[blob] = {"tf_tensor": v.tf_name, "layer": emitted.layer_of_blob.get(blob, blob),
                            "permutation": list(v.tf_perm) if v.tf_perm else list(range(len(v.shape or ())))}
-    return {
+    inputs = [_tensor_entry(n, v, emitted) for n, v in zip(tf_inputs, graph.inputs, strict=True)]
+    for entry in inputs:
+        entry["tf_dtype"] = graph.metadata.get("tf_input_dtypes", {}).get(entry["tf_tensor"], entry["tf_dtype"])
+    ssd = graph.metadata.get("ssd")
+    if ssd is not None:
+        outputs = [_detection_entry(graph, emitted, tf_outputs)]
+    else:
+        outputs = [_tensor_entry(n, v, emitted) for n, v in zip(tf_outputs, graph.outputs, strict=True)]
+    report: dict[str, Any] = {
         "model": str(options.model),
         "target": "caffe",
         "flavor": options.flavor,
         "files": {"prototxt": "deploy.prototxt", "caffemodel": "deploy.caffemodel"},
-        "inputs": [_tensor_entry(n, v, emitted) for n, v in zip(tf_inputs, graph.inputs, strict=True)],
-        "outputs": [_tensor_entry(n, v, emitted) for n, v in zip(tf_outputs, graph.outputs, strict=True)],
+        "inputs": inputs,
+        "outputs": outputs,
         "passes": [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 4),
                     "op_count_diff": {op: list(d) for op, d in r.diff.items()}} for r in records],
         "layer_types": dict(sorted(types.items())),
         "warnings": list(warnings),
         "blobs": blobs,
     }
+    if ssd is not None:
+        report["ssd"] = _ssd_section(ssd)
+    return report
+
+
+def _detection_entry(graph: Graph, emitted: Emitted, tf_outputs: Sequence[str]) -> dict[str, Any]:
+    v = graph.outputs[0]
+    blob = emitted.blob_of[id(v)]
+    return {
+        "tf_tensors": list(tf_outputs),
+        "caffe_blob": blob,
+        "caffe_layer": emitted.layer_of_blob.get(blob, blob),
+        "shape": list(v.static_shape),
+        "format": "[image_id, label, score, xmin, ymin, xmax, ymax] per row; labels 1-based as detection_classes; "
+                  "boxes normalised, not clipped; rows after the last detection are padding",
+    }
+
+
+def _ssd_section(ssd: dict[str, Any]) -> dict[str, Any]:
+    blobs = ssd["blobs"]
+    section = {k: v for k, v in ssd.items() if k not in ("blobs", "prior_to_anchor")}
+    section["raw_tensors"] = {
+        "box_encodings": {"tf_tensor": ssd["raw_box_encodings"], "caffe_blob": blobs["loc"],
+                          "caffe_layout": "[1, priors*4]: prior p holds TF anchor prior_to_anchor[p], coordinates "
+                                          "reordered by box_coordinate_order ([tx, ty, tw, th])"},
+        "class_logits": {"tf_tensor": ssd["raw_class_logits"], "caffe_blob": blobs["conf_logits"],
+                         "caffe_layout": "[1, priors*(classes+1)], background first, prior order as above"},
+        "anchors": {"tf_tensor": ssd["anchors"], "caffe_blob": blobs["priors"],
+                    "caffe_layout": "[1, 2, priors*4]: row 0 [xmin, ymin, xmax, ymax], row 1 variances"},
+        "scores": {"caffe_blob": blobs["conf"]},
+        "detections": {"caffe_blob": blobs["detections"]},
+    }
+    section["prior_to_anchor"] = ssd["prior_to_anchor"]
+    return section

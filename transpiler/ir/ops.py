@@ -21,6 +21,9 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
   ``img_h``, ``img_w``, ``step_h``, ``step_w``, ``offset``, ``variance``, ``clip``), NCHW feature map.
 - ``DetectionOutput(loc, conf, priors)``: decode + per-class NMS (``num_classes``, ``nms_threshold``,
   ``keep_top_k``, ``confidence_threshold``, ``top_k``, ``background_label_id``).
+- ``SSDPostprocess(box_encodings, class_logits, anchors)``: a detector's decode + score conversion +
+  NMS as the source framework describes it (``iou_threshold``, ``score_threshold``, ``max_per_class``,
+  ``max_total``, ``scale_factors``, ``score_converter``, ``logit_scale``); lowered by ssd-detection-output.
 - ``Cast``: ``to`` (a DType). ``Shape``. ``StridedSlice``/``Pack``/``Fill``/``Range``: shape arithmetic,
   only ever constant-folded.
 
@@ -76,7 +79,7 @@ def infer_node(node: Node) -> None:
 
 # Ops whose output layout is not their input's: the frontend or the to-nchw pass sets it.
 LAYOUT_SETTING_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Flatten", "Pack", "Fill", "StridedSlice",
-                                "Slice", "Shape", "Range"})
+                                "Slice", "Shape", "Range", "Tile"})
 
 
 def evaluate(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -591,6 +594,10 @@ def _eval_strided_slice(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     return [strided_slice(a[0], a[1], a[2], a[3], node.attrs)]
 
 
+def _eval_tile(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.tile(a[0], tuple(int(m) for m in a[1].reshape(-1)))]
+
+
 def _eval_slice(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     begin, size = a[1], a[2]
     idx = tuple(slice(int(b), None if int(s) == -1 else int(b) + int(s)) for b, s in zip(begin, size, strict=True))
@@ -602,8 +609,9 @@ def _infer_priorbox(node: Node) -> list[tuple[DType, Shape | None]]:
     """``PriorBox(feature, image)``: (1, 2, H·W·P·4), row 0 boxes, row 1 variances (Caffe layout)."""
     f = node.inputs[0].shape
     assert f is not None
+    ah, aw = spatial_axes(node.inputs[0].layout)
     per_cell = 1 + len(node.attrs.get("max_size", ())) + len(node.attrs.get("aspect_ratios", ()))
-    return [(DType.FLOAT32, (1, 2, int(f[2]) * int(f[3]) * per_cell * 4))]  # type: ignore[arg-type]
+    return [(DType.FLOAT32, (1, 2, int(f[ah]) * int(f[aw]) * per_cell * 4))]  # type: ignore[arg-type]
 
 
 def priorbox_reference(node: Node, height: int, width: int) -> np.ndarray:
@@ -631,7 +639,8 @@ def priorbox_reference(node: Node, height: int, width: int) -> np.ndarray:
 
 
 def _eval_priorbox(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
-    h, w = a[0].shape[2], a[0].shape[3]
+    ah, aw = spatial_axes(node.inputs[0].layout)
+    h, w = a[0].shape[ah], a[0].shape[aw]
     boxes = priorbox_reference(node, h, w)
     variances = np.tile(np.asarray(node.attrs["variance"], dtype=np.float64), boxes.size // 4)
     return [np.stack([boxes, variances])[None].astype(np.float32)]
@@ -639,6 +648,10 @@ def _eval_priorbox(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_detection_output(node: Node) -> list[tuple[DType, Shape | None]]:
     return [(DType.FLOAT32, (1, 1, int(node.attrs["keep_top_k"]), 7))]
+
+
+def _infer_ssd_postprocess(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [(DType.FLOAT32, (1, 1, int(node.attrs["max_total"]), 7))]
 
 
 def _register_builtin() -> None:
@@ -670,8 +683,10 @@ def _register_builtin() -> None:
     register_op("Range", _infer_unknown_rank, _eval_range)
     register_op("StridedSlice", _infer_unknown_rank, _eval_strided_slice)
     register_op("Slice", _infer_unknown_rank, _eval_slice)
+    register_op("Tile", _infer_unknown_rank, _eval_tile)
     register_op("PriorBox", _infer_priorbox, _eval_priorbox)
     register_op("DetectionOutput", _infer_detection_output)
+    register_op("SSDPostprocess", _infer_ssd_postprocess)
 
 
 _register_builtin()

@@ -109,6 +109,11 @@ def slice_(ctx: ImportContext, node: Any) -> list[Value]:
     return ctx.add("Slice", node, ctx.inputs(node)[:3], {"dtype": ctx.input(node, 0).dtype}).outputs
 
 
+@tf_op("Tile")
+def tile(ctx: ImportContext, node: Any) -> list[Value]:
+    return ctx.add("Tile", node, ctx.inputs(node)[:2], {"dtype": ctx.input(node, 0).dtype}).outputs
+
+
 @tf_op("Pack")
 def pack(ctx: ImportContext, node: Any) -> list[Value]:
     ins = ctx.inputs(node)

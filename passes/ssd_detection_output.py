@@ -1,0 +1,264 @@
+"""ssd-detection-output: lower ``SSDPostprocess`` to Caffe's SSD layers, exactly.
+
+Input pattern (NHWC IR, before to-nchw): the box encodings are ``Concat(axis 1)`` (maybe under a
+Squeeze/Reshape) of one ``Reshape(Conv)`` per head, likewise the class logits, and the anchors are
+a constant ``[A, 4]`` (``ymin, xmin, ymax, xmax``, head by head, cell by cell). Per head the anchors
+of one cell are grouped into PriorBox layers (:mod:`ssd_priors`), and the head's two convolutions
+are rewritten so that their output channels follow Caffe's prior order:
+
+- box channels ``[ty, tx, th, tw]`` per anchor become ``[tx, ty, tw, th]`` (Caffe decodes
+  ``CENTER_SIZE`` in x/y order; TF's scale factors 10,10,5,5 are the variances 0.1,0.1,0.2,0.2);
+- anchors within a cell are reordered to Caffe's ``[min, √(min·max), ratios…]``; a group whose
+  ``min`` square TF lacks gets a dummy prior with zero box weights and class logits of −10⁴ for every
+  foreground class (score 0: never detected, so detections are unchanged).
+
+Output: per head ``Reshape(conv, (1,−1))`` (Caffe: Permute + Flatten), ``Concat`` → ``mbox_loc``,
+``mbox_conf`` (→ Sigmoid/Softmax), ``PriorBox`` per group → ``mbox_priorbox``, and
+``DetectionOutput`` with the graph's NMS settings. The priors are computed here with both
+SSD-Caffe's (integer sizes) and OpenCV's (float sizes) semantics and compared with the graph's
+anchors; a difference above 1e-5 refuses the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, choose_image_size, group_cell, prior_boxes, snap
+
+from transpiler.errors import UnsupportedModelError
+from transpiler.ir.core import Graph, Node, Value
+from transpiler.pass_manager import Pass, PassContext, register_pass
+
+PRIOR_TOLERANCE = 1e-5
+DUMMY_LOGIT = -1.0e4
+BOX_ORDER = (1, 0, 3, 2)  # Caffe [tx, ty, tw, th] from TF [ty, tx, th, tw]
+
+
+@dataclass
+class Head:
+    box_conv: Node
+    cls_conv: Node
+    height: int
+    width: int
+    per_cell: int
+
+
+def _heads_of(value: Value, what: str) -> list[Node]:
+    """The per-head convolutions concatenated into ``value``."""
+    node = value.producer
+    while node is not None and node.op in ("Squeeze", "Reshape", "Identity"):
+        node = node.inputs[0].producer
+    if node is None or node.op != "Concat":
+        raise UnsupportedModelError(f"SSD {what}: expected a Concat of the box predictor outputs, found "
+                                    f"{node.describe() if node else 'a graph input'}")
+    convs = []
+    for v in node.inputs:
+        p = v.producer
+        while p is not None and p.op in ("Reshape", "Identity"):
+            p = p.inputs[0].producer
+        if p is None or p.op != "Conv" or p.attrs.get("kernel_layout") != "HWIO" or p.inputs[1].const is None:
+            raise UnsupportedModelError(f"SSD {what}: a box predictor output is not a convolution with constant "
+                                        f"weights ({p.describe() if p else 'graph input'})")
+        convs.append(p)
+    return convs
+
+
+def _select(graph: Graph, conv: Node, channels: list[int | None], width: int, dummy_bias: np.ndarray,
+            name: str) -> Value:
+    """A copy of ``conv`` computing the given output channel groups (None = dummy group)."""
+    w = conv.inputs[1].const
+    b = conv.inputs[2].const if len(conv.inputs) > 2 else None
+    assert w is not None
+    new_w = np.zeros((*w.shape[:3], len(channels) * width), dtype=w.dtype)
+    new_b = np.zeros(len(channels) * width, dtype=w.dtype)
+    for k, c in enumerate(channels):
+        if c is None:
+            new_b[k * width:(k + 1) * width] = dummy_bias
+            continue
+        new_w[..., k * width:(k + 1) * width] = w[..., c * width:(c + 1) * width]
+        if b is not None:
+            new_b[k * width:(k + 1) * width] = b[c * width:(c + 1) * width]
+    node = graph.add_node("Conv", [conv.inputs[0], graph.constant(name + "/weights", new_w),
+                                   graph.constant(name + "/bias", new_b)], 1, dict(conv.attrs), name=name,
+                          source_names=conv.source_names, after=conv)
+    return node.output
+
+
+def _reorder_box_weights(conv: Node, graph: Graph) -> None:
+    """Swap the y/x pairs of every anchor's four box channels, in place."""
+    w = conv.inputs[1].const
+    assert w is not None
+    perm = np.arange(w.shape[3]).reshape(-1, 4)[:, BOX_ORDER].reshape(-1)
+    graph.set_input(conv, 1, graph.constant(conv.name + "/weights_xy", w[..., perm]))
+    if len(conv.inputs) > 2 and conv.inputs[2].const is not None:
+        graph.set_input(conv, 2, graph.constant(conv.name + "/bias_xy", conv.inputs[2].const[perm]))
+
+
+def _flatten(graph: Graph, x: Value, name: str) -> Value:
+    node = graph.add_node("Reshape", [x], 1, {"shape": (1, -1)}, name=name, source_names=x.producer.source_names
+                          if x.producer else ())
+    return node.output
+
+
+def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
+    encodings, logits, anchors_v = post.inputs
+    settings = dict(post.attrs)
+    anchors = anchors_v.const
+    if anchors is None:
+        raise UnsupportedModelError("SSD anchors are not constant after folding: the anchor generator depends on "
+                                    "the input in a way PriorBox cannot express")
+    anchors = anchors.reshape(-1, 4).astype(np.float64)
+    box_convs, cls_convs = _heads_of(encodings, "box encodings"), _heads_of(logits, "class logits")
+    if len(box_convs) != len(cls_convs):
+        raise UnsupportedModelError(f"SSD heads: {len(box_convs)} box predictors but {len(cls_convs)} class predictors")
+    data = graph.inputs[0]
+    assert data.shape is not None
+    img_h, img_w = int(data.shape[1]), int(data.shape[2])
+    short = min(img_h, img_w)
+    heads: list[Head] = []
+    for box, cls in zip(box_convs, cls_convs, strict=True):
+        (_, h, w, box_ch), (_, h2, w2, cls_ch) = box.output.static_shape, cls.output.static_shape
+        if (h, w) != (h2, w2) or box_ch % 4:
+            raise UnsupportedModelError(f"SSD head {box.describe()}: box and class maps differ ({h}x{w} vs {h2}x{w2})")
+        heads.append(Head(box, cls, h, w, box_ch // 4))
+    classes = {h.cls_conv.output.static_shape[3] // h.per_cell for h in heads}
+    if len(classes) != 1:
+        raise UnsupportedModelError(f"SSD heads disagree on the class count: {sorted(classes)}")
+    num_classes = classes.pop()  # includes background
+    total = sum(h.height * h.width * h.per_cell for h in heads)
+    if total != anchors.shape[0]:
+        raise UnsupportedModelError(f"SSD: the heads predict {total} boxes but the graph has {anchors.shape[0]} anchors")
+
+    # group every head's cell anchors, then pick one virtual image size for all PriorBoxes
+    offset, plans = 0, []
+    for h in heads:
+        count = h.height * h.width * h.per_cell
+        sizes = cell_anchors(anchors[offset:offset + count], h.height, h.width, h.per_cell)
+        plans.append((h, offset, group_cell(sizes, img_w / short, img_h / short)))
+        offset += count
+    all_sizes = [s for _, _, groups in plans for g in groups for s in (g.min_size, g.max_size) if s is not None]
+    vimg_h, vimg_w, unit = choose_image_size(all_sizes, img_h, img_w)
+
+    scales = settings["scale_factors"]
+    variance = [1.0 / float(scales[1]), 1.0 / float(scales[0]), 1.0 / float(scales[3]), 1.0 / float(scales[2])]
+    softmax = settings["score_converter"] == "softmax"
+    dummy_cls = np.full(num_classes, DUMMY_LOGIT, dtype=np.float32)
+    if softmax:
+        dummy_cls = np.where(np.arange(num_classes) == 0, -DUMMY_LOGIT, 0.0).astype(np.float32)
+    locs, confs, priors, mapping, layout = [], [], [], [], []
+    for i, (h, start, groups) in enumerate(plans):
+        _reorder_box_weights(h.box_conv, graph)
+        for j, g in enumerate(groups):
+            tag = f"{h.box_conv.name.rsplit('/', 2)[0]}/caffe_group{j}" if len(groups) > 1 else None
+            order = [None if a < 0 else a for a in g.cell_order]
+            identity = order == list(range(h.per_cell))
+            loc = h.box_conv.output if identity else _select(graph, h.box_conv, order, 4, np.zeros(4, np.float32),
+                                                               (tag or h.box_conv.name) + "/caffe_order")
+            conf = h.cls_conv.output if identity else _select(graph, h.cls_conv, order, num_classes, dummy_cls,
+                                                                (tag or h.cls_conv.name) + "/caffe_order")
+            base = f"mbox_{i}" if len(groups) == 1 else f"mbox_{i}_{j}"
+            locs.append(_flatten(graph, loc, f"{base}_loc_flat"))
+            confs.append(_flatten(graph, conf, f"{base}_conf_flat"))
+            attrs: dict[str, Any] = {
+                "min_size": snap(g.min_size * unit), "max_size": [] if g.max_size is None else
+                [snap(g.max_size * unit)], "aspect_ratios": [float(r) for r in g.aspect_ratios],
+                "img_h": vimg_h, "img_w": vimg_w, "step_h": vimg_h / h.height, "step_w": vimg_w / h.width,
+                "offset": 0.5, "variance": variance, "clip": False,
+            }
+            prior = graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
+                                   source_names=["MultipleGridAnchorGenerator"])
+            priors.append(prior.output)
+            cells = np.arange(h.height * h.width)[:, None] * h.per_cell
+            tf_index = np.where(np.asarray(g.cell_order)[None, :] < 0, -1, start + cells + np.asarray(g.cell_order))
+            mapping.append(tf_index.reshape(-1))
+            layout.append({"head": i, "group": j, "feature_map": [h.height, h.width], "priors_per_cell":
+                           g.priors_per_cell, "dummy_priors_per_cell": order.count(None), "prior_box": attrs})
+    prior_to_anchor = np.concatenate(mapping)
+    _check_priors(plans, vimg_h, vimg_w, unit, anchors, prior_to_anchor)
+
+    loc = graph.add_node("Concat", locs, 1, {"axis": 1}, name="mbox_loc", source_names=encodings.producer.source_names
+                         if encodings.producer else ()).output
+    conf_logits = graph.add_node("Concat", confs, 1, {"axis": 1}, name="mbox_conf_logits",
+                                 source_names=logits.producer.source_names if logits.producer else ()).output
+    conf = _score(graph, conf_logits, settings, num_classes)
+    prior = graph.add_node("Concat", priors, 1, {"axis": 2}, name="mbox_priorbox").output
+    loc.tf_name, conf_logits.tf_name = None, None
+    # top_k (candidates per class before NMS) stays unset: TF limits results after NMS, not candidates.
+    det_attrs: dict[str, Any] = {
+        "num_classes": num_classes, "background_label_id": 0, "nms_threshold": float(settings["iou_threshold"]),
+        "top_k": None, "keep_top_k": int(settings["max_total"]),
+        "confidence_threshold": float(settings["score_threshold"]),
+    }
+    graph.rewrite(post, "DetectionOutput", [loc, conf, prior], det_attrs)
+    graph.topological_sort()
+    if int(settings["max_per_class"]) < det_attrs["keep_top_k"]:
+        ctx.warn(f"TF keeps at most {settings['max_per_class']} detections per class after NMS; Caffe's "
+                 "DetectionOutput has no per-class limit (only keep_top_k overall)")
+    ctx.warn("TF clips detections to the image after NMS and drops boxes left empty; DetectionOutput keeps "
+             "unclipped boxes: clip [xmin, ymin, xmax, ymax] to [0, 1] and drop empty ones")
+    graph.metadata.setdefault("ssd", {}).update({
+        "num_classes": num_classes - 1,
+        "anchors": int(anchors.shape[0]),
+        "priors": int(prior_to_anchor.size),
+        "prior_to_anchor": prior_to_anchor.tolist(),
+        "box_coordinate_order": list(BOX_ORDER),
+        "heads": layout,
+        "virtual_image": [vimg_h, vimg_w],
+        "nms": {k: det_attrs[k] for k in ("nms_threshold", "confidence_threshold", "keep_top_k")},
+        "tf_nms": {k: settings[k] for k in ("iou_threshold", "score_threshold", "max_per_class", "max_total")},
+        "score_converter": settings["score_converter"],
+        "box_coder_scale_factors": list(settings["scale_factors"]),
+        "blobs": {"loc": "mbox_loc", "conf_logits": "mbox_conf_logits", "conf": conf.producer.name
+                  if conf.producer else "", "priors": "mbox_priorbox", "detections": post.name},
+    })
+
+
+def _score(graph: Graph, logits: Value, settings: dict[str, Any], num_classes: int) -> Value:
+    x = logits
+    scale = float(settings.get("logit_scale", 1.0))
+    if scale != 1.0:
+        c = graph.constant("mbox_conf/inv_scale", np.float32(1.0 / scale))
+        x = graph.add_node("Mul", [x, c], 1, name="mbox_conf_scaled").output
+    converter = settings["score_converter"]
+    if converter == "sigmoid":
+        return graph.add_node("Sigmoid", [x], 1, name="mbox_conf").output
+    if converter == "softmax":
+        per_anchor = graph.add_node("Reshape", [x], 1, {"shape": (1, -1, num_classes)}, name="mbox_conf_reshape")
+        soft = graph.add_node("Softmax", [per_anchor.output], 1, {"axis": 2}, name="mbox_conf_softmax")
+        return graph.add_node("Reshape", [soft.output], 1, {"shape": (1, -1)}, name="mbox_conf").output
+    raise UnsupportedModelError(f"SSD score converter '{converter}' is not supported (sigmoid, softmax)")
+
+
+def _check_priors(plans: list[tuple[Head, int, list[PriorGroup]]], img_h: int, img_w: int, unit: float,
+                  anchors: np.ndarray, prior_to_anchor: np.ndarray) -> None:
+    """Refuse the model unless Caffe's priors (both runtimes' semantics) equal TF's anchors."""
+    tf_xyxy = anchors[:, [1, 0, 3, 2]]
+    real = prior_to_anchor >= 0
+    for truncate in (True, False):
+        boxes = []
+        for h, _, groups in plans:
+            for g in groups:
+                scaled = PriorGroup(snap(g.min_size * unit), None if g.max_size is None else snap(g.max_size * unit),
+                                    g.aspect_ratios, g.cell_order)
+                boxes.append(prior_boxes(h.height, h.width, img_h, img_w, scaled, truncate=truncate))
+        caffe = np.concatenate(boxes)
+        err = float(np.abs(caffe[real] - tf_xyxy[prior_to_anchor[real]]).max())
+        if err > PRIOR_TOLERANCE:
+            runtime = "SSD-Caffe (integer sizes)" if truncate else "OpenCV (float sizes)"
+            raise UnsupportedModelError(f"SSD anchors cannot be expressed with PriorBox: {runtime} priors differ "
+                                        f"from the graph's anchors by {err:.3g} (> {PRIOR_TOLERANCE})")
+
+
+@register_pass("ssd-detection-output")
+class SSDDetectionOutput(Pass):
+    """Replace SSDPostprocess by PriorBox/Concat/Sigmoid/DetectionOutput with exact priors."""
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for node in graph.nodes:
+            if node.op == "SSDPostprocess":
+                _lower(graph, node, ctx)
+                changed = True
+        return changed

@@ -1,0 +1,139 @@
+"""Detector verification: raw tensors, priors, and detections matched box by box.
+
+Raw tensors do not depend on NMS: Caffe prior ``p`` holds TF anchor ``prior_to_anchor[p]`` (−1 for
+a dummy prior), its box encoding in ``[tx, ty, tw, th]`` order, its class logits unchanged.
+
+Detections: TF clips boxes to [0, 1] after NMS and drops empty ones; Caffe's DetectionOutput does
+not clip, so Caffe rows are clipped here and empty ones dropped. A TF detection matches a Caffe
+detection of the same class with ``|Δscore| ≤ score_tol`` and ``IoU ≥ iou_min``. Unmatched
+detections are excused only where TF's semantics force a difference: at the ``keep_top_k`` tail
+(slots taken by rows TF drops, or equal scores competing for the last slots) and near-ties of NMS
+(two boxes whose IoU is within ``1e-4`` of the threshold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transpiler.verify.compare import Comparison, compare_arrays
+
+
+@dataclass
+class Detection:
+    label: int
+    score: float
+    box: np.ndarray  # [ymin, xmin, ymax, xmax], clipped to [0, 1]
+
+
+@dataclass
+class MatchResult:
+    matched: int
+    unmatched_tf: list[Detection] = field(default_factory=list)
+    unmatched_caffe: list[Detection] = field(default_factory=list)
+    excused: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unmatched_tf and not self.unmatched_caffe
+
+
+def caffe_detections(out: np.ndarray) -> list[Detection]:
+    """Rows of DetectionOutput ``[1,1,K,7]``, clipped; padding rows and empty boxes dropped."""
+    dets = []
+    for row in out.reshape(-1, 7):
+        if row[1] <= 0 or row[2] <= 0:
+            continue  # OpenCV pads with zeros, SSD-Caffe writes [0, -1, ...] when nothing is found
+        box = np.clip(np.array([row[4], row[3], row[6], row[5]], dtype=np.float64), 0.0, 1.0)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        dets.append(Detection(int(round(row[1])), float(row[2]), box))
+    return dets
+
+
+def tf_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num: Any) -> list[Detection]:
+    n = int(np.asarray(num).reshape(-1)[0])
+    return [Detection(int(round(float(classes.reshape(-1)[i]))), float(scores.reshape(-1)[i]),
+                      np.asarray(boxes.reshape(-1, 4)[i], dtype=np.float64)) for i in range(n)]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter_h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    inter_w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = inter_h * inter_w
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_detections(tf: list[Detection], caffe: list[Detection], *, score_min: float = 0.01,
+                     score_tol: float = 1e-3, iou_min: float = 0.98, keep_top_k: int | None = None,
+                     nms_threshold: float | None = None) -> MatchResult:
+    result = MatchResult(0)
+    used: set[int] = set()
+    pairs: dict[int, int] = {}
+    for i, t in enumerate(tf):
+        best = None
+        for j, c in enumerate(caffe):
+            if j in used or c.label != t.label or abs(c.score - t.score) > score_tol:
+                continue
+            overlap = iou(t.box, c.box)
+            if overlap >= iou_min and (best is None or overlap > best[1]):
+                best = (j, overlap)
+        if best is not None:
+            used.add(best[0])
+            pairs[i] = best[0]
+    result.matched = len(pairs)
+    result.unmatched_tf = [t for i, t in enumerate(tf) if i not in pairs and t.score >= score_min]
+    result.unmatched_caffe = [c for j, c in enumerate(caffe) if j not in used and c.score >= score_min]
+    _excuse(result, tf, caffe, keep_top_k, nms_threshold)
+    return result
+
+
+def _excuse(result: MatchResult, tf: list[Detection], caffe: list[Detection], keep_top_k: int | None,
+            nms_threshold: float | None) -> None:
+    def tail_floor(dets: list[Detection]) -> float:
+        full = keep_top_k is not None and len(dets) >= keep_top_k - 5
+        return min((d.score for d in dets), default=0.0) if full else -1.0
+
+    def near_tie(d: Detection, others: list[Detection]) -> bool:
+        return nms_threshold is not None and any(
+            o.label == d.label and abs(iou(o.box, d.box) - nms_threshold) <= 1e-4 for o in others)
+
+    floor = max(tail_floor(tf), tail_floor(caffe)) + 1e-4
+    for side, others in ((result.unmatched_tf, tf), (result.unmatched_caffe, caffe)):
+        kept = []
+        for d in side:
+            if d.score <= floor:
+                result.excused.append(f"class {d.label} score {d.score:.4f}: keep_top_k tail")
+            elif near_tie(d, others):
+                result.excused.append(f"class {d.label} score {d.score:.4f}: NMS near-tie")
+            else:
+                kept.append(d)
+        side[:] = kept
+
+
+def compare_raw(report: dict[str, Any], loc: np.ndarray, conf_logits: np.ndarray, priors: np.ndarray,
+                tf_encodings: np.ndarray, tf_logits: np.ndarray, tf_anchors: np.ndarray | None,
+                tolerance: float) -> list[Comparison]:
+    """Caffe's DetectionOutput inputs vs TF's raw tensors, through prior_to_anchor."""
+    ssd = report["ssd"]
+    mapping = np.asarray(ssd["prior_to_anchor"])
+    real = mapping >= 0
+    order = ssd["box_coordinate_order"]
+    classes = tf_logits.shape[-1]
+    enc = tf_encodings.reshape(-1, 4)[mapping[real]][:, order]
+    rows = [
+        compare_arrays(ssd["raw_tensors"]["box_encodings"]["tf_tensor"], "mbox_loc",
+                       loc.reshape(-1, 4)[real], enc, tolerance),
+        compare_arrays(ssd["raw_tensors"]["class_logits"]["tf_tensor"], "mbox_conf_logits",
+                       conf_logits.reshape(-1, classes)[real], tf_logits.reshape(-1, classes)[mapping[real]], tolerance),
+    ]
+    if tf_anchors is not None:
+        got = priors.reshape(2, -1, 4)[0][real]
+        want = tf_anchors.reshape(-1, 4)[mapping[real]][:, [1, 0, 3, 2]]
+        # priors are absolute coordinates in [0, 1]: the check is absolute, 1e-5
+        rows.append(compare_arrays(ssd["raw_tensors"]["anchors"]["tf_tensor"], "mbox_priorbox", got, want,
+                                   1e-5 / max(float(np.abs(want).max()), 1e-12)))
+    return rows
