@@ -114,29 +114,31 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
     if len(box_convs) != len(cls_convs):
         raise UnsupportedModelError(f"SSD heads: {len(box_convs)} box predictors but {len(cls_convs)} class predictors")
     data = graph.inputs[0]
-    assert data.shape is not None
-    img_h, img_w = int(data.shape[1]), int(data.shape[2])
+    img_h, img_w = data.static_shape[1], data.static_shape[2]
     short = min(img_h, img_w)
     heads: list[Head] = []
     for box, cls in zip(box_convs, cls_convs, strict=True):
-        (_, h, w, box_ch), (_, h2, w2, cls_ch) = box.output.static_shape, cls.output.static_shape
-        if (h, w) != (h2, w2) or box_ch % 4:
-            raise UnsupportedModelError(f"SSD head {box.describe()}: box and class maps differ ({h}x{w} vs {h2}x{w2})")
-        heads.append(Head(box, cls, h, w, box_ch // 4))
-    classes = {h.cls_conv.output.static_shape[3] // h.per_cell for h in heads}
+        (_, fh, fw, box_ch), (_, fh2, fw2, _) = box.output.static_shape, cls.output.static_shape
+        if (fh, fw) != (fh2, fw2) or box_ch % 4:
+            raise UnsupportedModelError(f"SSD head {box.describe()}: box and class maps differ "
+                                        f"({fh}x{fw} vs {fh2}x{fw2})")
+        heads.append(Head(box, cls, fh, fw, box_ch // 4))
+    classes = {int(hd.cls_conv.output.static_shape[3]) // hd.per_cell for hd in heads}
     if len(classes) != 1:
         raise UnsupportedModelError(f"SSD heads disagree on the class count: {sorted(classes)}")
     num_classes = classes.pop()  # includes background
-    total = sum(h.height * h.width * h.per_cell for h in heads)
+    total = sum(hd.height * hd.width * hd.per_cell for hd in heads)
     if total != anchors.shape[0]:
-        raise UnsupportedModelError(f"SSD: the heads predict {total} boxes but the graph has {anchors.shape[0]} anchors")
+        raise UnsupportedModelError(f"SSD: the heads predict {total} boxes but the graph has "
+                                    f"{anchors.shape[0]} anchors")
 
     # group every head's cell anchors, then pick one virtual image size for all PriorBoxes
-    offset, plans = 0, []
-    for h in heads:
-        count = h.height * h.width * h.per_cell
-        sizes = cell_anchors(anchors[offset:offset + count], h.height, h.width, h.per_cell)
-        plans.append((h, offset, group_cell(sizes, img_w / short, img_h / short)))
+    offset = 0
+    plans: list[tuple[Head, int, list[PriorGroup]]] = []
+    for hd in heads:
+        count = hd.height * hd.width * hd.per_cell
+        sizes = cell_anchors(anchors[offset:offset + count], hd.height, hd.width, hd.per_cell)
+        plans.append((hd, offset, group_cell(sizes, img_w / short, img_h / short)))
         offset += count
     all_sizes = [s for _, _, groups in plans for g in groups for s in (g.min_size, g.max_size) if s is not None]
     vimg_h, vimg_w, unit = choose_image_size(all_sizes, img_h, img_w)
@@ -147,7 +149,11 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
     dummy_cls = np.full(num_classes, DUMMY_LOGIT, dtype=np.float32)
     if softmax:
         dummy_cls = np.where(np.arange(num_classes) == 0, -DUMMY_LOGIT, 0.0).astype(np.float32)
-    locs, confs, priors, mapping, layout = [], [], [], [], []
+    locs: list[Value] = []
+    confs: list[Value] = []
+    priors: list[Value] = []
+    mapping: list[np.ndarray] = []
+    layout: list[dict[str, Any]] = []
     for i, (h, start, groups) in enumerate(plans):
         _reorder_box_weights(h.box_conv, graph)
         for j, g in enumerate(groups):
@@ -167,9 +173,8 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
                 "img_h": vimg_h, "img_w": vimg_w, "step_h": vimg_h / h.height, "step_w": vimg_w / h.width,
                 "offset": 0.5, "variance": variance, "clip": False,
             }
-            prior = graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
-                                   source_names=["MultipleGridAnchorGenerator"])
-            priors.append(prior.output)
+            priors.append(graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
+                                         source_names=["MultipleGridAnchorGenerator"]).output)
             cells = np.arange(h.height * h.width)[:, None] * h.per_cell
             tf_index = np.where(np.asarray(g.cell_order)[None, :] < 0, -1, start + cells + np.asarray(g.cell_order))
             mapping.append(tf_index.reshape(-1))
@@ -219,7 +224,7 @@ def _score(graph: Graph, logits: Value, settings: dict[str, Any], num_classes: i
     x = logits
     scale = float(settings.get("logit_scale", 1.0))
     if scale != 1.0:
-        c = graph.constant("mbox_conf/inv_scale", np.float32(1.0 / scale))
+        c = graph.constant("mbox_conf/inv_scale", np.asarray(1.0 / scale, dtype=np.float32))
         x = graph.add_node("Mul", [x, c], 1, name="mbox_conf_scaled").output
     converter = settings["score_converter"]
     if converter == "sigmoid":

@@ -44,7 +44,8 @@ def _trim(graph: Graph, conv: Node) -> bool:
     pads = (t - h0 * dh, b - (kh - h1) * dh, left - w0 * dw, r - (kw - w1) * dw)
     if min(pads) < 0:
         return False
-    graph.set_input(conv, 1, graph.constant(conv.name + "/weights_trimmed", np.ascontiguousarray(w[:, :, h0:h1, w0:w1])))
+    trimmed = np.ascontiguousarray(w[:, :, h0:h1, w0:w1])
+    graph.set_input(conv, 1, graph.constant(conv.name + "/weights_trimmed", trimmed))
     conv.attrs["pads"] = pads
     return True
 

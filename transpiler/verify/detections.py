@@ -49,13 +49,13 @@ def caffe_detections(out: np.ndarray) -> list[Detection]:
         box = np.clip(np.array([row[4], row[3], row[6], row[5]], dtype=np.float64), 0.0, 1.0)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
-        dets.append(Detection(int(round(row[1])), float(row[2]), box))
+        dets.append(Detection(round(float(row[1])), float(row[2]), box))
     return dets
 
 
 def tf_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num: Any) -> list[Detection]:
     n = int(np.asarray(num).reshape(-1)[0])
-    return [Detection(int(round(float(classes.reshape(-1)[i]))), float(scores.reshape(-1)[i]),
+    return [Detection(round(float(classes.reshape(-1)[i])), float(scores.reshape(-1)[i]),
                       np.asarray(boxes.reshape(-1, 4)[i], dtype=np.float64)) for i in range(n)]
 
 
@@ -128,7 +128,8 @@ def compare_raw(report: dict[str, Any], loc: np.ndarray, conf_logits: np.ndarray
         compare_arrays(ssd["raw_tensors"]["box_encodings"]["tf_tensor"], "mbox_loc",
                        loc.reshape(-1, 4)[real], enc, tolerance),
         compare_arrays(ssd["raw_tensors"]["class_logits"]["tf_tensor"], "mbox_conf_logits",
-                       conf_logits.reshape(-1, classes)[real], tf_logits.reshape(-1, classes)[mapping[real]], tolerance),
+                       conf_logits.reshape(-1, classes)[real], tf_logits.reshape(-1, classes)[mapping[real]],
+                       tolerance),
     ]
     if tf_anchors is not None:
         got = priors.reshape(2, -1, 4)[0][real]

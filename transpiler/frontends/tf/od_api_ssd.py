@@ -105,7 +105,8 @@ def _in_scope(name: str, scope: str) -> bool:
 
 
 def is_od_api_ssd(graphdef: Any) -> bool:
-    return any(n.op in NMS_OPS for n in graphdef.node) and any(_in_scope(n.name, "Postprocessor") for n in graphdef.node)
+    nodes = graphdef.node
+    return any(n.op in NMS_OPS for n in nodes) and any(_in_scope(n.name, "Postprocessor") for n in nodes)
 
 
 def recognise(graphdef: Any, source: str) -> SSDGraph:
@@ -138,7 +139,8 @@ def _feature_input(g: _Graph) -> str:
     return outside.pop()
 
 
-def _preprocessing(g: _Graph, feature_input: str) -> tuple[str, list[tuple[str, float, bool]], tuple[int, int] | None]:
+def _preprocessing(g: _Graph, feature_input: str
+                   ) -> tuple[str, list[tuple[str, float, bool]], tuple[int, int] | None]:
     """Walk from the feature-extractor input back to the image Placeholder."""
     ops: list[tuple[str, float, bool]] = []
     size: tuple[int, int] | None = None
@@ -272,7 +274,7 @@ def _nms_settings(g: _Graph, nms: list[Any]) -> tuple[float, float, int, int]:
         raise g.error(f"NMS settings differ between classes (IoU {ious}, score {scores}, max {per_class})")
     scope = nms[0].name.split("/MultiClassNonMaxSuppression/")[0] + "/MultiClassNonMaxSuppression"
     nms_inputs = {canonical_tensor_name(i) for n in nms for i in n.input}
-    totals = set()
+    totals: set[int] = set()
     for node in g.nodes.values():
         if node.op == "Minimum" and _in_scope(node.name, scope) and f"{node.name}:0" not in nms_inputs:
             values = [g.const(t) for t in g.data_inputs(node)]
@@ -295,7 +297,7 @@ def import_od_api_ssd(graphdef: Any, source: str, name: str, input_shape: tuple[
     first = graph.nodes[0] if graph.nodes else None
     x = data
     for i, (op, value, const_first) in enumerate(spec.normalization):
-        c = graph.constant(f"Preprocessor/normalize_{i}/c", np.float32(value))
+        c = graph.constant(f"Preprocessor/normalize_{i}/c", np.asarray(value, dtype=np.float32))
         node = graph.add_node(op, [c, x] if const_first else [x, c], 1, name=f"Preprocessor/normalize_{i}",
                               source_names=["Preprocessor"], before=first)
         infer_node(node)
