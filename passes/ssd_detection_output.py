@@ -205,8 +205,8 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
              "unclipped boxes: clip [xmin, ymin, xmax, ymax] to [0, 1] and drop empty ones")
     graph.metadata.setdefault("ssd", {}).update({
         "num_classes": num_classes - 1,
-        "anchors": int(anchors.shape[0]),
-        "priors": int(prior_to_anchor.size),
+        "num_anchors": int(anchors.shape[0]),
+        "num_priors": int(prior_to_anchor.size),
         "prior_to_anchor": prior_to_anchor.tolist(),
         "box_coordinate_order": list(BOX_ORDER),
         "heads": layout,

@@ -88,11 +88,12 @@ class ConversionResult:
     files: list[Path]
 
 
-def lower(options: ConvertOptions) -> tuple[Graph, PassManager, PassContext]:
-    """Load, import and run the pass pipeline; nothing is written."""
+def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, PassManager, PassContext]:
+    """Load and import the model (unless ``graph`` is given) and run the pass pipeline; nothing is written."""
     load_plugins(options.plugins)
     get_flavor(options.flavor)
-    graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
+    if graph is None:
+        graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
     names = options.passes if options.passes is not None else default_pipeline(options.flavor)
     if options.stop_after is not None:
         if options.stop_after not in names:
@@ -105,9 +106,10 @@ def lower(options: ConvertOptions) -> tuple[Graph, PassManager, PassContext]:
     return graph, manager, ctx
 
 
-def convert(options: ConvertOptions) -> ConversionResult:
+def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionResult:
+    """Convert ``options.model`` (or an IR ``graph`` built by other means) and write the Caffe files."""
     start = time.perf_counter()
-    graph, manager, ctx = lower(options)
+    graph, manager, ctx = lower(options, graph)
     emitted = emit_caffe(graph, get_flavor(options.flavor))
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
     files = write_model(options.output_dir, emitted.net, report)

@@ -34,7 +34,8 @@ class PassContext:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
-        log.warning(message)
+        """Record a warning for the report (the CLI prints them once, after conversion)."""
+        log.info("warning: %s", message)
         self.warnings.append(message)
 
 

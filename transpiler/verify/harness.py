@@ -20,6 +20,7 @@ import numpy as np
 
 from transpiler.errors import UsageError, VerificationFailed
 from transpiler.verify.compare import Comparison, compare_arrays, format_table
+from transpiler.verify.detections import MatchResult, caffe_detections, compare_raw, match_detections, tf_detections
 from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
 
 
@@ -38,10 +39,21 @@ class VerifyResult:
     outputs: list[Comparison]
     layers: list[Comparison] = field(default_factory=list)
     first_divergence: Comparison | None = None
+    detections: MatchResult | None = None
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.outputs)
+        return all(c.ok for c in self.outputs) and (self.detections is None or self.detections.ok)
+
+
+def default_picture() -> Path | None:
+    """scikit-image's astronaut, when scikit-image is installed: detectors are verified on a real picture."""
+    try:
+        import skimage
+    except ImportError:
+        return None
+    path = Path(skimage.__file__).parent / "data" / "astronaut.png"
+    return path if path.exists() else None
 
 
 def make_input(entry: dict[str, Any], image: Path | None, seed: int) -> np.ndarray:
@@ -73,10 +85,13 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
     report = json.loads((options.out_dir / "conversion.json").read_text())
     net = load_opencv_net(options.out_dir / "deploy.prototxt", options.out_dir / "deploy.caffemodel")
     tf_feeds, caffe_feeds = {}, {}
+    image = options.image if options.image is not None or "ssd" not in report else default_picture()
     for i, entry in enumerate(report["inputs"]):
-        x = make_input(entry, options.image, options.seed + i)
+        x = make_input(entry, image, options.seed + i)
         tf_feeds[entry["tf_tensor"]] = _tf_dtype(entry, x)
         caffe_feeds[entry["caffe_blob"]] = x.astype(np.float32).transpose(entry["permutation"])
+    if "ssd" in report:
+        return _verify_detector(options, report, net, tf_feeds, caffe_feeds)
     outputs = report["outputs"]
     blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
                     if options.per_layer and b not in caffe_feeds]
@@ -89,19 +104,53 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
     ])
+    _compare_layers(result, blob_entries, ref, got, options.tolerance)
+    return result
+
+
+def _compare_layers(result: VerifyResult, blob_entries: list[tuple[str, dict[str, Any]]], ref: dict[str, Any],
+                    got: dict[str, np.ndarray], tolerance: float) -> None:
     for blob, e in blob_entries:
         r = np.asarray(ref[e["tf_tensor"]])
         perm = e["permutation"] if r.ndim == len(e["permutation"]) else list(range(r.ndim))
-        cmp = compare_arrays(e["tf_tensor"], blob, got[e["layer"]], np.transpose(r, perm), options.tolerance)
+        cmp = compare_arrays(e["tf_tensor"], blob, got[e["layer"]], np.transpose(r, perm), tolerance)
         result.layers.append(cmp)
         if not cmp.ok and result.first_divergence is None:
             result.first_divergence = cmp
+
+
+def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: object, tf_feeds: dict[str, np.ndarray],
+                     caffe_feeds: dict[str, np.ndarray]) -> VerifyResult:
+    """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box."""
+    ssd = report["ssd"]
+    raw = ssd["raw_tensors"]
+    tf_names = [raw["box_encodings"]["tf_tensor"], raw["class_logits"]["tf_tensor"], raw["anchors"]["tf_tensor"],
+                *report["outputs"][0]["tf_tensors"]]
+    blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
+                    if options.per_layer and b not in caffe_feeds]
+    ref = run_tensorflow(options.model, tf_feeds, sorted(set(tf_names) | {e["tf_tensor"] for _, e in blob_entries}))
+    layers = [raw["box_encodings"]["caffe_blob"], raw["class_logits"]["caffe_blob"], raw["anchors"]["caffe_blob"],
+              report["outputs"][0]["caffe_layer"]]
+    got = run_opencv(net, caffe_feeds, list(dict.fromkeys(layers + [e["layer"] for _, e in blob_entries])))
+    result = VerifyResult(compare_raw(report, got[layers[0]], got[layers[1]], got[layers[2]], ref[tf_names[0]],
+                                      ref[tf_names[1]], ref[tf_names[2]], options.tolerance))
+    boxes, scores, classes, num = (ref[n] for n in tf_names[3:7])
+    result.detections = match_detections(tf_detections(boxes, scores, classes, num), caffe_detections(got[layers[3]]),
+                                         keep_top_k=ssd["nms"]["keep_top_k"],
+                                         nms_threshold=ssd["nms"]["nms_threshold"])
+    _compare_layers(result, blob_entries, ref, got, options.tolerance)
     return result
 
 
 def print_result(result: VerifyResult, tolerance: float) -> None:
     print(f"verify: outputs (tolerance: max|Δ| ≤ {tolerance:g} · max|ref|)")
     print(format_table(result.outputs))
+    if result.detections is not None:
+        d = result.detections
+        print(f"verify: detections: {d.matched} matched, {len(d.unmatched_tf)} TF-only, "
+              f"{len(d.unmatched_caffe)} Caffe-only (score ≥ 0.01), {len(d.excused)} excused")
+        for text in d.excused:
+            print(f"verify:   excused: {text}")
     if result.layers:
         bad = [c for c in result.layers if not c.ok]
         print(f"verify: {len(result.layers)} blobs compared with their TF tensors, {len(bad)} beyond tolerance")
@@ -113,5 +162,6 @@ def print_result(result: VerifyResult, tolerance: float) -> None:
 
 def check(result: VerifyResult) -> None:
     if not result.ok:
-        bad = ", ".join(c.name for c in result.outputs if not c.ok)
+        bad = ", ".join([c.name for c in result.outputs if not c.ok]
+                        + (["detections"] if result.detections is not None and not result.detections.ok else []))
         raise VerificationFailed(f"verification failed: {bad} differ from TensorFlow beyond tolerance")

@@ -1,0 +1,163 @@
+"""The shared OD API detector fixtures convert with default options and detect what TF detects.
+
+References are TensorFlow's recorded outputs on real pictures (raw box encodings, class logits,
+anchors, final detections). Caffe side: OpenCV dnn 4.x on the converted model, fed the same
+pixels. Raw tensors are compared through conversion.json's prior_to_anchor mapping; detections
+are matched box by box after clipping Caffe's boxes to the image as TF does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import fixture_model
+from e2e_helpers import convert_model, layer_types
+
+from transpiler.errors import UnsupportedModelError
+from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
+from transpiler.verify.runners import load_opencv_net, run_opencv
+
+DETECTORS = ["pedestrian_ssdlite", "ssdlite_mnv2_1cls_dm035", "ssdlite_mnv2_coco90_dm035", "ssd_mnv2_voc20_dm035"]
+PICTURES = ["astronaut", "camera", "coffee"]
+LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
+
+
+@pytest.fixture(scope="module", params=[(m, "ssd") for m in DETECTORS] + [("pedestrian_ssdlite", "portable"),
+                                                                         ("ssdlite_mnv2_coco90_dm035", "portable")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict]:
+    name, flavor = request.param
+    out = tmp_path_factory.mktemp(f"{name}_{flavor}")
+    return name, out, convert_model(fixture_model(name), out, flavor=flavor)
+
+
+def run_picture(name: str, out: Path, pic: str) -> tuple[Any, dict[str, np.ndarray]]:
+    ref = np.load(fixture_model(name).parent / f"ref_{pic}.npz")
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 RGB pixels, NCHW
+    return ref, run_opencv(net, {"data": x}, LAYERS)
+
+
+def float64_raw_tensors(name: str, report: dict, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The raw tensors evaluated in float64 (IR reference kernels on the imported TF region)."""
+    from transpiler.convert import ConvertOptions, lower
+    from transpiler.frontends.tf.importer import InputSpec
+    from transpiler.ir.interpreter import run
+
+    ssd = report["ssd"]
+    region = ConvertOptions(fixture_model(name), inputs=[InputSpec(ssd["feature_input"], (1, 300, 300, 3))],
+                            outputs=[ssd["raw_box_encodings"], ssd["raw_class_logits"]], passes=[])
+    graph, _, _ = lower(region)
+    x = x_nhwc.astype(np.float64)
+    for step in ssd["normalization"]:
+        x = {"Mul": np.multiply, "Sub": np.subtract, "Add": np.add, "Div": np.divide}[step["op"]](
+            *((np.float32(step["value"]), x) if step["scalar_first"] else (x, np.float32(step["value"]))))
+    out = run(graph, {graph.inputs[0].name: x})
+    return out[graph.outputs[0].name], out[graph.outputs[1].name]
+
+
+@pytest.mark.parametrize("pic", PICTURES)
+def test_raw_tensors_and_priors_equal_tf(converted: tuple[str, Path, dict], pic: str) -> None:
+    name, out, report = converted
+    ref, got = run_picture(name, out, pic)
+    rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
+                       ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
+    assert rows[2].ok, (rows[2].max_abs, "priors differ from TF's anchors")
+    if not (rows[0].ok and rows[1].ok):
+        # Float32 rounding of TF's own run can exceed 1e-4 on these random-weight heads (box encodings are
+        # scaled x8). Then Caffe must be within 1e-4 of the float64 value, and no further from TF than TF is.
+        enc64, logit64 = float64_raw_tensors(name, report, ref["input"])
+        exact = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"], enc64, logit64,
+                            None, 1e-4)
+        tf_vs_64 = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
+                               ref["raw_box_encodings"], ref["raw_class_logits"], None, 1.0)
+        for row, to64, tf_row, ref64, tf_ref in zip(rows[:2], exact, tf_vs_64, (enc64, logit64),
+                                                    (ref["raw_box_encodings"], ref["raw_class_logits"]), strict=True):
+            tf_error = float(np.abs(tf_ref - ref64.reshape(tf_ref.shape)).max()) / row.ref_max
+            assert to64.ok, (row.name, to64.rel)
+            assert row.rel <= tf_error + 1e-4, (row.name, row.rel, tf_error, tf_row.rel)
+    priors = got["mbox_priorbox"].reshape(2, -1, 4)
+    assert np.allclose(priors[1], [0.1, 0.1, 0.2, 0.2])  # variances = 1 / (10, 10, 5, 5)
+
+
+@pytest.mark.parametrize("pic", PICTURES)
+def test_detections_match_tf_box_by_box(converted: tuple[str, Path, dict], pic: str) -> None:
+    name, out, report = converted
+    ref, got = run_picture(name, out, pic)
+    tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                       ref["num_detections"])
+    caffe = caffe_detections(got["detection_out"])
+    nms = report["ssd"]["nms"]
+    result = match_detections(tf, caffe, keep_top_k=nms["keep_top_k"], nms_threshold=nms["nms_threshold"])
+    assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3])
+    strong = [d for d in tf if d.score >= 0.01]
+    assert result.matched >= len(strong)
+    if name == "pedestrian_ssdlite" and pic in ("astronaut", "camera"):
+        # the trained detector finds the astronaut and the cameraman, in both runtimes
+        assert tf[0].score > 0.9 and caffe[0].score > 0.9 and caffe[0].label == 1
+
+
+def test_prototxt_settings_follow_the_graph(converted: tuple[str, Path, dict]) -> None:
+    _, out, report = converted
+    text = (out / "deploy.prototxt").read_text()
+    assert "clip: false" in text  # written explicitly: OpenCV would clip by default
+    assert "top_k" not in text.split("keep_top_k")[0].split("DetectionOutput")[-1]  # no pre-NMS cut
+    assert "keep_top_k: 100" in text and "nms_threshold: 0.6" in text and "confidence_threshold: 1e-08" in text
+    kinds = [k for _, k, _ in layer_types(out)]
+    assert kinds[0] == "Input" and kinds[-1] == "DetectionOutput" and "Slice" not in kinds
+    assert report["inputs"][0]["tf_tensor"] == "image_tensor:0" and report["inputs"][0]["shape"] == [1, 3, 300, 300]
+    assert report["outputs"][0]["caffe_blob"] == "detection_out" and report["outputs"][0]["shape"] == [1, 1, 100, 7]
+    ssd = report["ssd"]
+    assert ssd["num_anchors"] == 1917 and len(ssd["prior_to_anchor"]) == ssd["num_priors"]
+    assert sorted(a for a in ssd["prior_to_anchor"] if a >= 0) == list(range(1917))
+    assert ssd["heads"][0]["dummy_priors_per_cell"] == 1  # reduce_boxes_in_lowest_layer: exact, via a dummy
+    assert ssd["raw_tensors"]["box_encodings"]["tf_tensor"] == "Squeeze:0"
+    assert any("clips" in w for w in report["warnings"])
+
+
+def _edited_graph(name: str, tmp_path: Path, edit: Any) -> Path:
+    from transpiler.frontends.tf.loader import load_graphdef
+
+    graph = load_graphdef(fixture_model(name))
+    edit(graph)
+    path = tmp_path / "edited.pb"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def test_soft_nms_is_refused(tmp_path: Path) -> None:
+    from transpiler.frontends.tf.tensors import numpy_to_tensor
+
+    def soft(graph: Any) -> None:
+        nodes = {n.name: n for n in graph.node}
+        nms = next(n for n in graph.node if n.op == "NonMaxSuppressionV5")
+        sigma = nodes[nms.input[5].split(":")[0]]
+        sigma.attr["value"].tensor.CopyFrom(numpy_to_tensor(np.asarray(0.5, np.float32)))
+
+    model = _edited_graph("ssdlite_mnv2_1cls_dm035", tmp_path, soft)
+    with pytest.raises(UnsupportedModelError, match="soft-NMS"):
+        convert_model(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_anchors_priorbox_cannot_express_are_refused(tmp_path: Path) -> None:
+    from transpiler.frontends.tf.tensors import numpy_to_tensor
+
+    anchors = np.load(fixture_model("pedestrian_ssdlite").parent / "ref_camera.npz")["anchors"].copy()
+    anchors[5] += 0.01  # one anchor of the 19x19 layer moves: no PriorBox grid produces that
+
+    def replace(graph: Any) -> None:
+        node = next(n for n in graph.node if n.name == "Concatenate/concat")
+        node.op = "Const"
+        del node.input[:]
+        node.attr.clear()
+        node.attr["dtype"].type = 1
+        node.attr["value"].tensor.CopyFrom(numpy_to_tensor(anchors))
+
+    model = _edited_graph("pedestrian_ssdlite", tmp_path, replace)
+    with pytest.raises(UnsupportedModelError, match="anchor"):
+        convert_model(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
