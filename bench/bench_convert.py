@@ -153,9 +153,12 @@ def bench_inference(model: Path, caffe_dir: Path, result: Result, threads: Seque
     report = json.loads((caffe_dir / "conversion.json").read_text())
     (inp,) = report["inputs"]
     x_tf = picture(inp["tf_shape"])
+    if inp["tf_dtype"] == "u8":  # detectors take raw pixels
+        x_tf = np.round((x_tf + 1.0) * 127.5).astype(np.uint8)
     x_caffe = np.ascontiguousarray(np.transpose(x_tf, inp["permutation"]), dtype=np.float32)
     layers = [e["caffe_layer"] for e in report["outputs"]]
-    fetches = [e["tf_tensor"] if ":" in e["tf_tensor"] else f"{e['tf_tensor']}:0" for e in report["outputs"]]
+    fetches = [t for e in report["outputs"] for t in e.get("tf_tensors", [e.get("tf_tensor")])]
+    fetches = [f if ":" in f else f"{f}:0" for f in fetches]
     in_name = inp["tf_tensor"] if ":" in inp["tf_tensor"] else f"{inp['tf_tensor']}:0"
 
     graph_def = tf.compat.v1.GraphDef()
@@ -168,7 +171,7 @@ def bench_inference(model: Path, caffe_dir: Path, result: Result, threads: Seque
 
     for n in threads:
         cv2.setNumThreads(n)
-        net: Any = load_opencv_net(caffe_dir / "deploy.prototxt", caffe_dir / "deploy.caffemodel")
+        net: Any = load_opencv_net(caffe_dir / "deploy.prototxt", caffe_dir / "deploy.caffemodel", winograd=True)
 
         def run_cv(net: Any = net) -> None:
             net.setInput(x_caffe, inp["caffe_blob"])
@@ -265,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Python {platform.python_version()}, OpenCV {cv2.__version__}, {cpu} CPUs ({platform.machine()}); "
           f"conversion: median of {args.runs} fresh processes, peak RSS = ru_maxrss via os.wait4 in a launcher; "
           f"inference: median of {args.infer_runs} runs after 3 warm-up, batch 1, "
-          f"OpenCV DNN_BACKEND_OPENCV (Winograd off, as --verify), TF {_tf_version()} tf.compat.v1.Session.")
+          f"OpenCV DNN_BACKEND_OPENCV (defaults, Winograd on), TF {_tf_version()} tf.compat.v1.Session.")
     print()
     print(table(results, threads, args.markdown))
     errors = [r for r in results if r.error]

@@ -55,6 +55,10 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["caffe"], default="caffe", help="output format (default: caffe)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: <model stem>_caffe/)")
     p.add_argument("--dump-ir", type=Path, metavar="DIR", help="write the IR after each pass into DIR")
+    p.add_argument("--input-order", choices=["rgb", "bgr"], default="rgb",
+                   help="channel order the Caffe model takes (bgr: feed cv2 images directly)")
+    p.add_argument("--pipeline-config", type=Path, metavar="FILE",
+                   help="detectors: cross-check with pipeline.config; its NMS settings override the graph's")
     p.add_argument("--verify", action="store_true", help="compare with TensorFlow through OpenCV dnn")
     p.add_argument("--verify-input", type=Path, metavar="IMAGE", help="picture to verify with (default: noise)")
     p.add_argument("--per-layer", action="store_true", help="with --verify: compare every blob, name the first "
@@ -85,6 +89,8 @@ def _options(args: argparse.Namespace) -> object:
         passes=[s.strip() for s in args.passes.split(",") if s.strip()] if args.passes else None,
         dump_ir=getattr(args, "dump_ir", None),
         plugins=list(args.plugin),
+        input_order=getattr(args, "input_order", "rgb"),
+        pipeline_config=getattr(args, "pipeline_config", None),
     )
 
 
@@ -142,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "inspect":
             return run_inspect(argv[1:])
+        if argv and argv[0] == "demo":
+            from transpiler.demo import run_demo
+
+            return run_demo(argv[1:])
         return run_convert(argv)
     except TranspilerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
 from transpiler.errors import UsageError
 from transpiler.frontends.tf import InputSpec, load_tf_model
+from transpiler.frontends.tf.pipeline_config import load_pipeline_config, ssd_settings
 from transpiler.ir.core import Graph, Value
 from transpiler.pass_manager import PassContext, PassManager, PassRecord, with_plugin_passes
 
@@ -25,7 +26,7 @@ log = logging.getLogger("transpiler")
 
 # The pipeline, in order (pass names).
 FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
-                "fix-same-padding", "map-relu6", "ssd-detection-output", "dce"]
+                "input-channel-order", "fix-same-padding", "map-relu6", "ssd-detection-output", "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
@@ -72,6 +73,8 @@ class ConvertOptions:
     plugins: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     stop_after: str | None = None  # inspect --after PASS
+    input_order: str = "rgb"
+    pipeline_config: Path | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -94,6 +97,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     get_flavor(options.flavor)
     if graph is None:
         graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
+    config_warnings = apply_pipeline_config(graph, options.pipeline_config) if options.pipeline_config else []
     names = options.passes if options.passes is not None else default_pipeline(options.flavor)
     if options.stop_after is not None:
         if options.stop_after not in names:
@@ -101,9 +105,51 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
         names = names[: names.index(options.stop_after) + 1]
     manager = PassManager(names, dump_dir=options.dump_ir)
     flavor = get_flavor(options.flavor)
-    ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads, **options.options})
+    ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads,
+                               "input_order": options.input_order, **options.options})
+    for w in config_warnings:
+        ctx.warn(w)
     manager.run(graph, ctx)
     return graph, manager, ctx
+
+
+def apply_pipeline_config(graph: Graph, path: Path) -> list[str]:
+    """Cross-check a detector's settings with pipeline.config; the config's NMS settings override.
+
+    Structural settings (class count, box coder, input size) must agree: a config that does not describe
+    this model is an error. NMS settings may differ on purpose (deployment thresholds): the config wins,
+    and the report warns that the Caffe model then differs from the TF graph.
+    """
+    post = next((n for n in graph.nodes if n.op == "SSDPostprocess"), None)
+    if post is None:
+        raise UsageError(f"--pipeline-config {path}: the model is not an SSD detector")
+    settings = ssd_settings(load_pipeline_config(path))
+    logits = post.inputs[1].shape
+    classes = int(logits[-1]) - 1 if logits and logits[-1] is not None else None
+    data = graph.inputs[0].shape
+    checks = {"num_classes": (settings["num_classes"], classes),
+              "scale_factors": (settings["scale_factors"], tuple(post.attrs["scale_factors"])),
+              "input_size": (settings["input_size"], tuple(data[1:3]) if data else None)}
+    for key, (config_value, graph_value) in checks.items():
+        if config_value not in (None, (None,) * 4, (None, None)) and not _same(config_value, graph_value):
+            raise UsageError(f"--pipeline-config {path}: {key} is {config_value} but the graph has {graph_value}")
+    warnings = []
+    for key in ("score_threshold", "iou_threshold", "max_per_class", "max_total", "score_converter"):
+        value = settings[key]
+        if value is None or _same(value, post.attrs[key]):
+            continue
+        warnings.append(f"pipeline.config sets {key} = {value} where the graph computes {post.attrs[key]}: "
+                        "the Caffe model follows the config, so its detections differ from the TF graph's")
+        post.attrs[key] = value
+    return warnings
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+    return bool(a == b)
 
 
 def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionResult:
@@ -151,6 +197,8 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
     inputs = [_tensor_entry(n, v, emitted) for n, v in zip(tf_inputs, graph.inputs, strict=True)]
     for entry in inputs:
         entry["tf_dtype"] = graph.metadata.get("tf_input_dtypes", {}).get(entry["tf_tensor"], entry["tf_dtype"])
+        if len(entry["shape"]) == 4:
+            entry["channel_order"] = graph.metadata.get("input_order", "rgb")
     ssd = graph.metadata.get("ssd")
     if ssd is not None:
         outputs = [_detection_entry(graph, emitted, tf_outputs)]

@@ -161,3 +161,30 @@ def test_anchors_priorbox_cannot_express_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="anchor"):
         convert_model(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_bgr_input_order_feeds_cv2_images_directly(tmp_path: Path) -> None:
+    report = convert_model(fixture_model("pedestrian_ssdlite"), tmp_path, input_order="bgr")
+    assert report["inputs"][0]["channel_order"] == "bgr"
+    ref = np.load(fixture_model("pedestrian_ssdlite").parent / "ref_camera.npz")
+    net = load_opencv_net(tmp_path / "deploy.prototxt", tmp_path / "deploy.caffemodel")
+    bgr = ref["input"][..., ::-1].astype(np.float32).transpose(0, 3, 1, 2)  # what cv2.imread gives
+    got = run_opencv(net, {"data": np.ascontiguousarray(bgr)}, LAYERS)
+    rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
+                       ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
+    assert all(r.ok for r in rows), [(r.name, r.rel) for r in rows]
+
+
+def test_pipeline_config_overrides_nms_and_must_fit_the_model(tmp_path: Path) -> None:
+    from transpiler.errors import UsageError
+
+    config = (fixture_model("pedestrian_ssdlite").parent / "pipeline.config").read_text()
+    edited = tmp_path / "pipeline.config"
+    edited.write_text(config.replace("iou_threshold: 0.6", "iou_threshold: 0.45"))
+    report = convert_model(fixture_model("pedestrian_ssdlite"), tmp_path / "out", pipeline_config=edited)
+    assert "nms_threshold: 0.45" in (tmp_path / "out" / "deploy.prototxt").read_text()
+    assert any("iou_threshold" in w and "differ" in w for w in report["warnings"])
+    other = fixture_model("ssd_mnv2_voc20_dm035").parent / "pipeline.config"
+    with pytest.raises(UsageError, match="num_classes is 20"):
+        convert_model(fixture_model("pedestrian_ssdlite"), tmp_path / "bad", pipeline_config=other)
+    assert not (tmp_path / "bad").exists()

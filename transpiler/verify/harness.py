@@ -89,7 +89,10 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
     for i, entry in enumerate(report["inputs"]):
         x = make_input(entry, image, options.seed + i)
         tf_feeds[entry["tf_tensor"]] = _tf_dtype(entry, x)
-        caffe_feeds[entry["caffe_blob"]] = x.astype(np.float32).transpose(entry["permutation"])
+        blob = x.astype(np.float32).transpose(entry["permutation"])
+        if entry.get("channel_order") == "bgr":
+            blob = blob[:, ::-1]  # the model was converted to take BGR: feed the same picture as BGR
+        caffe_feeds[entry["caffe_blob"]] = np.ascontiguousarray(blob)
     if "ssd" in report:
         return _verify_detector(options, report, net, tf_feeds, caffe_feeds)
     outputs = report["outputs"]

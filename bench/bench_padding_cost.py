@@ -1,0 +1,103 @@
+"""What exact TF SAME padding costs at inference, against the naive symmetric padding of the old scripts.
+
+    python bench/bench_padding_cost.py [MODEL.pb ...] [--runs 50] [--threads 1]
+
+Exact: uneven pads become an enlarged kernel with zero taps and a symmetric pad (``symmetric-padding``).
+Naive: the same model with every uneven pad ``(begin, end)`` replaced by ``(max, max)`` — what the
+hand-written converters did; it shifts every stride-2 window by one pixel. Both are timed in OpenCV
+dnn (defaults, Winograd on) on the same input, interleaved, median of ``--runs``; the table also shows
+how far the naive model's raw outputs are from the exact one's (why it is not an option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transpiler.convert import ConvertOptions, convert, default_pipeline
+from transpiler.ir.core import Graph
+from transpiler.pass_manager import Pass, PassContext, register_pass
+from transpiler.verify.runners import load_opencv_net
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+DEFAULT = [FIXTURES / n / "model.pb" for n in ("pedestrian_ssdlite", "ssdlite_mnv2_coco90_dm035")]
+
+
+@register_pass("naive-symmetric-padding")
+class NaiveSymmetricPadding(Pass):
+    """Benchmark only: pad (begin, end) → (max, max), the old scripts' inexact shortcut."""
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for node in graph.nodes:
+            if node.op == "Conv" and node.attrs.get("padding") == "EXPLICIT":
+                t, b, left, r = node.attrs["pads"]
+                if (t, left) != (b, r):
+                    node.attrs["pads"] = (max(t, b), max(t, b), max(left, r), max(left, r))
+                    changed = True
+        return changed
+
+
+def timed(fn: Any, runs: int) -> float:
+    for _ in range(3):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import cv2
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="*", type=Path, default=DEFAULT)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    cv2.setNumThreads(args.threads)
+    exact_passes = default_pipeline("ssd")
+    naive_passes = [("naive-symmetric-padding" if n == "symmetric-padding" else n) for n in exact_passes]
+    print(f"OpenCV {cv2.__version__}, {args.threads} thread(s), median of {args.runs} runs")
+    print(f"{'model':<28} {'exact ms':>9} {'naive ms':>9} {'exact/naive':>11} {'naive max|Δ| (rel)':>20}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            nets, outs = {}, {}
+            for label, passes in (("exact", exact_passes), ("naive", naive_passes)):
+                out = Path(tmp) / f"{model.parent.name}_{label}"
+                result = convert(ConvertOptions(model=model, out_dir=out, passes=passes))
+                nets[label] = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel", winograd=True)
+                shape = result.report["inputs"][0]["shape"]
+                layer = result.report.get("ssd", {}).get("raw_tensors", {}).get("box_encodings", {}).get(
+                    "caffe_blob", result.report["outputs"][0]["caffe_layer"])
+                outs[label] = layer
+            x = np.random.default_rng(0).uniform(0, 255, size=shape).astype(np.float32)
+            results = {}
+            for label, net in nets.items():
+                net.setInput(x, result.report["inputs"][0]["caffe_blob"])  # type: ignore[attr-defined]
+                results[label] = net.forward(outs[label]).copy()  # type: ignore[attr-defined]
+            times: dict[str, list[float]] = {"exact": [], "naive": []}
+            rounds = 5  # interleaved, so load drifts hit both alike
+            for _ in range(rounds):
+                for label, net in nets.items():
+                    times[label].append(timed(lambda net=net, layer=outs[label]: net.forward(layer),
+                                              max(args.runs // rounds, 1)))
+            exact, naive = statistics.median(times["exact"]), statistics.median(times["naive"])
+            err = float(np.abs(results["exact"] - results["naive"]).max() / np.abs(results["exact"]).max())
+            print(f"{model.parent.name:<28} {exact * 1e3:>9.2f} {naive * 1e3:>9.2f} {exact / naive:>11.3f} "
+                  f"{err:>20.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
