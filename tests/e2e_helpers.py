@@ -19,7 +19,9 @@ def convert_model(model: Path, out: Path, **kw: Any) -> dict[str, Any]:
     return json.loads((out / "conversion.json").read_text())
 
 
-def run_both(model: Path, out: Path, report: dict[str, Any], x_nhwc: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def run_both(
+    model: Path, out: Path, report: dict[str, Any], x_nhwc: np.ndarray
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """[(tf tensor, TF reference permuted to the Caffe blob layout, Caffe output)] for every output."""
     entry = report["inputs"][0]
     ref = run_tensorflow(model, {entry["tf_tensor"]: x_nhwc}, [o["tf_tensor"] for o in report["outputs"]])
@@ -38,7 +40,6 @@ def rel_error(ref: np.ndarray, got: np.ndarray) -> float:
 def layer_types(out: Path) -> list[tuple[str, str, list[str]]]:
     """(name, type, bottoms) of every layer of the written prototxt, parsed with our schema."""
     from google.protobuf import text_format
-
     from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 
     net = text_format.Parse((out / "deploy.prototxt").read_text(), cp.NetParameter())

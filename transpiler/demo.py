@@ -83,6 +83,8 @@ def run_demo(argv: Sequence[str]) -> int:
     entry = report["inputs"][0]
     height, width = entry["tf_shape"][1:3]
     pixels = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise UsageError(f"--image {image_path}: not a readable image")
     rgb = cv2.cvtColor(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
     names = report["outputs"][0]["tf_tensors"]
     ref = run_tensorflow(model, {entry["tf_tensor"]: rgb[None]}, names)

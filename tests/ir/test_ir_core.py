@@ -73,8 +73,10 @@ def test_iteration_snapshot_is_safe_while_mutating() -> None:
 def test_text_dump_is_deterministic_and_readable() -> None:
     text = to_text(small_graph())
     assert text == to_text(small_graph())
-    assert "%conv <f32[1,4,4,3] NHWC> = Conv(%x, %w<f32[1,1,2,3]>=[1,1,1,1,1,1]) {dilations=[1,1], group=1, kernel_layout=HWIO," \
-           " padding=VALID, pads=[0,0,0,0], strides=[1,1]}  # from tf/conv" in text
+    assert (
+        "%conv <f32[1,4,4,3] NHWC> = Conv(%x, %w<f32[1,1,2,3]>=[1,1,1,1,1,1]) {dilations=[1,1], group=1, "
+        "kernel_layout=HWIO, padding=VALID, pads=[0,0,0,0], strides=[1,1]}  # from tf/conv"
+    ) in text
     assert "return %relu" in text
     dot = to_dot(small_graph())
     assert dot.startswith('digraph "small"') and "Conv\\nconv" in dot

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 import transpiler.passes  # noqa: F401
+
 from transpiler.ir import DType, Graph, Value, infer_node
 from transpiler.ir.interpreter import run
 from transpiler.pass_manager import PassContext, PassManager, get_pass, infer_shapes
@@ -47,8 +47,8 @@ def const(g: Graph, arr: np.ndarray) -> Value:
 
 
 def check_numerics(before: Graph, after: Graph, x: np.ndarray, x_after: np.ndarray | None = None) -> None:
-    ref = list(run(before, {"x": x}).values())[0]
-    got = list(run(after, {"x": x if x_after is None else x_after}).values())[0]
+    (ref,) = run(before, {"x": x}).values()
+    (got,) = run(after, {"x": x if x_after is None else x_after}).values()
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
