@@ -184,3 +184,9 @@ def test_flavors_from_cli(tmp_path: Path, flavor: str) -> None:
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "o" / "deploy.prototxt").read_text()
     assert ('type: "Clip"' in text) == (flavor == "bvlc")
+
+
+def test_region_with_a_while_loop_names_the_loop(tmp_path: Path) -> None:
+    model = fixture_model("ssdlite_mnv2_1cls_dm035")
+    result = cli(model, "-o", tmp_path / "o", "--output", "Squeeze:0")
+    assert_bad_input(result, "while-loop", "NextIteration", "--input", out=tmp_path / "o")

@@ -264,8 +264,8 @@ def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], 
             if state.get(n) == 2:
                 continue
             if state.get(n) == 1:
-                raise UnsupportedModelError(f"{source}: the graph has a cycle through node '{n}' "
-                                            "(while-loops are not supported in this region)")
+                raise UnsupportedModelError(f"{source}: the requested region contains a while-loop: "
+                                            f"{_describe_cycle(nodes, n)}; choose --input/--output around it")
             state[n] = 1
             stack.append((n, True))
             if n in input_nodes:
@@ -279,6 +279,22 @@ def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], 
                 if state.get(dep) != 2:
                     stack.append((dep, False))
     return order
+
+
+def _describe_cycle(nodes: Mapping[str, Any], start: str) -> str:
+    """The loop through ``start`` as ``a -> b -> ... -> a`` (networkx, imported only on this error path)."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for name, node in nodes.items():
+        for i in node.input:
+            graph.add_edge(split_tensor_name(i)[0], name)
+    try:
+        cycle = [u for u, _ in nx.find_cycle(graph, start)]
+    except nx.NetworkXNoCycle:
+        return f"node '{start}'"
+    shown = cycle if len(cycle) <= 6 else [*cycle[:3], "...", *cycle[-2:]]
+    return " -> ".join(f"'{n}' ({nodes[n].op})" if n in nodes else n for n in [*shown, cycle[0]])
 
 
 def _make_input(ctx: ImportContext, spec: InputSpec, tname: str) -> Value:
