@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, choose_image_size, group_cell, prior_boxes, snap
+from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell, prior_boxes, snap
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.ir.core import Graph, Node, Value
@@ -140,8 +140,9 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         sizes = cell_anchors(anchors[offset:offset + count], hd.height, hd.width, hd.per_cell)
         plans.append((hd, offset, group_cell(sizes, img_w / short, img_h / short)))
         offset += count
-    all_sizes = [s for _, _, groups in plans for g in groups for s in (g.min_size, g.max_size) if s is not None]
-    vimg_h, vimg_w, unit = choose_image_size(all_sizes, img_h, img_w)
+    # Sizes in pixels of the real input: OpenCV's PriorBox divides by the data blob's size and ignores
+    # img_h/img_w, so no virtual image size can serve every runtime.
+    unit = float(short)
 
     scales = settings["scale_factors"]
     variance = [1.0 / float(scales[1]), 1.0 / float(scales[0]), 1.0 / float(scales[3]), 1.0 / float(scales[2])]
@@ -170,7 +171,7 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
             attrs: dict[str, Any] = {
                 "min_size": snap(g.min_size * unit), "max_size": [] if g.max_size is None else
                 [snap(g.max_size * unit)], "aspect_ratios": [float(r) for r in g.aspect_ratios],
-                "img_h": vimg_h, "img_w": vimg_w, "step_h": vimg_h / h.height, "step_w": vimg_w / h.width,
+                "img_h": img_h, "img_w": img_w, "step_h": img_h / h.height, "step_w": img_w / h.width,
                 "offset": 0.5, "variance": variance, "clip": False,
             }
             priors.append(graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
@@ -181,7 +182,8 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
             layout.append({"head": i, "group": j, "feature_map": [h.height, h.width], "priors_per_cell":
                            g.priors_per_cell, "dummy_priors_per_cell": order.count(None), "prior_box": attrs})
     prior_to_anchor = np.concatenate(mapping)
-    _check_priors(plans, vimg_h, vimg_w, unit, anchors, prior_to_anchor)
+    _check_priors(plans, img_h, img_w, unit, anchors, prior_to_anchor,
+                  ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv")))
 
     loc = graph.add_node("Concat", locs, 1, {"axis": 1}, name="mbox_loc", source_names=encodings.producer.source_names
                          if encodings.producer else ()).output
@@ -210,7 +212,7 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         "prior_to_anchor": prior_to_anchor.tolist(),
         "box_coordinate_order": list(BOX_ORDER),
         "heads": layout,
-        "virtual_image": [vimg_h, vimg_w],
+        "prior_runtimes_checked": list(ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv"))),
         "nms": {k: det_attrs[k] for k in ("nms_threshold", "confidence_threshold", "keep_top_k")},
         "tf_nms": {k: settings[k] for k in ("iou_threshold", "score_threshold", "max_per_class", "max_total")},
         "score_converter": settings["score_converter"],
@@ -237,11 +239,14 @@ def _score(graph: Graph, logits: Value, settings: dict[str, Any], num_classes: i
 
 
 def _check_priors(plans: list[tuple[Head, int, list[PriorGroup]]], img_h: int, img_w: int, unit: float,
-                  anchors: np.ndarray, prior_to_anchor: np.ndarray) -> None:
-    """Refuse the model unless Caffe's priors (both runtimes' semantics) equal TF's anchors."""
+                  anchors: np.ndarray, prior_to_anchor: np.ndarray, runtimes: tuple[str, ...]) -> None:
+    """Refuse the model unless the target runtimes' priors equal TF's anchors.
+
+    SSD-Caffe truncates ``min_size``/``max_size`` to integers; OpenCV uses them as floats.
+    """
     tf_xyxy = anchors[:, [1, 0, 3, 2]]
     real = prior_to_anchor >= 0
-    for truncate in (True, False):
+    for truncate in [r == "ssd-caffe" for r in runtimes]:
         boxes = []
         for h, _, groups in plans:
             for g in groups:
@@ -251,8 +256,13 @@ def _check_priors(plans: list[tuple[Head, int, list[PriorGroup]]], img_h: int, i
         caffe = np.concatenate(boxes)
         err = float(np.abs(caffe[real] - tf_xyxy[prior_to_anchor[real]]).max())
         if err > PRIOR_TOLERANCE:
-            runtime = "SSD-Caffe (integer sizes)" if truncate else "OpenCV (float sizes)"
-            raise UnsupportedModelError(f"SSD anchors cannot be expressed with PriorBox: {runtime} priors differ "
+            if truncate:
+                sizes = sorted({round(g.min_size * unit, 3) for _, _, groups in plans for g in groups})
+                raise UnsupportedModelError(
+                    f"SSD anchors at this input size give PriorBox sizes {sizes} px that are not integers; "
+                    f"SSD-Caffe truncates them (priors off by {err:.3g} > {PRIOR_TOLERANCE}). OpenCV uses "
+                    "float sizes: --flavor opencv converts this model exactly for OpenCV dnn")
+            raise UnsupportedModelError(f"SSD anchors cannot be expressed with PriorBox: OpenCV's priors differ "
                                         f"from the graph's anchors by {err:.3g} (> {PRIOR_TOLERANCE})")
 
 

@@ -4,9 +4,9 @@ TF's SSD anchors of one head are, per cell and in a fixed order, boxes ``(w, h)`
 centred at ``((j + 0.5)/W_f, (i + 0.5)/H_f)``. Caffe's PriorBox emits per cell, for each
 ``min_size``: the square ``min``; the square ``√(min·max)`` when ``max_size`` is set; then
 ``min·√ar × min/√ar`` for each aspect ratio (``flip: false``, ratios listed explicitly). Sizes are
-in pixels of a virtual image ``img_w × img_h`` chosen so that every size is an integer
-(SSD-Caffe truncates ``min_size``/``max_size`` to int), and ``step = img / feature size`` puts
-centres exactly where TF does.
+in pixels of the input image (OpenCV divides by the data blob's size and ignores ``img_h``/``img_w``;
+SSD-Caffe truncates ``min_size``/``max_size`` to int, so those must be whole pixels for it), and
+``step = image size / feature size`` puts centres exactly where TF does.
 
 A head's anchors are grouped by base scale ``s = √(w·h)`` (its non-square boxes) plus the squares:
 the square of size ``s`` is the group's ``min`` box, one more square ``q`` becomes ``max = q²/s``.
@@ -112,26 +112,6 @@ def group_cell(sizes: np.ndarray, aspect_w: float, aspect_h: float) -> list[Prio
     for q in free_squares:
         groups.append(PriorGroup(pix[q][0], None, [], [q]))
     return groups
-
-
-def choose_image_size(sizes: list[float], height: int, width: int, limit: int = 100000) -> tuple[int, int, float]:
-    """A virtual square-pixel unit ``L`` making every ``size·L`` integral; returns (img_h, img_w, L).
-
-    Sizes are in units of the shorter image side. ``img_h = L·H/min(H,W)`` and likewise for the
-    width must be integers too.
-    """
-    sizes = [round(s, 9) for s in sizes]
-    short = min(height, width)
-    # the real image size first (the prototxt then reads like a hand-written one), then any unit
-    candidates = [short * k for k in range(1, 11)] + list(range(1, limit + 1))
-    for unit in candidates:
-        img_h, img_w = unit * height / short, unit * width / short
-        if abs(img_h - round(img_h)) > 1e-9 or abs(img_w - round(img_w)) > 1e-9:
-            continue
-        if all(abs(s * unit - round(s * unit)) <= 1e-6 * max(1.0, s * unit) for s in sizes):
-            return round(img_h), round(img_w), float(unit)
-    raise UnsupportedModelError(f"no virtual image size up to {limit} makes the anchor sizes {sizes} integral "
-                                "(SSD-Caffe truncates PriorBox sizes to integers)")
 
 
 def snap(size: float) -> float:

@@ -106,6 +106,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     manager = PassManager(names, dump_dir=options.dump_ir)
     flavor = get_flavor(options.flavor)
     ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads,
+                               "prior_runtimes": flavor.prior_runtimes,
                                "input_order": options.input_order, **options.options})
     for w in config_warnings:
         ctx.warn(w)

@@ -8,6 +8,8 @@
   ``ReLU → Power(shift −6) → ReLU → Eltwise(SUM, 1, −1)`` since ``min(relu(x), 6) = relu(x) − relu(relu(x) − 6)``.
 - ``kernels``: SSD-Caffe plus this project's kernels/ layers: ``DepthwiseConvolution`` with native
   uneven pads and ``ReLU6``.
+- ``opencv``: OpenCV dnn only. Same layers as ``ssd``, but detectors whose PriorBox sizes are not whole
+  pixels (e.g. 0.35·224 = 78.4) are accepted: OpenCV uses float sizes, SSD-Caffe would truncate them.
 
 Every emitted layer is checked against the flavor's table; a layer the target lacks is an error
 that names the layer and the flavors that have it, never a silent substitution.
@@ -33,6 +35,8 @@ class Flavor:
     relu6: str  # "ReLU6", "Clip" or "portable"
     asymmetric_pads: bool = False  # native uneven padding for depthwise convolutions (DepthwiseConvolution)
     description: str = ""
+    # Runtimes whose PriorBox semantics must reproduce the TF anchors (SSD-Caffe: integer sizes).
+    prior_runtimes: tuple[str, ...] = ("ssd-caffe", "opencv")
 
     def check(self, layer_type: str, layer_name: str) -> None:
         if layer_type not in self.layer_types:
@@ -50,6 +54,8 @@ FLAVORS: dict[str, Flavor] = {
                        description="any runtime: ReLU6 spelled with ReLU/Power/Eltwise"),
     "kernels": Flavor("kernels", COMMON | SSD_EXTRA | {"ReLU6", "DepthwiseConvolution"}, "ReLU6",
                       asymmetric_pads=True, description="SSD-Caffe + this project's kernels/ layers"),
+    "opencv": Flavor("opencv", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6", prior_runtimes=("opencv",),
+                     description="OpenCV dnn only: PriorBox sizes may be fractional (SSD-Caffe would truncate)"),
 }
 
 

@@ -40,6 +40,16 @@ class MatchResult:
         return not self.unmatched_tf and not self.unmatched_caffe
 
 
+def empty_rows(out: np.ndarray) -> int:
+    """DetectionOutput rows that hold a detection whose box is empty once clipped (TF would drop them)."""
+    count = 0
+    for row in out.reshape(-1, 7):
+        if row[1] > 0 and row[2] > 0:
+            box = np.clip(row[3:7].astype(np.float64), 0.0, 1.0)
+            count += int(box[2] <= box[0] or box[3] <= box[1])
+    return count
+
+
 def caffe_detections(out: np.ndarray) -> list[Detection]:
     """Rows of DetectionOutput ``[1,1,K,7]``, clipped; padding rows and empty boxes dropped."""
     dets = []
@@ -69,7 +79,10 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def match_detections(tf: list[Detection], caffe: list[Detection], *, score_min: float = 0.01,
                      score_tol: float = 1e-3, iou_min: float = 0.98, keep_top_k: int | None = None,
-                     nms_threshold: float | None = None) -> MatchResult:
+                     nms_threshold: float | None = None, caffe_empty_rows: int = 0,
+                     max_per_class: int | None = None) -> MatchResult:
+    """Match detections; ``caffe_empty_rows`` (see :func:`empty_rows`) and ``max_per_class`` feed the
+    excuses for what TF's semantics force at the ``keep_top_k`` tail."""
     result = MatchResult(0)
     used: set[int] = set()
     pairs: dict[int, int] = {}
@@ -87,26 +100,47 @@ def match_detections(tf: list[Detection], caffe: list[Detection], *, score_min: 
     result.matched = len(pairs)
     result.unmatched_tf = [t for i, t in enumerate(tf) if i not in pairs and t.score >= score_min]
     result.unmatched_caffe = [c for j, c in enumerate(caffe) if j not in used and c.score >= score_min]
-    _excuse(result, tf, caffe, keep_top_k, nms_threshold)
+    _excuse(result, tf, caffe, keep_top_k, nms_threshold, caffe_empty_rows, max_per_class)
     return result
 
 
 def _excuse(result: MatchResult, tf: list[Detection], caffe: list[Detection], keep_top_k: int | None,
-            nms_threshold: float | None) -> None:
-    def tail_floor(dets: list[Detection]) -> float:
-        full = keep_top_k is not None and len(dets) >= keep_top_k - 5
-        return min((d.score for d in dets), default=0.0) if full else -1.0
+            nms_threshold: float | None, empty: int, max_per_class: int | None) -> None:
+    """Drop the differences TF's semantics force; what remains is a real mismatch.
 
+    1. Caffe has no per-class cap: its detections of a class beyond TF's ``max_per_class`` (scoring
+       below TF's last one of that class) are not in TF's list, and each takes a ``keep_top_k`` slot.
+    2. Each Caffe row that is empty once clipped (TF drops those before its top-k) or excused by 1
+       pushes one of TF's last detections out of Caffe's ``keep_top_k`` rows.
+    3. Equal scores competing for the last slots, and NMS near-ties (IoU within 1e-4 of the threshold).
+    """
     def near_tie(d: Detection, others: list[Detection]) -> bool:
         return nms_threshold is not None and any(
             o.label == d.label and abs(iou(o.box, d.box) - nms_threshold) <= 1e-4 for o in others)
 
-    floor = max(tail_floor(tf), tail_floor(caffe)) + 1e-4
+    kept_caffe = []
+    for d in result.unmatched_caffe:
+        same = [t.score for t in tf if t.label == d.label]
+        if max_per_class is not None and len(same) >= max_per_class and d.score <= min(same) + 1e-4:
+            result.excused.append(f"class {d.label} score {d.score:.4f}: beyond TF's max_per_class")
+        else:
+            kept_caffe.append(d)
+    displaced = empty + (len(result.unmatched_caffe) - len(kept_caffe))
+    result.unmatched_caffe = kept_caffe
+    tail_start = (keep_top_k - displaced) if keep_top_k is not None else len(tf)
+    caffe_full = keep_top_k is not None and len(caffe) + empty >= keep_top_k
+    tf_full = keep_top_k is not None and len(tf) >= keep_top_k
+    cut = max(min((d.score for d in tf), default=0.0) if tf_full else -1.0,
+              min((d.score for d in caffe), default=0.0) if caffe_full else -1.0) + 1e-4
+    rank = {id(d): i for i, d in enumerate(sorted(tf, key=lambda t: -t.score))}
     for side, others in ((result.unmatched_tf, tf), (result.unmatched_caffe, caffe)):
         kept = []
         for d in side:
-            if d.score <= floor:
-                result.excused.append(f"class {d.label} score {d.score:.4f}: keep_top_k tail")
+            if side is result.unmatched_tf and rank[id(d)] >= tail_start:
+                result.excused.append(f"class {d.label} score {d.score:.4f}: displaced from the last "
+                                      f"keep_top_k slots by {displaced} row(s) TF drops or caps")
+            elif d.score <= cut:
+                result.excused.append(f"class {d.label} score {d.score:.4f}: equal scores at the keep_top_k tail")
             elif near_tie(d, others):
                 result.excused.append(f"class {d.label} score {d.score:.4f}: NMS near-tie")
             else:

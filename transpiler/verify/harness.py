@@ -20,7 +20,14 @@ import numpy as np
 
 from transpiler.errors import UsageError, VerificationFailed
 from transpiler.verify.compare import Comparison, compare_arrays, format_table
-from transpiler.verify.detections import MatchResult, caffe_detections, compare_raw, match_detections, tf_detections
+from transpiler.verify.detections import (
+    MatchResult,
+    caffe_detections,
+    compare_raw,
+    empty_rows,
+    match_detections,
+    tf_detections,
+)
 from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
 
 
@@ -140,7 +147,9 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: object
     boxes, scores, classes, num = (ref[n] for n in tf_names[3:7])
     result.detections = match_detections(tf_detections(boxes, scores, classes, num), caffe_detections(got[layers[3]]),
                                          keep_top_k=ssd["nms"]["keep_top_k"],
-                                         nms_threshold=ssd["nms"]["nms_threshold"])
+                                         nms_threshold=ssd["nms"]["nms_threshold"],
+                                         caffe_empty_rows=empty_rows(got[layers[3]]),
+                                         max_per_class=ssd["tf_nms"]["max_per_class"])
     _compare_layers(result, blob_entries, ref, got, options.tolerance)
     return result
 
