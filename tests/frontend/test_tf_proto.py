@@ -50,13 +50,21 @@ def _fixtures_dir() -> Path | None:
 
 FIXTURES = _fixtures_dir()
 FIXTURE_PBS = sorted(FIXTURES.glob("*/model.pb")) if FIXTURES else []
-needs_fixtures = pytest.mark.skipif(not FIXTURE_PBS, reason="model fixtures not found")
+# CI has ../shared/fixtures: their absence is an error, never a skip
+needs_fixtures = pytest.mark.usefixtures("fixtures_present")
+
+
+@pytest.fixture
+def fixtures_present() -> None:
+    assert FIXTURE_PBS, "model fixtures not found: ../shared/fixtures must sit beside the repository"
 
 
 @pytest.fixture(scope="module")
 def tf() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return pytest.importorskip("tensorflow")
+    import tensorflow
+
+    return tensorflow
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,7 +95,8 @@ def _serialized_descriptor(module_text: str) -> bytes:
 
 
 def test_checked_in_modules_are_current(tmp_path: Path) -> None:
-    pytest.importorskip("grpc_tools")
+    import grpc_tools  # noqa: F401  (the test extra installs it)
+
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "gen_protos.py"), "--out-root", str(tmp_path)],
         capture_output=True, text=True, check=False,
@@ -358,7 +367,7 @@ def test_string_splat_and_empty() -> None:
 
 
 def test_minifloat_tables_match_ml_dtypes() -> None:
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes  # TensorFlow's own dependency
     for dtype, spec in tensors_mod._MINIFLOAT.items():
         codes = np.arange(1 << spec[0], dtype=np.uint8)
         expected = codes.view(getattr(ml_dtypes, spec[5])).astype(np.float32)
@@ -418,7 +427,7 @@ def test_numpy_to_tensor_round_trip(tf: Any, array: np.ndarray) -> None:
 
 
 def test_numpy_to_tensor_ml_dtypes() -> None:
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes  # TensorFlow's own dependency
     values = np.array([1.5, -2.0, 0.25], dtype=np.float32)
     for name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
         back = tensor_to_numpy(numpy_to_tensor(values.astype(getattr(ml_dtypes, name))))
