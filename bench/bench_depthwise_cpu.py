@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mobilenet_shapes import MOBILENET_V2_SSDLITE_300  # noqa: E402
+
 from transpiler.kernels import build  # noqa: E402
 from transpiler.kernels import reference as ref  # noqa: E402
 

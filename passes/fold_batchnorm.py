@@ -13,11 +13,11 @@ is one ``Affine`` node, which the Caffe backend writes as a single Scale layer.
 from __future__ import annotations
 
 import numpy as np
-from transpiler.passes.common import per_channel_vector, sole_user
 
 from transpiler.ir.core import Graph, Node
 from transpiler.ir.ops import channel_axis, oihw_weights
 from transpiler.pass_manager import Pass, PassContext, register_pass
+from transpiler.passes.common import per_channel_vector, sole_user
 
 AFFINE_SOURCES = ("BatchNorm", "Mul", "Add", "Sub", "Div")
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell, prior_boxes, snap
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import Pass, PassContext, register_pass
+from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell, prior_boxes, snap
 
 PRIOR_TOLERANCE = 1e-5
 DUMMY_LOGIT = -1.0e4
@@ -45,7 +45,7 @@ class Head:
     per_cell: int
 
 
-def _heads_of(value: Value, what: str) -> list[Node]:
+def heads_of(value: Value, what: str) -> list[Node]:
     """The per-head convolutions concatenated into ``value``."""
     node = value.producer
     while node is not None and node.op in ("Squeeze", "Reshape", "Identity"):
@@ -110,7 +110,7 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         raise UnsupportedModelError("SSD anchors are not constant after folding: the anchor generator depends on "
                                     "the input in a way PriorBox cannot express")
     anchors = anchors.reshape(-1, 4).astype(np.float64)
-    box_convs, cls_convs = _heads_of(encodings, "box encodings"), _heads_of(logits, "class logits")
+    box_convs, cls_convs = heads_of(encodings, "box encodings"), heads_of(logits, "class logits")
     if len(box_convs) != len(cls_convs):
         raise UnsupportedModelError(f"SSD heads: {len(box_convs)} box predictors but {len(cls_convs)} class predictors")
     data = graph.inputs[0]

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
-from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
-from transpiler.kernels.reference import depthwise_conv2d_nchw, relu6
 
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.ir.ops import conv2d_nchw
+from transpiler.kernels.reference import depthwise_conv2d_nchw, relu6
 
 __all__ = ["run_caffe_net"]
 

@@ -40,6 +40,7 @@ def rel_error(ref: np.ndarray, got: np.ndarray) -> float:
 def layer_types(out: Path) -> list[tuple[str, str, list[str]]]:
     """(name, type, bottoms) of every layer of the written prototxt, parsed with our schema."""
     from google.protobuf import text_format
+
     from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 
     net = text_format.Parse((out / "deploy.prototxt").read_text(), cp.NetParameter())

@@ -59,6 +59,16 @@ def convert_parser() -> argparse.ArgumentParser:
                    help="channel order the Caffe model takes (bgr: feed cv2 images directly)")
     p.add_argument("--pipeline-config", type=Path, metavar="FILE",
                    help="detectors: cross-check with pipeline.config; its NMS settings override the graph's")
+    d = p.add_argument_group("detectors: classes and fine-tuning files")
+    d.add_argument("--emit", default="deploy", metavar="LIST",
+                   help="files to write: deploy,train,test,solver (default deploy; deploy is always written)")
+    d.add_argument("--label-map", type=Path, metavar="FILE", help="TF label map (label_map.pbtxt) naming the classes")
+    d.add_argument("--class-names", metavar="A,B,...", help="class names in id order (instead of --label-map)")
+    d.add_argument("--keep-classes", metavar="LIST", help="keep these classes (names or ids), relabelled 1..K; "
+                                                          "or coco-to-voc")
+    d.add_argument("--train-data", default="trainval_lmdb", help="train LMDB (AnnotatedDatum) for train.prototxt")
+    d.add_argument("--test-data", default="test_lmdb", help="test LMDB for test.prototxt")
+    d.add_argument("--batch-size", type=int, help="train batch size (default: pipeline.config's, else 32)")
     p.add_argument("--verify", action="store_true", help="compare with TensorFlow through OpenCV dnn")
     p.add_argument("--verify-input", type=Path, metavar="IMAGE", help="picture to verify with (default: noise)")
     p.add_argument("--per-layer", action="store_true", help="with --verify: compare every blob, name the first "
@@ -78,6 +88,7 @@ def inspect_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> object:
+    from transpiler.backends.caffe.training import TrainingOptions
     from transpiler.convert import ConvertOptions
 
     return ConvertOptions(
@@ -91,6 +102,13 @@ def _options(args: argparse.Namespace) -> object:
         plugins=list(args.plugin),
         input_order=getattr(args, "input_order", "rgb"),
         pipeline_config=getattr(args, "pipeline_config", None),
+        emit=tuple(e.strip() for e in getattr(args, "emit", "deploy").split(",") if e.strip()),
+        label_map=getattr(args, "label_map", None),
+        class_names=getattr(args, "class_names", None),
+        keep_classes=getattr(args, "keep_classes", None),
+        training=TrainingOptions(train_data=getattr(args, "train_data", "trainval_lmdb"),
+                                 test_data=getattr(args, "test_data", "test_lmdb"),
+                                 batch_size=getattr(args, "batch_size", None)),
     )
 
 
@@ -105,6 +123,8 @@ def run_convert(argv: Sequence[str]) -> int:
     print(f"converted {args.model} -> {out}/ ({len(result.emitted.net.layer)} layers, flavor {args.flavor})")
     for w in result.warnings:
         print(f"warning: {w}")
+    for note in result.report.get("notes", []):
+        print(f"note: {note}")
     if args.verify:
         from transpiler.verify.harness import VerifyOptions, check, print_result, verify_model
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transpiler import detector
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
+from transpiler.backends.caffe.training import TrainingOptions
 from transpiler.errors import UsageError
 from transpiler.frontends.tf import InputSpec, load_tf_model
-from transpiler.frontends.tf.pipeline_config import load_pipeline_config, ssd_settings
 from transpiler.ir.core import Graph, Value
 from transpiler.pass_manager import PassContext, PassManager, PassRecord, with_plugin_passes
 
@@ -26,7 +27,8 @@ log = logging.getLogger("transpiler")
 
 # The pipeline, in order (pass names).
 FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
-                "input-channel-order", "fix-same-padding", "map-relu6", "ssd-detection-output", "dce"]
+                "input-channel-order", "fix-same-padding", "map-relu6", "select-classes", "ssd-detection-output",
+                "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
@@ -75,6 +77,11 @@ class ConvertOptions:
     stop_after: str | None = None  # inspect --after PASS
     input_order: str = "rgb"
     pipeline_config: Path | None = None
+    emit: tuple[str, ...] = ("deploy",)
+    label_map: Path | None = None
+    class_names: str | None = None
+    keep_classes: str | None = None
+    training: TrainingOptions = field(default_factory=TrainingOptions)
 
     @property
     def output_dir(self) -> Path:
@@ -97,7 +104,14 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     get_flavor(options.flavor)
     if graph is None:
         graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
-    config_warnings = apply_pipeline_config(graph, options.pipeline_config) if options.pipeline_config else []
+    detector_options, config_warnings = detector.prepare(
+        graph, pipeline_config=options.pipeline_config, label_map=options.label_map,
+        class_names=options.class_names, keep_classes=options.keep_classes, emit=options.emit)
+    input_order = options.input_order
+    if {"train", "test"} & set(options.emit) and input_order != "bgr":
+        input_order = "bgr"
+        config_warnings.append("the model takes BGR input (deploy too): Caffe's data layers decode images as "
+                               "BGR, and train/test must share deploy's weights")
     names = options.passes if options.passes is not None else default_pipeline(options.flavor)
     if options.stop_after is not None:
         if options.stop_after not in names:
@@ -106,51 +120,12 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     manager = PassManager(names, dump_dir=options.dump_ir)
     flavor = get_flavor(options.flavor)
     ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads,
-                               "prior_runtimes": flavor.prior_runtimes,
-                               "input_order": options.input_order, **options.options})
+                               "prior_runtimes": flavor.prior_runtimes, "input_order": input_order,
+                               **detector_options, **options.options})
     for w in config_warnings:
         ctx.warn(w)
     manager.run(graph, ctx)
     return graph, manager, ctx
-
-
-def apply_pipeline_config(graph: Graph, path: Path) -> list[str]:
-    """Cross-check a detector's settings with pipeline.config; the config's NMS settings override.
-
-    Structural settings (class count, box coder, input size) must agree: a config that does not describe
-    this model is an error. NMS settings may differ on purpose (deployment thresholds): the config wins,
-    and the report warns that the Caffe model then differs from the TF graph.
-    """
-    post = next((n for n in graph.nodes if n.op == "SSDPostprocess"), None)
-    if post is None:
-        raise UsageError(f"--pipeline-config {path}: the model is not an SSD detector")
-    settings = ssd_settings(load_pipeline_config(path))
-    logits = post.inputs[1].shape
-    classes = int(logits[-1]) - 1 if logits and logits[-1] is not None else None
-    data = graph.inputs[0].shape
-    checks = {"num_classes": (settings["num_classes"], classes),
-              "scale_factors": (settings["scale_factors"], tuple(post.attrs["scale_factors"])),
-              "input_size": (settings["input_size"], tuple(data[1:3]) if data else None)}
-    for key, (config_value, graph_value) in checks.items():
-        if config_value not in (None, (None,) * 4, (None, None)) and not _same(config_value, graph_value):
-            raise UsageError(f"--pipeline-config {path}: {key} is {config_value} but the graph has {graph_value}")
-    warnings = []
-    for key in ("score_threshold", "iou_threshold", "max_per_class", "max_total", "score_converter"):
-        value = settings[key]
-        if value is None or _same(value, post.attrs[key]):
-            continue
-        warnings.append(f"pipeline.config sets {key} = {value} where the graph computes {post.attrs[key]}: "
-                        "the Caffe model follows the config, so its detections differ from the TF graph's")
-        post.attrs[key] = value
-    return warnings
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
-    return bool(a == b)
 
 
 def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionResult:
@@ -159,7 +134,12 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     graph, manager, ctx = lower(options, graph)
     emitted = emit_caffe(graph, get_flavor(options.flavor))
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
-    files = write_model(options.output_dir, emitted.net, report)
+    extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
+                                        options.training)
+    report["notes"] = notes
+    if graph.metadata.get("labels"):
+        report["labels"] = graph.metadata["labels"]
+    files = write_model(options.output_dir, emitted.net, report, extra)
     log.info("wrote %s (%d layers) in %.2f s", options.output_dir, len(emitted.net.layer),
              time.perf_counter() - start)
     return ConversionResult(graph, emitted, manager.records, ctx.warnings, report, files)
@@ -220,6 +200,10 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
     }
     if ssd is not None:
         report["ssd"] = _ssd_section(ssd)
+        kept = graph.metadata.get("class_selection")
+        if kept:
+            report["ssd"]["class_selection"] = {"tf_class_ids": list(kept),
+                                                "caffe_labels": list(range(1, len(kept) + 1))}
     return report
 
 

@@ -91,7 +91,7 @@ def run_demo(argv: Sequence[str]) -> int:
     net = load_opencv_net(args.out / "deploy.prototxt", args.out / "deploy.caffemodel")
     caffe_out = run_opencv(net, {entry["caffe_blob"]: rgb[None].astype(np.float32).transpose(0, 3, 1, 2)},
                            [report["outputs"][0]["caffe_layer"]])
-    tf_dets = tf_detections(*(ref[n] for n in names))
+    tf_dets = tf_detections(ref[names[0]], ref[names[1]], ref[names[2]], ref[names[3]])
     caffe_dets = caffe_detections(next(iter(caffe_out.values())))
     picture = np.concatenate([draw(rgb, tf_dets, "TensorFlow"), draw(rgb, caffe_dets, "Caffe (OpenCV dnn)")], axis=1)
     target = args.out / "demo_detections.png"

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from transpiler.backends.caffe.flavors import Flavor
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
-
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
 

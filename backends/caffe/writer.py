@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import text_format
+
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 
 PROTOTXT = "deploy.prototxt"

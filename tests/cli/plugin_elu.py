@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from transpiler.backends.caffe.emitter import CaffeEmitter, caffe_op
 
+from transpiler.backends.caffe.emitter import CaffeEmitter, caffe_op
 from transpiler.frontends.tf import tf_op
 from transpiler.frontends.tf.importer import ImportContext
 from transpiler.ir import Graph, Node, Value, register_op

@@ -16,8 +16,8 @@ from caffe_numpy_runner import run_caffe_net
 from conftest import fixture_model
 from e2e_helpers import convert_model, rel_error
 from google.protobuf import text_format
-from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
 
 BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]

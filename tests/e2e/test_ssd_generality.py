@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, picture
 from ssd_reference import SSDConfig, build_ssd_ir, multiple_grid_anchors, reference_raw, tf_postprocess
-from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.errors import UnsupportedModelError
+from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell
 from transpiler.verify.compare import format_table
 from transpiler.verify.detections import (
     Detection,

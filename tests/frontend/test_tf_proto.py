@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 from google.protobuf import text_format
-from transpiler.backends.caffe.proto import caffe_schema_pb2 as caffe
 
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as caffe
 from transpiler.errors import ModelLoadError, UnsupportedModelError
 from transpiler.frontends.tf import tensors as tensors_mod
 from transpiler.frontends.tf.loader import load_graphdef, looks_like_text, parse_graphdef

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from transpiler.kernels import build
 from transpiler.kernels import reference as ref
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from transpiler.kernels import install as inst
 
 PROTO = """\

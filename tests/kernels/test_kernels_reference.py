@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from transpiler.kernels import reference as ref
 
 # (N, C, M, H, W, KH, KW, stride, pads(top,bottom,left,right), dilation)

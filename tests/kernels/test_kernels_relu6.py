@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from transpiler.kernels import build
 from transpiler.kernels import reference as ref
 

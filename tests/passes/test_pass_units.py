@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import transpiler.passes  # noqa: F401
 
+import transpiler.passes  # noqa: F401
 from transpiler.ir import DType, Graph, Value, infer_node
 from transpiler.ir.interpreter import run
 from transpiler.pass_manager import PassContext, PassManager, get_pass, infer_shapes

@@ -63,10 +63,16 @@ def caffe_detections(out: np.ndarray) -> list[Detection]:
     return dets
 
 
-def tf_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num: Any) -> list[Detection]:
+def tf_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num: Any,
+                  kept_classes: list[int] | None = None) -> list[Detection]:
+    """TF's detections; with ``kept_classes`` (``--keep-classes``) only those, relabelled 1..K."""
     n = int(np.asarray(num).reshape(-1)[0])
-    return [Detection(round(float(classes.reshape(-1)[i])), float(scores.reshape(-1)[i]),
+    dets = [Detection(round(float(classes.reshape(-1)[i])), float(scores.reshape(-1)[i]),
                       np.asarray(boxes.reshape(-1, 4)[i], dtype=np.float64)) for i in range(n)]
+    if kept_classes is None:
+        return dets
+    relabel = {tf_id: k for k, tf_id in enumerate(kept_classes, start=1)}
+    return [Detection(relabel[d.label], d.score, d.box) for d in dets if d.label in relabel]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -157,6 +163,10 @@ def compare_raw(report: dict[str, Any], loc: np.ndarray, conf_logits: np.ndarray
     real = mapping >= 0
     order = ssd["box_coordinate_order"]
     classes = tf_logits.shape[-1]
+    selection = ssd.get("class_selection")
+    if selection:  # --keep-classes: Caffe's columns are TF's background and kept classes, in order
+        tf_logits = tf_logits.reshape(-1, classes)[:, [0, *selection["tf_class_ids"]]]
+        classes = tf_logits.shape[-1]
     enc = tf_encodings.reshape(-1, 4)[mapping[real]][:, order]
     rows = [
         compare_arrays(ssd["raw_tensors"]["box_encodings"]["tf_tensor"], "mbox_loc",

@@ -145,7 +145,14 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: object
     result = VerifyResult(compare_raw(report, got[layers[0]], got[layers[1]], got[layers[2]], ref[tf_names[0]],
                                       ref[tf_names[1]], ref[tf_names[2]], options.tolerance))
     boxes, scores, classes, num = (ref[n] for n in tf_names[3:7])
-    result.detections = match_detections(tf_detections(boxes, scores, classes, num), caffe_detections(got[layers[3]]),
+    kept = ssd.get("class_selection", {}).get("tf_class_ids")
+    score_min = 0.01
+    if kept:  # TF's list holds its top keep_top_k over all classes: compare only above its last score
+        everything = tf_detections(boxes, scores, classes, num)
+        if len(everything) >= ssd["nms"]["keep_top_k"]:
+            score_min = max(score_min, min(d.score for d in everything) + 1e-4)
+    result.detections = match_detections(tf_detections(boxes, scores, classes, num, kept),
+                                         caffe_detections(got[layers[3]]), score_min=score_min,
                                          keep_top_k=ssd["nms"]["keep_top_k"],
                                          nms_threshold=ssd["nms"]["nms_threshold"],
                                          caffe_empty_rows=empty_rows(got[layers[3]]),

@@ -1,0 +1,351 @@
+"""SSD fine-tuning files from a converted detector: train/test nets, solver, train.sh.
+
+The train and test nets are the deploy net with the same layer names and parameters, so
+``caffe train -weights deploy.caffemodel`` loads every converted weight, plus:
+
+- an ``AnnotatedData`` layer whose transform reproduces the model's own preprocessing: TF computes
+  ``a·x + b`` per pixel (e.g. ``x·2/255 − 1``); Caffe computes ``(x − mean)·scale``, so
+  ``scale = a`` and ``mean = −b/a``. Caffe decodes images as BGR, so the model is converted to take
+  BGR (its first convolutions' input channels reversed, deploy included). The deploy net's own
+  normalisation layer is dropped from train/test (the data layer normalises).
+  SSD's augmentation: photometric distortion, expansion, the 7 standard batch samplers, mirroring.
+- train: ``MultiBoxLoss`` on the logits (``mbox_conf_logits``), matcher and loss settings from
+  ``pipeline.config`` where given (LOGISTIC for a sigmoid score converter, SOFTMAX otherwise);
+- test: the deploy tail (scores, ``DetectionOutput``) and ``DetectionEvaluate`` (overlap 0.5).
+
+Trainable layers get ``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
+for biases. Folded batch norm stays folded (the convolutions carry the biases).
+Solver: from ``train_config`` (RMSProp/momentum/Adam, exponential decay → ``lr_policy: "step"``,
+``weight_decay = 2 ×`` the L2 regulariser weight since TF's loss adds ``w·‖θ‖²``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import text_format
+
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+from transpiler.errors import BackendError
+from transpiler.frontends.tf.pipeline_config import Message, find
+
+TRAINABLE = {"Convolution": "convolution_param", "DepthwiseConvolution": "depthwise_conv_param",
+             "InnerProduct": "inner_product_param", "Scale": "scale_param"}
+
+
+@dataclass
+class TrainingOptions:
+    train_data: str = "trainval_lmdb"
+    test_data: str = "test_lmdb"
+    batch_size: int | None = None  # default: pipeline.config's, else 32
+    test_batch_size: int = 8
+    label_map_file: str = "labelmap.prototxt"
+    test_iter: int = 100
+    test_interval: int = 2000
+
+
+def input_transform(report: dict[str, Any]) -> tuple[float, float]:
+    """(scale, mean) with ``(x − mean)·scale`` equal to the graph's per-pixel normalisation."""
+    a, b = 1.0, 0.0
+    for step in report["ssd"]["normalization"]:
+        c = float(step["value"])
+        if step["op"] == "Mul":
+            a, b = a * c, b * c
+        elif step["op"] == "Div" and not step["scalar_first"]:
+            a, b = a / c, b / c
+        elif step["op"] == "Add":
+            b += c
+        elif step["op"] == "Sub":
+            a, b = (-a, c - b) if step["scalar_first"] else (a, b - c)
+        else:
+            raise BackendError(f"preprocessing step {step} has no Caffe transform equivalent")
+    return a, -b / a
+
+
+def ssd_blobs(report: dict[str, Any]) -> dict[str, str]:
+    """The SSD tail's blob names, from conversion.json's raw_tensors."""
+    raw = report["ssd"]["raw_tensors"]
+    return {"loc": raw["box_encodings"]["caffe_blob"], "conf_logits": raw["class_logits"]["caffe_blob"],
+            "priors": raw["anchors"]["caffe_blob"], "conf": raw["scores"]["caffe_blob"],
+            "detections": raw["detections"]["caffe_blob"]}
+
+
+def _network(deploy: Any, report: dict[str, Any], *, test: bool) -> list[Any]:
+    """Deploy layers without Input and normalisation (their top becomes 'data'); the train net also
+    stops before the scores and DetectionOutput."""
+    blobs = ssd_blobs(report)
+    data = report["inputs"][0]["caffe_blob"]
+    renamed: dict[str, str] = {}
+    layers = []
+    for layer in deploy.layer:
+        if layer.type == "Input":
+            continue
+        if layer.name.startswith("Preprocessor/"):  # the model's normalisation: the data layer does it
+            renamed[layer.top[0]] = renamed.get(layer.bottom[0], layer.bottom[0])
+            continue
+        if not test and layer.name in (blobs["conf"], blobs["detections"]):
+            continue
+        copy = cp.LayerParameter()
+        copy.CopyFrom(layer)
+        del copy.blobs[:]
+        for i, bottom in enumerate(copy.bottom):
+            copy.bottom[i] = renamed.get(bottom, bottom)
+        if copy.type in TRAINABLE:
+            weights = copy.param.add()
+            weights.lr_mult, weights.decay_mult = 1.0, 1.0
+            if _has_bias(copy):
+                bias = copy.param.add()
+                bias.lr_mult, bias.decay_mult = 2.0, 0.0
+        layers.append(copy)
+    if any(data != "data" and data in layer.bottom for layer in layers):
+        raise BackendError("the input blob must be named 'data' for SSD-Caffe's data layers")
+    return layers
+
+
+def _has_bias(layer: Any) -> bool:
+    param = getattr(layer, TRAINABLE[layer.type])
+    return bool(param.bias_term) if param.HasField("bias_term") or layer.type != "Scale" else False
+
+
+def _data_layer(net: Any, report: dict[str, Any], source: str, batch: int, train: bool, label_map: str) -> None:
+    height, width = report["inputs"][0]["shape"][2:4]
+    scale, mean = input_transform(report)
+    layer = net.layer.add()
+    layer.name, layer.type = "data", "AnnotatedData"
+    layer.top.extend(["data", "label"])
+    layer.include.add().phase = cp.TRAIN if train else cp.TEST
+    t = layer.transform_param
+    t.scale = scale
+    t.mean_value.extend([mean] * 3)
+    t.resize_param.prob = 1.0
+    t.resize_param.resize_mode = cp.ResizeParameter.WARP
+    t.resize_param.height, t.resize_param.width = height, width
+    t.resize_param.interp_mode.append(cp.ResizeParameter.LINEAR)
+    if train:
+        t.mirror = True
+        t.resize_param.interp_mode.extend([cp.ResizeParameter.AREA, cp.ResizeParameter.NEAREST,
+                                           cp.ResizeParameter.CUBIC, cp.ResizeParameter.LANCZOS4])
+        t.emit_constraint.emit_type = cp.EmitConstraint.CENTER
+        d = t.distort_param
+        d.brightness_prob, d.brightness_delta = 0.5, 32.0
+        d.contrast_prob, d.contrast_lower, d.contrast_upper = 0.5, 0.5, 1.5
+        d.hue_prob, d.hue_delta = 0.5, 18.0
+        d.saturation_prob, d.saturation_lower, d.saturation_upper = 0.5, 0.5, 1.5
+        d.random_order_prob = 0.0
+        t.expand_param.prob, t.expand_param.max_expand_ratio = 0.5, 4.0
+    layer.data_param.source = source
+    layer.data_param.batch_size = batch
+    layer.data_param.backend = cp.DataParameter.LMDB
+    a = layer.annotated_data_param
+    a.label_map_file = label_map
+    sampler = a.batch_sampler.add()
+    sampler.max_sample, sampler.max_trials = 1, 1
+    if train:
+        for overlap in (0.1, 0.3, 0.5, 0.7, 0.9, None):
+            s = a.batch_sampler.add()
+            s.sampler.min_scale, s.sampler.max_scale = 0.3, 1.0
+            s.sampler.min_aspect_ratio, s.sampler.max_aspect_ratio = 0.5, 2.0
+            if overlap is None:
+                s.sample_constraint.max_jaccard_overlap = 1.0
+            else:
+                s.sample_constraint.min_jaccard_overlap = overlap
+            s.max_sample, s.max_trials = 1, 50
+
+
+def _loss_settings(config: Message | None, converter: str) -> dict[str, Any]:
+    ssd = find(config, "model", "ssd") if config else None
+    matcher = find(ssd, "matcher", "argmax_matcher") if ssd else None
+    loss = find(ssd, "loss") if ssd else None
+    miner = find(loss, "hard_example_miner") if loss else None
+    cls_weight = float(find(loss, "classification_weight") or 1.0) if loss else 1.0
+    loc_weight = float(find(loss, "localization_weight") or 1.0) if loss else 1.0
+    sigmoid = converter == "sigmoid"
+    if loss and find(loss, "classification_loss") is not None:
+        sigmoid = "weighted_sigmoid" in find(loss, "classification_loss") or \
+            "weighted_sigmoid_focal" in find(loss, "classification_loss")
+    return {
+        "overlap_threshold": float(find(matcher, "matched_threshold") or 0.5) if matcher else 0.5,
+        "neg_overlap": float(find(matcher, "unmatched_threshold") or 0.5) if matcher else 0.5,
+        "neg_pos_ratio": float(find(miner, "max_negatives_per_positive") or 3.0) if miner else 3.0,
+        "loc_weight": loc_weight / cls_weight,
+        "logistic": sigmoid,
+    }
+
+
+def _loss_layer(net: Any, report: dict[str, Any], config: Message | None) -> dict[str, Any]:
+    blobs, ssd = ssd_blobs(report), report["ssd"]
+    settings = _loss_settings(config, ssd["score_converter"])
+    layer = net.layer.add()
+    layer.name, layer.type = "mbox_loss", "MultiBoxLoss"
+    layer.bottom.extend([blobs["loc"], blobs["conf_logits"], blobs["priors"], "label"])
+    layer.top.append("mbox_loss")
+    layer.include.add().phase = cp.TRAIN
+    layer.propagate_down.extend([True, True, False, False])
+    layer.loss_param.normalization = cp.LossParameter.VALID
+    p = layer.multibox_loss_param
+    p.loc_loss_type = cp.MultiBoxLossParameter.SMOOTH_L1
+    p.conf_loss_type = cp.MultiBoxLossParameter.LOGISTIC if settings["logistic"] else cp.MultiBoxLossParameter.SOFTMAX
+    p.loc_weight = settings["loc_weight"]
+    p.num_classes = ssd["num_classes"] + 1
+    p.share_location = True
+    p.match_type = cp.MultiBoxLossParameter.PER_PREDICTION
+    p.overlap_threshold = settings["overlap_threshold"]
+    p.use_prior_for_matching = True
+    p.background_label_id = 0
+    p.use_difficult_gt = True
+    p.neg_pos_ratio = settings["neg_pos_ratio"]
+    p.neg_overlap = settings["neg_overlap"]
+    p.code_type = cp.PriorBoxParameter.CENTER_SIZE
+    p.ignore_cross_boundary_bbox = False
+    p.mining_type = cp.MultiBoxLossParameter.MAX_NEGATIVE
+    return settings
+
+
+def _evaluate_layer(net: Any, report: dict[str, Any]) -> None:
+    layer = net.layer.add()
+    layer.name, layer.type = "detection_eval", "DetectionEvaluate"
+    layer.bottom.extend([ssd_blobs(report)["detections"], "label"])
+    layer.top.append("detection_eval")
+    layer.include.add().phase = cp.TEST
+    p = layer.detection_evaluate_param
+    p.num_classes = report["ssd"]["num_classes"] + 1
+    p.background_label_id = 0
+    p.overlap_threshold = 0.5
+    p.evaluate_difficult_gt = False
+
+
+def train_net(deploy: Any, report: dict[str, Any], config: Message | None, opts: TrainingOptions) -> Any:
+    net = cp.NetParameter()
+    net.name = f"{deploy.name}_train"
+    batch = opts.batch_size or int(find(config, "train_config", "batch_size") or 32) if config else \
+        (opts.batch_size or 32)
+    _data_layer(net, report, opts.train_data, batch, True, opts.label_map_file)
+    net.layer.extend(_network(deploy, report, test=False))
+    _loss_layer(net, report, config)
+    return net
+
+
+def test_net(deploy: Any, report: dict[str, Any], opts: TrainingOptions) -> Any:
+    net = cp.NetParameter()
+    net.name = f"{deploy.name}_test"
+    _data_layer(net, report, opts.test_data, opts.test_batch_size, False, opts.label_map_file)
+    net.layer.extend(_network(deploy, report, test=True))
+    _evaluate_layer(net, report)
+    return net
+
+
+def solver(report: dict[str, Any], config: Message | None, opts: TrainingOptions, name: str) -> tuple[Any, list[str]]:
+    """SolverParameter from pipeline.config's train_config (SSD defaults otherwise) and notes."""
+    s = cp.SolverParameter()
+    notes: list[str] = []
+    s.train_net, s.test_net[:] = "train.prototxt", ["test.prototxt"]
+    s.test_iter.append(opts.test_iter)
+    s.test_interval = opts.test_interval
+    s.base_lr, s.lr_policy, s.gamma, s.stepsize = 0.001, "step", 0.1, 40000
+    s.momentum, s.weight_decay, s.type = 0.9, 0.0005, "SGD"
+    s.max_iter = 120000
+    optimizer = find(config, "train_config", "optimizer") if config else None
+    if optimizer:
+        kind = next(iter(optimizer))
+        body = optimizer[kind][0]
+        types = {"rms_prop_optimizer": "RMSProp", "momentum_optimizer": "SGD", "adam_optimizer": "Adam"}
+        s.type = types.get(kind, "SGD")
+        if kind not in ("rms_prop_optimizer", "momentum_optimizer", "adam_optimizer"):
+            notes.append(f"optimizer {kind} has no Caffe solver; using SGD with momentum")
+        momentum = find(body, "momentum_optimizer_value")
+        if momentum is not None:
+            s.momentum = float(momentum)
+        if kind == "rms_prop_optimizer":
+            s.rms_decay = float(find(body, "decay") or 0.9)
+            s.delta = float(find(body, "epsilon") or 1.0)
+        _learning_rate(s, find(body, "learning_rate") or {}, notes)
+    steps = find(config, "train_config", "num_steps") if config else None
+    if steps:
+        s.max_iter = int(steps)
+    l2 = find(config, "model", "ssd", "feature_extractor", "conv_hyperparams", "regularizer", "l2_regularizer",
+              "weight") if config else None
+    if l2 is not None:
+        s.weight_decay = 2.0 * float(l2)  # d/dθ of w·‖θ‖² is 2wθ; Caffe's weight_decay λ adds λθ
+    s.snapshot, s.snapshot_prefix = 5000, f"snapshots/{name}"
+    s.display, s.average_loss, s.iter_size = 10, 10, 1
+    s.solver_mode = cp.SolverParameter.GPU
+    s.eval_type, s.ap_version = "detection", "11point"
+    s.test_initialization = False
+    return s, notes
+
+
+def _learning_rate(s: Any, lr: Message, notes: list[str]) -> None:
+    if "exponential_decay_learning_rate" in lr:
+        e = lr["exponential_decay_learning_rate"][0]
+        s.base_lr = float(find(e, "initial_learning_rate") or 0.004)
+        s.lr_policy, s.gamma = "step", float(find(e, "decay_factor") or 0.95)
+        s.stepsize = int(find(e, "decay_steps") or 800720)
+        if find(e, "staircase") is False:
+            s.lr_policy = "exp"
+            s.gamma = s.gamma ** (1.0 / s.stepsize)
+    elif "constant_learning_rate" in lr:
+        s.base_lr, s.lr_policy = float(find(lr["constant_learning_rate"][0], "learning_rate") or 0.001), "fixed"
+    elif "manual_step_learning_rate" in lr:
+        m = lr["manual_step_learning_rate"][0]
+        s.base_lr, s.lr_policy = float(find(m, "initial_learning_rate") or 0.001), "multistep"
+        schedule = m.get("schedule", [])
+        rates = [s.base_lr] + [float(find(x, "learning_rate")) for x in schedule]
+        s.stepvalue.extend(int(find(x, "step")) for x in schedule)
+        ratios = {round(b / a, 6) for a, b in itertools.pairwise(rates)}
+        s.gamma = ratios.pop() if len(ratios) == 1 else 0.1
+        if ratios:
+            notes.append("manual_step learning rates are not a constant ratio; multistep uses gamma 0.1")
+    elif "cosine_decay_learning_rate" in lr:
+        c = lr["cosine_decay_learning_rate"][0]
+        s.base_lr = float(find(c, "learning_rate_base") or 0.004)
+        s.lr_policy, s.power = "poly", 1.0
+        notes.append("cosine decay has no Caffe lr_policy; using poly (power 1) to the same end step")
+    if lr and "warmup_learning_rate" in str(lr):
+        notes.append("learning-rate warm-up is not reproduced (Caffe has no warm-up policy)")
+
+
+def check_same_weights(deploy: Any, nets: list[Any]) -> int:
+    """Every deploy layer with weights has a same-named, same-typed, same-parameter layer in each net."""
+    count = 0
+    for layer in deploy.layer:
+        if not layer.blobs or layer.name.startswith("Preprocessor/"):
+            continue
+        count += 1
+        for net in nets:
+            twin = next((x for x in net.layer if x.name == layer.name), None)
+            if twin is None or twin.type != layer.type:
+                raise BackendError(f"{net.name}: layer '{layer.name}' missing or of another type")
+            field = TRAINABLE.get(layer.type)
+            if field and getattr(twin, field) != getattr(layer, field):
+                raise BackendError(f"{net.name}: layer '{layer.name}' has other parameters than deploy's")
+    return count
+
+
+def training_files(deploy: Any, report: dict[str, Any], config: Message | None, emit: set[str],
+                   opts: TrainingOptions) -> tuple[dict[str, str], list[str]]:
+    """{file name: text} for the requested train/test/solver files, and notes for the report."""
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    nets = []
+    if "train" in emit:
+        nets.append(train_net(deploy, report, config, opts))
+        files["train.prototxt"] = text_format.MessageToString(nets[-1])
+    if "test" in emit:
+        nets.append(test_net(deploy, report, opts))
+        files["test.prototxt"] = text_format.MessageToString(nets[-1])
+    if nets:
+        count = check_same_weights(deploy, nets)
+        notes.append(f"train/test nets: all {count} layers with weights have deploy's names and parameters; "
+                     "caffe train -weights deploy.caffemodel loads every converted weight")
+    if "solver" in emit:
+        s, solver_notes = solver(report, config, opts, deploy.name)
+        notes.extend(solver_notes)
+        files["solver.prototxt"] = text_format.MessageToString(s)
+        files["train.sh"] = ("#!/usr/bin/env sh\n"
+                             "# Fine-tune the converted detector (run from this folder; needs SSD-Caffe).\n"
+                             "set -e\nmkdir -p snapshots\n"
+                             "\"${CAFFE_ROOT:-.}/build/tools/caffe\" train --solver=solver.prototxt "
+                             "--weights=deploy.caffemodel --gpu=${GPU:-0} 2>&1 | tee train.log\n")
+    return files, notes
