@@ -193,9 +193,14 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
     prior = graph.add_node("Concat", priors, 1, {"axis": 2}, name="mbox_priorbox").output
     loc.tf_name, conf_logits.tf_name = None, None
     # top_k (candidates per class before NMS) stays unset: TF limits results after NMS, not candidates.
+    # --nms-top-k sets it anyway, for speed (OpenCV's NMS is quadratic in the candidates per class).
+    top_k = ctx.options.get("nms_top_k")
+    if top_k is not None:
+        ctx.warn(f"--nms-top-k {top_k}: DetectionOutput keeps only the {top_k} best candidates per class before "
+                 "NMS; TF limits after NMS, so detections can differ from TF's")
     det_attrs: dict[str, Any] = {
         "num_classes": num_classes, "background_label_id": 0, "nms_threshold": float(settings["iou_threshold"]),
-        "top_k": None, "keep_top_k": int(settings["max_total"]),
+        "top_k": top_k, "keep_top_k": int(settings["max_total"]),
         "confidence_threshold": float(settings["score_threshold"]),
     }
     graph.rewrite(post, "DetectionOutput", [loc, conf, prior], det_attrs)
@@ -213,7 +218,7 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         "box_coordinate_order": list(BOX_ORDER),
         "heads": layout,
         "prior_runtimes_checked": list(ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv"))),
-        "nms": {k: det_attrs[k] for k in ("nms_threshold", "confidence_threshold", "keep_top_k")},
+        "nms": {k: det_attrs[k] for k in ("nms_threshold", "confidence_threshold", "keep_top_k", "top_k")},
         "tf_nms": {k: settings[k] for k in ("iou_threshold", "score_threshold", "max_per_class", "max_total")},
         "score_converter": settings["score_converter"],
         "box_coder_scale_factors": list(settings["scale_factors"]),

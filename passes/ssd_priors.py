@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.errors import UnsupportedModelError
+from transpiler.ir.ops import priorbox_grid, priorbox_sizes
 
 SIZE_TOLERANCE = 1e-6
 
@@ -125,19 +126,6 @@ def prior_boxes(height: int, width: int, img_h: int, img_w: int, group: PriorGro
 
     ``truncate`` reproduces SSD-Caffe (sizes cast to int); OpenCV uses the float sizes.
     """
-    mn = float(int(group.min_size)) if truncate else group.min_size
-    boxes: list[tuple[float, float]] = [(mn, mn)]
-    if group.max_size is not None:
-        mx = float(int(group.max_size)) if truncate else group.max_size
-        boxes.append((math.sqrt(mn * mx),) * 2)  # type: ignore[arg-type]
-    boxes.extend((mn * math.sqrt(ar), mn / math.sqrt(ar)) for ar in group.aspect_ratios)
-    step_h, step_w = img_h / height, img_w / width
-    cy = (np.arange(height) + 0.5) * step_h
-    cx = (np.arange(width) + 0.5) * step_w
-    out = np.zeros((height, width, len(boxes), 4))
-    for p, (bw, bh) in enumerate(boxes):
-        out[:, :, p, 0] = (cx[None, :] - bw / 2) / img_w
-        out[:, :, p, 1] = (cy[:, None] - bh / 2) / img_h
-        out[:, :, p, 2] = (cx[None, :] + bw / 2) / img_w
-        out[:, :, p, 3] = (cy[:, None] + bh / 2) / img_h
-    return out.reshape(-1, 4)
+    max_sizes = [] if group.max_size is None else [group.max_size]
+    sizes = priorbox_sizes(group.min_size, max_sizes, group.aspect_ratios, truncate=truncate)
+    return priorbox_grid(height, width, img_h, img_w, img_h / height, img_w / width, sizes)

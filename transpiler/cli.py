@@ -66,6 +66,8 @@ def convert_parser() -> argparse.ArgumentParser:
     d.add_argument("--class-names", metavar="A,B,...", help="class names in id order (instead of --label-map)")
     d.add_argument("--keep-classes", metavar="LIST", help="keep these classes (names or ids), relabelled 1..K; "
                                                           "or coco-to-voc")
+    d.add_argument("--nms-top-k", type=int, metavar="N",
+                   help="limit NMS candidates per class (faster for many classes; no longer exact, with a warning)")
     d.add_argument("--train-data", default="trainval_lmdb", help="train LMDB (AnnotatedDatum) for train.prototxt")
     d.add_argument("--test-data", default="test_lmdb", help="test LMDB for test.prototxt")
     d.add_argument("--batch-size", type=int, help="train batch size (default: pipeline.config's, else 32)")
@@ -106,6 +108,7 @@ def _options(args: argparse.Namespace) -> object:
         label_map=getattr(args, "label_map", None),
         class_names=getattr(args, "class_names", None),
         keep_classes=getattr(args, "keep_classes", None),
+        options={"nms_top_k": args.nms_top_k} if getattr(args, "nms_top_k", None) else {},
         training=TrainingOptions(train_data=getattr(args, "train_data", "trainval_lmdb"),
                                  test_data=getattr(args, "test_data", "test_lmdb"),
                                  batch_size=getattr(args, "batch_size", None)),

@@ -188,3 +188,9 @@ def test_pipeline_config_overrides_nms_and_must_fit_the_model(tmp_path: Path) ->
     with pytest.raises(UsageError, match="num_classes is 20"):
         convert_model(fixture_model("pedestrian_ssdlite"), tmp_path / "bad", pipeline_config=other)
     assert not (tmp_path / "bad").exists()
+
+
+def test_nms_top_k_is_opt_in_and_reported(tmp_path: Path) -> None:
+    report = convert_model(fixture_model("ssdlite_mnv2_coco90_dm035"), tmp_path, options={"nms_top_k": 200})
+    assert report["ssd"]["nms"]["top_k"] == 200 and "top_k: 200" in (tmp_path / "deploy.prototxt").read_text()
+    assert any("--nms-top-k 200" in w for w in report["warnings"])

@@ -614,25 +614,40 @@ def _infer_priorbox(node: Node) -> list[tuple[DType, Shape | None]]:
     return [(DType.FLOAT32, (1, 2, int(f[ah]) * int(f[aw]) * per_cell * 4))]  # type: ignore[arg-type]
 
 
-def priorbox_reference(node: Node, height: int, width: int) -> np.ndarray:
-    """PriorBox outputs with float sizes (OpenCV's semantics), offset 0.5, unclipped."""
-    a = node.attrs
-    img_h, img_w = int(a["img_h"]), int(a["img_w"])
-    step_h, step_w = a.get("step_h") or img_h / height, a.get("step_w") or img_w / width
-    mn = float(a["min_size"])
+def priorbox_sizes(min_size: float, max_sizes: Sequence[float], aspect_ratios: Sequence[float], *,
+                   truncate: bool = False) -> list[tuple[float, float]]:
+    """(width, height) in pixels of one cell's priors, in Caffe's order: min square, √(min·max) square,
+    then ``min·√ar × min/√ar`` per ratio. ``truncate`` reproduces SSD-Caffe's int sizes."""
+    mn = float(int(min_size)) if truncate else float(min_size)
     sizes = [(mn, mn)]
-    for mx in a.get("max_size", ()):
-        sizes.append((float(np.sqrt(mn * mx)),) * 2)  # type: ignore[arg-type]
-    sizes += [(mn * float(np.sqrt(ar)), mn / float(np.sqrt(ar))) for ar in a.get("aspect_ratios", ())]
-    off = float(a.get("offset", 0.5))
-    cy = (np.arange(height) + off) * step_h
-    cx = (np.arange(width) + off) * step_w
+    for mx in max_sizes:
+        side = float(np.sqrt(mn * (float(int(mx)) if truncate else float(mx))))
+        sizes.append((side, side))
+    sizes += [(mn * float(np.sqrt(ar)), mn / float(np.sqrt(ar))) for ar in aspect_ratios]
+    return sizes
+
+
+def priorbox_grid(height: int, width: int, img_h: float, img_w: float, step_h: float, step_w: float,
+                  sizes: Sequence[tuple[float, float]], offset: float = 0.5) -> np.ndarray:
+    """(H·W·P, 4) boxes ``[xmin, ymin, xmax, ymax]`` normalised by the image size, cell by cell."""
+    cy = (np.arange(height) + offset) * step_h
+    cx = (np.arange(width) + offset) * step_w
     out = np.zeros((height, width, len(sizes), 4))
     for p, (bw, bh) in enumerate(sizes):
         out[:, :, p, 0] = (cx[None, :] - bw / 2) / img_w
         out[:, :, p, 1] = (cy[:, None] - bh / 2) / img_h
         out[:, :, p, 2] = (cx[None, :] + bw / 2) / img_w
         out[:, :, p, 3] = (cy[:, None] + bh / 2) / img_h
+    return out.reshape(-1, 4)
+
+
+def priorbox_reference(node: Node, height: int, width: int) -> np.ndarray:
+    """PriorBox outputs of a node with float sizes (OpenCV's semantics), flattened."""
+    a = node.attrs
+    img_h, img_w = int(a["img_h"]), int(a["img_w"])
+    sizes = priorbox_sizes(a["min_size"], a.get("max_size", ()), a.get("aspect_ratios", ()))
+    out = priorbox_grid(height, width, img_h, img_w, a.get("step_h") or img_h / height,
+                        a.get("step_w") or img_w / width, sizes, float(a.get("offset", 0.5)))
     if a.get("clip"):
         out = np.clip(out, 0.0, 1.0)
     return out.reshape(-1)
