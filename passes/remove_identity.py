@@ -36,6 +36,3 @@ class RemoveIdentity(Pass):
             graph.remove(node)
             changed = True
         return changed
-
-
-

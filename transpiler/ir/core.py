@@ -17,7 +17,7 @@ and how its axes map (``value = transpose(tf_tensor, tf_perm)``), which is what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -335,7 +335,3 @@ def format_shape(shape: Shape | None) -> str:
     if shape is None:
         return "[?]"
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def producers(values: Iterable[Value]) -> list[Node]:
-    return [v.producer for v in values if v.producer is not None]

@@ -184,17 +184,15 @@ def import_graphdef(
             raise UsageError(f"{source}: --input '{spec.name}' names no node of the graph{_suggest(tname, nodes)}")
 
     order = _region(nodes, output_names, set(input_names), source)
-    missing = sorted({f"'{n}' ({nodes[n].op})" for n in order if nodes[n].op not in TF_HANDLERS
-                      and nodes[n].op not in ("Placeholder",)})
-    if missing:
-        by_type: dict[str, list[str]] = {}
-        for n in order:
-            op = nodes[n].op
-            if op not in TF_HANDLERS and op != "Placeholder":
-                by_type.setdefault(op, []).append(n)
+    unsupported: dict[str, list[str]] = {}
+    for n in order:
+        if nodes[n].op not in TF_HANDLERS and nodes[n].op != "Placeholder":
+            unsupported.setdefault(nodes[n].op, []).append(n)
+    if unsupported:  # every offender at once, before anything is built or written
         problems = [f"{op}: {len(names)} node(s), e.g. {', '.join(repr(x) for x in names[:3])}"
-                    for op, names in sorted(by_type.items())]
-        raise UnsupportedModelError(f"{source}: {len(missing)} node(s) use ops with no handler", problems)
+                    for op, names in sorted(unsupported.items())]
+        count = sum(len(v) for v in unsupported.values())
+        raise UnsupportedModelError(f"{source}: {count} node(s) use ops with no handler", problems)
 
     graph = Graph(name or Path(source).stem)
     ctx = ImportContext(graph, nodes, source)

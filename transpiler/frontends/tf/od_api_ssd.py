@@ -22,8 +22,7 @@ The region between the feature-extractor input and the three tensors is imported
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,7 +60,6 @@ class SSDGraph:
     scale_factors: tuple[float, float, float, float]
     score_converter: str
     logit_scale: float
-    notes: list[str] = field(default_factory=list)
 
 
 class _Graph:
@@ -333,7 +331,3 @@ def _postprocess_attrs(spec: SSDGraph) -> dict[str, Any]:
         "score_converter": spec.score_converter,
         "logit_scale": spec.logit_scale,
     }
-
-
-def describe(spec: SSDGraph) -> Mapping[str, Any]:
-    return {k: getattr(spec, k) for k in spec.__dataclass_fields__}
