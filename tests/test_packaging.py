@@ -7,6 +7,7 @@ list against the folders that hold an ``__init__.py``, mapped as setuptools' pac
 from __future__ import annotations
 
 import tomllib
+
 from conftest import REPO
 
 
