@@ -104,10 +104,11 @@ def model_io(model: Path) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def bench_conversion(model: Path, result: Result, runs: int, skip_tf2onnx: bool, work: Path) -> Path:
+def bench_conversion(model: Path, result: Result, runs: int, skip_tf2onnx: bool, work: Path,
+                     flavor: str = "ssd") -> Path:
     inputs, outputs = model_io(model)
     out_dir = work / "caffe"
-    ours = [sys.executable, "-m", "transpiler", str(model), "-o", str(out_dir)]
+    ours = [sys.executable, "-m", "transpiler", str(model), "-o", str(out_dir), "--flavor", flavor]
     onnx = [sys.executable, "-m", "tf2onnx.convert", "--graphdef", str(model), "--inputs", ",".join(inputs),
             "--outputs", ",".join(outputs), "--output", str(work / "model.onnx")]
     for _ in range(runs):  # interleaved, so drifts in machine load hit both alike
@@ -243,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--skip-tf2onnx", action="store_true", help="time only our conversion")
     p.add_argument("--skip-inference", action="store_true", help="time only the conversions")
     p.add_argument("--markdown", action="store_true", help="print README-ready Markdown tables")
+    p.add_argument("--flavor", default="ssd", help="flavor of the converted model (default ssd)")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",") if t]
     models = [m.resolve() for m in (args.models or DEFAULT_MODELS)]
@@ -253,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] {result.name}: converting ×{args.runs} ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
             try:
-                caffe_dir = bench_conversion(model, result, args.runs, args.skip_tf2onnx, Path(tmp))
+                caffe_dir = bench_conversion(model, result, args.runs, args.skip_tf2onnx, Path(tmp), args.flavor)
                 if not args.skip_inference:
                     print(f"[bench] {result.name}: inference ...", file=sys.stderr, flush=True)
                     bench_inference(model, caffe_dir, result, threads, args.infer_runs)

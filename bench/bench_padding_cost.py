@@ -2,11 +2,12 @@
 
     python bench/bench_padding_cost.py [MODEL.pb ...] [--runs 50] [--threads 1]
 
-Exact: uneven pads become an enlarged kernel with zero taps and a symmetric pad (``symmetric-padding``).
-Naive: the same model with every uneven pad ``(begin, end)`` replaced by ``(max, max)`` — what the
-hand-written converters did; it shifts every stride-2 window by one pixel. Both are timed in OpenCV
-dnn (defaults, Winograd on) on the same input, interleaved, median of ``--runs``; the table also shows
-how far the naive model's raw outputs are from the exact one's (why it is not an option).
+Exact, ``ssd`` flavor (SSD-Caffe and OpenCV): uneven pads become an enlarged kernel with zero taps and
+a symmetric pad (``symmetric-padding``). Exact, ``opencv`` flavor: OpenCV's own four-value ``pad``
+(pads_begin, pads_end), the kernel unchanged. Naive: every uneven pad ``(begin, end)`` replaced by
+``(max, max)`` — what the hand-written converters did; it shifts every stride-2 window by one pixel.
+All are timed in OpenCV dnn (defaults, Winograd on) on the same input, interleaved, median of
+``--runs``; the table also shows how far the naive model's raw outputs are from the exact one's.
 """
 
 from __future__ import annotations
@@ -68,14 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     exact_passes = default_pipeline("ssd")
     naive_passes = [("naive-symmetric-padding" if n == "symmetric-padding" else n) for n in exact_passes]
+    variants = (("exact", "ssd", exact_passes), ("native", "opencv", exact_passes), ("naive", "ssd", naive_passes))
     print(f"OpenCV {cv2.__version__}, {args.threads} thread(s), median of {args.runs} runs")
-    print(f"{'model':<28} {'exact ms':>9} {'naive ms':>9} {'exact/naive':>11} {'naive max|Δ| (rel)':>20}")
+    print(f"{'model':<28} {'ssd ms':>8} {'opencv ms':>10} {'naive ms':>9} {'ssd/naive':>10} {'opencv/naive':>13} "
+          f"{'naive max|Δ| (rel)':>19}")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             nets, outs = {}, {}
-            for label, passes in (("exact", exact_passes), ("naive", naive_passes)):
+            for label, flavor, passes in variants:
                 out = Path(tmp) / f"{model.parent.name}_{label}"
-                result = convert(ConvertOptions(model=model, out_dir=out, passes=passes))
+                result = convert(ConvertOptions(model=model, out_dir=out, passes=passes, flavor=flavor))
                 nets[label] = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel", winograd=True)
                 shape = result.report["inputs"][0]["shape"]
                 layer = result.report.get("ssd", {}).get("raw_tensors", {}).get("box_encodings", {}).get(
@@ -86,16 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, net in nets.items():
                 net.setInput(x, result.report["inputs"][0]["caffe_blob"])  # type: ignore[attr-defined]
                 results[label] = net.forward(outs[label]).copy()  # type: ignore[attr-defined]
-            times: dict[str, list[float]] = {"exact": [], "naive": []}
+            times: dict[str, list[float]] = {label: [] for label, _, _ in variants}
             rounds = 5  # interleaved, so load drifts hit both alike
             for _ in range(rounds):
                 for label, net in nets.items():
                     times[label].append(timed(lambda net=net, layer=outs[label]: net.forward(layer),
                                               max(args.runs // rounds, 1)))
-            exact, naive = statistics.median(times["exact"]), statistics.median(times["naive"])
+            exact, native, naive = (statistics.median(times[k]) for k in ("exact", "native", "naive"))
             err = float(np.abs(results["exact"] - results["naive"]).max() / np.abs(results["exact"]).max())
-            print(f"{model.parent.name:<28} {exact * 1e3:>9.2f} {naive * 1e3:>9.2f} {exact / naive:>11.3f} "
-                  f"{err:>20.3g}")
+            same = float(np.abs(results["exact"] - results["native"]).max() / np.abs(results["exact"]).max())
+            assert same < 1e-4, f"the two exact variants differ by {same}"
+            print(f"{model.parent.name:<28} {exact * 1e3:>8.2f} {native * 1e3:>10.2f} {naive * 1e3:>9.2f} "
+                  f"{exact / naive:>10.3f} {native / naive:>13.3f} {err:>19.3g}")
     return 0
 
 

@@ -6,8 +6,9 @@ grows by ``end − begin`` zero taps at its start and the pad becomes ``end`` on
 ``i·s − begin … i·s − begin + k − 1`` exactly as before, and Caffe's output size
 ``floor((in + 2·end − (k + end − begin))/s) + 1 = floor((in + begin + end − k)/s) + 1`` is unchanged.
 ``begin > end`` appends the zero taps at the end instead. A dilated kernel is first written
-undilated (zeros between taps), which keeps the trick exact for every dilation. Targets whose
-depthwise layer pads each side natively (the ``kernels`` flavor) keep depthwise pads as they are.
+undilated (zeros between taps), which keeps the trick exact for every dilation. Targets that pad
+each side natively keep their pads as they are: depthwise convolutions in the ``kernels`` flavor
+(DepthwiseConvolution), every convolution in the ``opencv`` flavor (four-value ``pad``).
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ class SymmetricPadding(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
-        native_depthwise = bool(ctx.options.get("asymmetric_depthwise_pads"))
+        native = ctx.options.get("uneven_pads", "none")
         for node in graph.nodes:
-            if native_depthwise and node.op == "Conv" and _is_depthwise(node):
-                continue  # the target's DepthwiseConvolution pads each side on its own
+            if node.op == "Conv" and (native == "all" or (native == "depthwise" and _is_depthwise(node))):
+                continue  # the target pads each side on its own
             if node.op == "Conv" and node.attrs.get("padding") == "EXPLICIT":
                 changed |= _symmetrize(graph, node)
             elif node.op == "Pool" and node.attrs.get("padding") == "EXPLICIT" and not node.attrs.get("global_pool"):

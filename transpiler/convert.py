@@ -119,7 +119,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
         names = names[: names.index(options.stop_after) + 1]
     manager = PassManager(names, dump_dir=options.dump_ir)
     flavor = get_flavor(options.flavor)
-    ctx = PassContext(options={"asymmetric_depthwise_pads": flavor.asymmetric_pads,
+    ctx = PassContext(options={"uneven_pads": flavor.uneven_pads,
                                "prior_runtimes": flavor.prior_runtimes, "input_order": input_order,
                                **detector_options, **options.options})
     for w in config_warnings:

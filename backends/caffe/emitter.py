@@ -117,8 +117,9 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
     w = _const(node, 1, "weights")
     t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
     group = int(node.attrs.get("group", 1))
-    depthwise_native = e.flavor.asymmetric_pads and group > 1 and w.shape[1] == 1
-    if (t != b or left != r) and not depthwise_native:
+    depthwise_native = e.flavor.uneven_pads == "depthwise" and group > 1 and w.shape[1] == 1
+    uneven = t != b or left != r
+    if uneven and not depthwise_native and e.flavor.uneven_pads != "all":
         raise BackendError(f"{node.describe()}: uneven pads {node.attrs['pads']} reached the Caffe backend "
                            "(the symmetric-padding pass must run for this flavor)")
     dh, dw = node.attrs.get("dilations", (1, 1))
@@ -133,7 +134,10 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
         layer = e.layer(node.name, "Convolution", [e.blob(node.inputs[0])])
         p = layer.convolution_param
         p.num_output = int(w.shape[0])
-        p.pad_h, p.pad_w = int(t), int(left)
+        if uneven:  # OpenCV reads four values as pads_begin (top, left) then pads_end (bottom, right)
+            p.pad.extend([int(t), int(left), int(b), int(r)])
+        else:
+            p.pad_h, p.pad_w = int(t), int(left)
         if group != 1:
             p.group = group
     p.kernel_h, p.kernel_w = int(w.shape[2]), int(w.shape[3])

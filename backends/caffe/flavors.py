@@ -8,8 +8,10 @@
   ``ReLU → Power(shift −6) → ReLU → Eltwise(SUM, 1, −1)`` since ``min(relu(x), 6) = relu(x) − relu(relu(x) − 6)``.
 - ``kernels``: SSD-Caffe plus this project's kernels/ layers: ``DepthwiseConvolution`` with native
   uneven pads and ``ReLU6``.
-- ``opencv``: OpenCV dnn only. Same layers as ``ssd``, but detectors whose PriorBox sizes are not whole
-  pixels (e.g. 0.35·224 = 78.4) are accepted: OpenCV uses float sizes, SSD-Caffe would truncate them.
+- ``opencv``: OpenCV dnn only. Same layers as ``ssd``, with what only OpenCV reads: a Convolution
+  ``pad`` of four values ``[top, left, bottom, right]`` (OpenCV's pads_begin, pads_end; Caffe accepts
+  one or two), so TF's uneven SAME padding costs nothing (no enlarged kernels, OpenCV's 3×3 fast
+  path); and PriorBox sizes that are not whole pixels (e.g. 0.35·224 = 78.4), which SSD-Caffe truncates.
 
 Every emitted layer is checked against the flavor's table; a layer the target lacks is an error
 that names the layer and the flavors that have it, never a silent substitution.
@@ -33,7 +35,9 @@ class Flavor:
     name: str
     layer_types: frozenset[str]
     relu6: str  # "ReLU6", "Clip" or "portable"
-    asymmetric_pads: bool = False  # native uneven padding for depthwise convolutions (DepthwiseConvolution)
+    # Which convolutions the target pads unevenly by itself: "none" (symmetric-padding enlarges the
+    # kernels), "depthwise" (our DepthwiseConvolution layer), "all" (OpenCV's four-value `pad`).
+    uneven_pads: str = "none"
     description: str = ""
     # Runtimes whose PriorBox semantics must reproduce the TF anchors (SSD-Caffe: integer sizes).
     prior_runtimes: tuple[str, ...] = ("ssd-caffe", "opencv")
@@ -53,9 +57,10 @@ FLAVORS: dict[str, Flavor] = {
     "portable": Flavor("portable", COMMON | SSD_EXTRA, "portable",
                        description="any runtime: ReLU6 spelled with ReLU/Power/Eltwise"),
     "kernels": Flavor("kernels", COMMON | SSD_EXTRA | {"ReLU6", "DepthwiseConvolution"}, "ReLU6",
-                      asymmetric_pads=True, description="SSD-Caffe + this project's kernels/ layers"),
+                      uneven_pads="depthwise", description="SSD-Caffe + this project's kernels/ layers"),
     "opencv": Flavor("opencv", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6", prior_runtimes=("opencv",),
-                     description="OpenCV dnn only: PriorBox sizes may be fractional (SSD-Caffe would truncate)"),
+                     uneven_pads="all",
+                     description="OpenCV dnn only: native uneven pads, fractional PriorBox sizes"),
 }
 
 

@@ -19,7 +19,7 @@ BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]
 PICTURES = ["astronaut", "camera", "coffee"]
 
 
-@pytest.fixture(scope="module", params=[(m, f) for m in BACKBONES for f in ("ssd", "portable")],
+@pytest.fixture(scope="module", params=[(m, f) for m in BACKBONES for f in ("ssd", "portable", "opencv")],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict]:
     name, flavor = request.param

@@ -50,23 +50,27 @@ def _graph(path: Path, hw: tuple[int, int], kernel: int, stride: int, depthwise:
     return path
 
 
-CASES = list(itertools.product([1, 2], [(7, 7), (8, 8), (8, 7)], [1, 3, 5], [False, True], ["same", "pad_valid"]))
+CASES = list(itertools.product([1, 2], [(7, 7), (8, 8), (8, 7)], [1, 3, 5], [False, True], ["same", "pad_valid"],
+                               ["ssd", "opencv"]))
 
 
-@pytest.mark.parametrize(("stride", "hw", "kernel", "depthwise", "mode"), CASES,
-                         ids=[f"s{s}-{h}x{w}-k{k}-{'dw' if d else 'conv'}-{m}" for s, (h, w), k, d, m in CASES])
+@pytest.mark.parametrize(("stride", "hw", "kernel", "depthwise", "mode", "flavor"), CASES,
+                         ids=[f"s{s}-{h}x{w}-k{k}-{'dw' if d else 'conv'}-{m}-{f}"
+                              for s, (h, w), k, d, m, f in CASES])
 def test_padding_exact_through_opencv(tmp_path: Path, stride: int, hw: tuple[int, int], kernel: int,
-                                      depthwise: bool, mode: str) -> None:
+                                      depthwise: bool, mode: str, flavor: str) -> None:
     model = _graph(tmp_path / "m.pb", hw, kernel, stride, depthwise, mode)
-    report = convert_model(model, tmp_path / "out")
+    report = convert_model(model, tmp_path / "out", flavor=flavor)
     x = np.random.default_rng(0).normal(size=(1, *hw, 4)).astype(np.float32)
     for name, ref, got in run_both(model, tmp_path / "out", report, x):
         assert rel_error(ref, got) <= 1e-5, name
     kinds = [k for _, k, _ in layer_types(tmp_path / "out")]
     assert kinds == ["Input", "Convolution"], kinds  # Pad merged, no Slice/Crop
+    if flavor == "opencv":  # native four-value pads: the kernel keeps its size
+        assert f"kernel_h: {kernel}" in (tmp_path / "out" / "deploy.prototxt").read_text()
 
 
-@pytest.mark.parametrize("flavor", ["ssd", "portable"])
+@pytest.mark.parametrize("flavor", ["ssd", "portable", "opencv"])
 @pytest.mark.parametrize(("pads", "depthwise"), [(((1, 0), (0, 1)), False), (((0, 2), (2, 1)), True),
                                                  (((3, 1), (1, 1)), False)])
 def test_asymmetric_explicit_pad(tmp_path: Path, pads: tuple[tuple[int, int], tuple[int, int]], depthwise: bool,
@@ -78,9 +82,10 @@ def test_asymmetric_explicit_pad(tmp_path: Path, pads: tuple[tuple[int, int], tu
         assert rel_error(ref, got) <= 1e-5, name
 
 
-def test_dilated_same_convolution(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flavor", ["ssd", "opencv"])
+def test_dilated_same_convolution(tmp_path: Path, flavor: str) -> None:
     model = _graph(tmp_path / "m.pb", (10, 9), 3, 1, False, "same", dilation=2)
-    report = convert_model(model, tmp_path / "out")
+    report = convert_model(model, tmp_path / "out", flavor=flavor)
     x = np.random.default_rng(2).normal(size=(1, 10, 9, 4)).astype(np.float32)
     for name, ref, got in run_both(model, tmp_path / "out", report, x):
         assert rel_error(ref, got) <= 1e-5, name
