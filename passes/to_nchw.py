@@ -81,7 +81,7 @@ def _convert_node(graph: Graph, node: Node) -> None:
         for i, v in enumerate(ins):
             if v.const is not None:
                 graph.set_input(node, i, graph.constant(v.name + "/nchw", _rank4_const(v.const)))
-            elif not nchw_in[i] and v.rank not in (0, None) and (v.rank or 0) > 0:
+            elif not nchw_in[i] and (v.rank or 0) > 0:
                 raise UnsupportedModelError(f"{node.describe()}: broadcasting a rank-{v.rank} tensor against a "
                                             "feature map is not supported")
     elif node.op in AXIS_OPS and any(nchw_in):
