@@ -53,3 +53,19 @@ def freeze_tf_function(fn: Callable[..., object], shape: tuple[int, ...], path: 
 @pytest.fixture
 def pictures() -> Callable[..., np.ndarray]:
     return picture
+
+
+@pytest.fixture(scope="session")
+def real_caffe() -> object:
+    """A real (SSD-)Caffe build with our layers installed (tests/real_caffe.py); built once and cached.
+
+    Where its system packages are missing it skips, except in CI (CI set), which installs them: there a
+    missing piece is a failure, never a silent skip."""
+    from real_caffe import RealCaffe, RealCaffeUnavailable, build
+
+    try:
+        return RealCaffe(build())
+    except RealCaffeUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the real Caffe runtime could not be built in CI: {exc}")
+        pytest.skip(f"real Caffe runtime unavailable: {exc}")

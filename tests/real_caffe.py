@@ -1,0 +1,253 @@
+"""A real Caffe runtime for the tests: an SSD-Caffe source tree, our layers installed into it, built for the CPU.
+
+OpenCV's dnn reads Caffe models with its own reimplementation of the layers. This module checks converted
+models in Caffe itself. The source is the `brocolli-caffe` source distribution on PyPI (BVLC Caffe with
+weiliu89's SSD layers: PriorBox, DetectionOutput, Permute, Normalize, AnnotatedData, MultiBoxLoss...).
+Before the build, the tree is prepared as follows:
+
+* the stale generated ``include/caffe/proto/caffe.pb.h`` it ships is removed (protoc regenerates it);
+* its own ReLU6 layer is removed, so the tree is like stock SSD-Caffe, which has none; our
+  ``python -m transpiler.kernels install`` then adds our ReLU6 and DepthwiseConvolution layers, and the
+  build compiles them like any other Caffe layer.
+
+The build compiles ``src/caffe/{,layers/,util/,solvers/}*.cpp`` plus the generated ``caffe.pb.cc`` into
+``libcaffe.so`` (CPU_ONLY), with the usual system libraries (Debian: libboost-{system,thread,filesystem}-dev
+libgoogle-glog-dev libgflags-dev libprotobuf-dev protobuf-compiler libopenblas-dev libhdf5-dev libgtest-dev;
+`.ci/run` installs them). The harness ``realcaffe/caffe_run.cpp`` links against it. Everything is cached
+under ``<cache>/real-caffe-<hash>``; the hash covers the sdist, our layer sources, the harness and the
+flags. A cold build takes about 5 minutes on 2 cores; it prints a progress line.
+
+Nets run in a subprocess (Caffe's CHECK failures abort the process), exchanging tensors as files:
+int32 rank, int32 dims, then float32 data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from transpiler.kernels import build as kernels_build
+from transpiler.kernels import install as kernels_install
+
+SDIST_NAME = "brocolli-caffe"
+SDIST_VERSION = "9.0.2"
+HARNESS = Path(__file__).resolve().parent / "realcaffe" / "caffe_run.cpp"
+HDF5_INCLUDE = Path("/usr/include/hdf5/serial")
+HDF5_LIBDIR = Path("/usr/lib/x86_64-linux-gnu/hdf5/serial")
+CXXFLAGS = ("-O2", "-fPIC", "-std=c++14", "-DCPU_ONLY", "-DNDEBUG", "-w")
+LIBS = ("-lglog", "-lgflags", "-lprotobuf", "-lboost_system", "-lboost_filesystem", "-lboost_thread",
+        "-lopenblas", "-lpthread", "-lhdf5", "-lhdf5_hl")
+BUILD_RECIPE_VERSION = 1  # bump when the way the tree is prepared or compiled changes
+HARNESS_LIBS = ("-lglog", "-lgflags", "-lprotobuf", "-lboost_system")
+REQUIRED_HEADERS = {
+    "glog/logging.h": "libgoogle-glog-dev",
+    "gflags/gflags.h": "libgflags-dev",
+    "google/protobuf/message.h": "libprotobuf-dev",
+    "boost/thread.hpp": "libboost-thread-dev",
+    "boost/filesystem.hpp": "libboost-filesystem-dev",
+    "cblas.h": "libopenblas-dev",
+    "gtest/gtest.h": "libgtest-dev",
+}
+
+
+class RealCaffeUnavailable(RuntimeError):
+    """What is missing to build the real Caffe (a system package, the sdist, a compiler)."""
+
+
+class CaffeRunError(RuntimeError):
+    """Caffe refused or failed to run a net; the message carries its stderr."""
+
+
+def _missing_system_packages() -> list[str]:
+    missing = [] if shutil.which("protoc") else ["protobuf-compiler"]
+    roots = [Path("/usr/include"), Path("/usr/include/x86_64-linux-gnu"), Path("/usr/local/include")]
+    for header, package in REQUIRED_HEADERS.items():
+        if not any((root / header).exists() for root in roots):
+            missing.append(package)
+    if not (HDF5_INCLUDE / "hdf5.h").exists():
+        missing.append("libhdf5-dev")
+    return missing
+
+
+def _run_or_explain(cmd: Sequence[str]) -> None:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RealCaffeUnavailable(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def _fetch_sdist(cache: Path) -> Path:
+    """The sdist from the pip cache folder, downloading it from PyPI once."""
+    folder = cache / "sdist"
+    found = sorted(folder.glob(f"brocolli?caffe-{SDIST_VERSION}.tar.gz"))
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
+           "-d", str(folder), f"{SDIST_NAME}=={SDIST_VERSION}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    found = sorted(folder.glob(f"brocolli?caffe-{SDIST_VERSION}.tar.gz"))
+    if proc.returncode != 0 or not found:
+        raise RealCaffeUnavailable(f"could not download {SDIST_NAME}=={SDIST_VERSION}: {proc.stderr[-800:]}")
+    return found[0]
+
+
+def _prepare_tree(sdist: Path, root: Path) -> Path:
+    """Unpack the sdist, make it a stock-SSD-Caffe-like tree and install our layers into it."""
+    with tarfile.open(sdist) as tar:
+        tar.extractall(root, filter="data")
+    tree = next(p for p in root.iterdir() if p.is_dir())
+    shutil.rmtree(tree / "include/caffe/proto", ignore_errors=True)  # stale protoc output
+    for stale in ("include/caffe/layers/relu6_layer.hpp", "src/caffe/layers/relu6_layer.cpp",
+                  "src/caffe/layers/relu6_layer.cu"):
+        (tree / stale).unlink(missing_ok=True)
+    kernels_install.install(tree, echo=lambda _line: None)
+    return tree
+
+
+def _compile_all(tree: Path, gen: Path, obj_dir: Path, cxx: str) -> list[Path]:
+    src = tree / "src/caffe"
+    sources = sorted([*src.glob("*.cpp"), *(src / "layers").glob("*.cpp"), *(src / "util").glob("*.cpp"),
+                      *(src / "solvers").glob("*.cpp"), gen / "caffe/proto/caffe.pb.cc"])
+    includes = [f"-I{tree / 'include'}", f"-I{gen}", f"-I{HDF5_INCLUDE}"]
+    done = 0
+
+    def compile_one(source: Path) -> Path:
+        nonlocal done
+        obj = obj_dir / (source.relative_to(tree).as_posix().replace("/", "_") + ".o"
+                         if source.is_relative_to(tree) else source.name + ".o")
+        proc = subprocess.run([cxx, *CXXFLAGS, *includes, "-c", str(source), "-o", str(obj)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RealCaffeUnavailable(f"compiling {source} failed:\n{proc.stderr[-3000:]}")
+        done += 1
+        if done % 20 == 0 or done == len(sources):
+            print(f"real Caffe: compiled {done}/{len(sources)} sources", file=sys.stderr, flush=True)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(compile_one, sources))
+
+
+def _build_key(sdist: Path, cxx: str) -> str:
+    h = hashlib.sha256(sdist.read_bytes())
+    layer_files = sorted(kernels_install.KERNELS_DIR / spec.folder / name for spec in kernels_install.LAYERS.values()
+                         for name in (*spec.headers, *spec.sources, *((spec.proto,) if spec.proto else ())))
+    for path in [*layer_files, HARNESS]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    h.update(repr((SDIST_VERSION, CXXFLAGS, LIBS, HARNESS_LIBS, BUILD_RECIPE_VERSION)).encode())
+    h.update(subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout.encode())
+    return h.hexdigest()[:16]
+
+
+def build() -> Path:
+    """Build (or find cached) the real Caffe and the harness; returns the harness executable."""
+    missing = _missing_system_packages()
+    if missing:
+        raise RealCaffeUnavailable("missing system packages: apt-get install -y " + " ".join(missing))
+    cxx = kernels_build.find_cxx()
+    if cxx is None:
+        raise RealCaffeUnavailable("no C++ compiler (install g++)")
+    cache = kernels_build.cache_dir()
+    sdist = _fetch_sdist(cache)
+    final = cache / f"real-caffe-{_build_key(sdist, cxx)}"
+    runner = final / "caffe_run"
+    if runner.exists():
+        return runner
+    print(f"real Caffe: building {SDIST_NAME} {SDIST_VERSION} with our layers (CPU, a few minutes) into {final}",
+          file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".real-caffe-") as tmp:
+        work = Path(tmp)
+        tree = _prepare_tree(sdist, work / "src")
+        gen = work / "gen"
+        (gen / "caffe/proto").mkdir(parents=True)
+        proto = tree / "src/caffe/proto"
+        _run_or_explain(["protoc", f"--cpp_out={gen / 'caffe/proto'}", f"-I{proto}", str(proto / "caffe.proto")])
+        obj_dir = work / "obj"
+        obj_dir.mkdir()
+        objects = _compile_all(tree, gen, obj_dir, cxx)
+        out = work / "out"
+        out.mkdir()
+        libdirs = [f"-L{HDF5_LIBDIR}"] if HDF5_LIBDIR.is_dir() else []
+        _run_or_explain([cxx, "-shared", "-o", str(out / "libcaffe.so"), *map(str, objects), *libdirs, *LIBS])
+        _run_or_explain([cxx, *CXXFLAGS, f"-I{tree / 'include'}", f"-I{gen}", f"-I{HDF5_INCLUDE}", str(HARNESS),
+                         "-o", str(out / "caffe_run"), f"-L{out}", "-lcaffe", "-Wl,-rpath,$ORIGIN", *HARNESS_LIBS])
+        shutil.copy2(proto / "caffe.proto", out / "caffe.proto")  # the schema it was built with, for reading
+        try:
+            os.replace(out, final)
+        except OSError:  # another process finished first
+            if not runner.exists():
+                raise
+    return runner
+
+
+def write_tensor(path: Path, array: np.ndarray) -> None:
+    a = np.ascontiguousarray(array, dtype=np.float32)
+    path.write_bytes(np.array([a.ndim, *a.shape], np.int32).tobytes() + a.tobytes())
+
+
+def read_tensor(path: Path) -> np.ndarray:
+    raw = path.read_bytes()
+    rank = int(np.frombuffer(raw, np.int32, 1)[0])
+    shape = tuple(int(d) for d in np.frombuffer(raw, np.int32, rank, 4))
+    return np.frombuffer(raw, np.float32, offset=4 * (1 + rank)).reshape(shape).copy()
+
+
+@dataclass
+class CaffeRun:
+    """Every blob after Forward; after Backward also every blob's diff and every layer's parameter diffs."""
+
+    blobs: dict[str, np.ndarray]
+    diffs: dict[str, np.ndarray]
+    param_diffs: dict[str, list[np.ndarray]]
+
+
+class RealCaffe:
+    """Runs nets in the built Caffe: ``RealCaffe(build()).forward(prototxt, caffemodel, [x])``."""
+
+    def __init__(self, runner: Path) -> None:
+        self.runner = runner
+
+    def run(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray],
+            top_diffs: Mapping[str, np.ndarray] | None = None) -> CaffeRun:
+        with tempfile.TemporaryDirectory(prefix="caffe-run-") as tmp:
+            io = Path(tmp)
+            for k, x in enumerate(inputs):
+                write_tensor(io / f"in_{k}.bin", x)
+            backward = top_diffs is not None
+            if backward:
+                blob_names = self._blob_names(prototxt, caffemodel, inputs)
+                for name, diff in (top_diffs or {}).items():
+                    write_tensor(io / f"topdiff_{blob_names.index(name)}.bin", diff)
+            cmd = [str(self.runner), str(prototxt), str(caffemodel) if caffemodel else "-", str(io)]
+            proc = subprocess.run([*cmd, *(["--backward"] if backward else [])], capture_output=True, text=True,
+                                  check=False, env={**os.environ, "GLOG_minloglevel": "2"})
+            if proc.returncode != 0:
+                raise CaffeRunError(f"Caffe failed on {prototxt} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+            names = (io / "blobs.txt").read_text().splitlines()
+            blobs = {n: read_tensor(io / f"blob_{k}.bin") for k, n in enumerate(names)}
+            diffs: dict[str, np.ndarray] = {}
+            params: dict[str, list[np.ndarray]] = {}
+            if backward:
+                diffs = {n: read_tensor(io / f"diff_{k}.bin") for k, n in enumerate(names)}
+                for i, layer in enumerate((io / "layers.txt").read_text().splitlines()):
+                    params[layer] = [read_tensor(p) for p in sorted(io.glob(f"param_{i}_*.bin"),
+                                                                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))]
+            return CaffeRun(blobs, diffs, params)
+
+    def _blob_names(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> list[str]:
+        return list(self.run(prototxt, caffemodel, inputs).blobs)
+
+    def forward(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(prototxt, caffemodel, inputs).blobs
