@@ -1,4 +1,5 @@
-"""The shared MobileNetV2 backbone fixtures, converted and run through OpenCV dnn, equal TF's outputs.
+"""The shared MobileNetV2 backbone fixtures, converted and run through OpenCV dnn and through a real
+SSD-Caffe build (tests/real_caffe.py), equal TF's outputs.
 
 References are TensorFlow's own recorded outputs on real pictures (fixtures' ref_*.npz), and TF
 run in-process on the frozen graph for the per-layer check.
@@ -7,6 +8,7 @@ run in-process on the frozen graph for the per-layer check.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,23 +21,36 @@ BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]
 PICTURES = ["astronaut", "camera", "coffee"]
 
 
-@pytest.fixture(scope="module", params=[(m, f) for m in BACKBONES for f in ("ssd", "portable", "opencv")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
-def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict]:
-    name, flavor = request.param
-    out = tmp_path_factory.mktemp(f"{name}_{flavor}")
-    report = convert_model(fixture_model(name), out, flavor=flavor)
-    return name, out, report
+# (model, flavor, runtime); the opencv flavor's four-value pads are OpenCV's alone (Caffe refuses them,
+# test_real_caffe_refuses_the_opencv_flavor)
+CASES = [(m, f, rt) for m in BACKBONES for f in ("ssd", "portable", "opencv") for rt in ("opencv", "caffe")
+         if (f, rt) != ("opencv", "caffe")]
+_CONVERSIONS: dict[tuple[str, str], tuple[Path, dict]] = {}
+Converted = tuple[str, Path, dict, Any]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda p: "-".join(p))
+def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """(model, output folder, conversion report, runtime: "opencv" or the real Caffe runner)."""
+    name, flavor, runtime = request.param
+    if (name, flavor) not in _CONVERSIONS:
+        out = tmp_path_factory.mktemp(f"{name}_{flavor}")
+        _CONVERSIONS[name, flavor] = out, convert_model(fixture_model(name), out, flavor=flavor)
+    out, report = _CONVERSIONS[name, flavor]
+    return name, out, report, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
 
 
 @pytest.mark.parametrize("pic", PICTURES)
-def test_opencv_matches_tf_reference(converted: tuple[str, Path, dict], pic: str) -> None:
-    name, out, report = converted
+def test_runtime_matches_tf_reference(converted: Converted, pic: str) -> None:
+    name, out, report, runtime = converted
     ref = np.load(fixture_model(name).parent / f"ref_{pic}.npz")
-    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
     entry, output = report["inputs"][0], report["outputs"][0]
-    got = run_opencv(net, {entry["caffe_blob"]: ref["input"].transpose(entry["permutation"])},
-                     [output["caffe_layer"]])[output["caffe_layer"]]
+    x = ref["input"].transpose(entry["permutation"])
+    if runtime == "opencv":
+        net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+        got = run_opencv(net, {entry["caffe_blob"]: x}, [output["caffe_layer"]])[output["caffe_layer"]]
+    else:
+        got = runtime.forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x])[output["caffe_blob"]]
     expected = ref["output"].transpose(output["permutation"])
     assert rel_error(expected, got) <= 1e-4
     # the picture matters: another picture's reference is far away (so this test can fail)
@@ -43,8 +58,8 @@ def test_opencv_matches_tf_reference(converted: tuple[str, Path, dict], pic: str
     assert rel_error(other["output"].transpose(output["permutation"]), got) > 1e-2
 
 
-def test_structure_has_no_batchnorm_or_crops(converted: tuple[str, Path, dict]) -> None:
-    _, out, report = converted
+def test_structure_has_no_batchnorm_or_crops(converted: Converted) -> None:
+    _, out, report, _ = converted
     layers = layer_types(out)
     producers = {name: kind for name, kind, _ in layers}
     for name, kind, bottoms in layers:
@@ -75,3 +90,14 @@ def test_per_layer_verification_covers_every_blob(tmp_path: Path) -> None:
     result = verify_model(VerifyOptions(model, tmp_path, per_layer=True))
     assert result.ok and result.first_divergence is None
     assert len(result.layers) >= 80  # every conv/relu6/add blob has a TF counterpart
+
+
+def test_real_caffe_refuses_the_opencv_flavor(real_caffe: Any, tmp_path: Path) -> None:
+    """The opencv flavor's four-value `pad` ([top, left, bottom, right]) is for OpenCV only: Caffe's
+    convolution takes one pad per spatial axis and refuses the net, as the flavor's description says."""
+    from real_caffe import CaffeRunError
+
+    report = convert_model(fixture_model(BACKBONES[0]), tmp_path, flavor="opencv")
+    x = np.zeros(report["inputs"][0]["shape"], np.float32)
+    with pytest.raises(CaffeRunError, match="pad"):
+        real_caffe.forward(tmp_path / "deploy.prototxt", tmp_path / "deploy.caffemodel", [x])

@@ -1,8 +1,10 @@
-"""The ``kernels`` flavor end to end: converted models run through the NumPy Caffe runner equal TensorFlow.
+"""The ``kernels`` flavor end to end: converted models equal TensorFlow, run in a real Caffe built with our
+layers, and in the NumPy Caffe runner.
 
-OpenCV cannot run ``DepthwiseConvolution``, so these models run in ``caffe_numpy_runner`` (float64,
-with kernels/reference.py for the custom layers). The runner itself is first checked against OpenCV on
-the ``ssd`` flavor of the same fixture, which only uses layers OpenCV knows.
+OpenCV cannot run ``DepthwiseConvolution``. These models run in SSD-Caffe built from source with our
+layers installed by our installer (tests/real_caffe.py: the C++ layers themselves), and in
+``caffe_numpy_runner`` (float64, with kernels/reference.py for the custom layers). The numpy runner is
+first checked against OpenCV on the ``ssd`` flavor of the same fixture, which only uses layers OpenCV knows.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ def test_kernels_flavor_matches_tf_reference(kernels_model: Converted, pic: str)
     # the picture matters: another picture's reference is far away (so this test can fail)
     other = np.load(refs / f"ref_{PICTURES[PICTURES.index(pic) - 1]}.npz")
     assert rel_error(np.transpose(other["output"], perm), got) > 1e-2
+
+
+@pytest.mark.parametrize("pic", PICTURES)
+def test_kernels_flavor_in_real_caffe_matches_tf_reference(kernels_model: Converted, pic: str, real_caffe: Any) -> None:
+    name, out, report = kernels_model
+    ref = np.load(fixture_model(name).parent / f"ref_{pic}.npz")
+    entry, output = report["inputs"][0], report["outputs"][0]
+    blobs = real_caffe.forward(out / "deploy.prototxt", out / "deploy.caffemodel",
+                               [np.transpose(ref["input"], entry["permutation"])])
+    assert rel_error(np.transpose(ref["output"], output["permutation"]), blobs[output["caffe_blob"]]) <= 1e-4
 
 
 def test_kernels_flavor_structure(kernels_model: Converted) -> None:

@@ -224,14 +224,23 @@ def _image(name: str, cfg: SSDConfig) -> np.ndarray:
     return picture(name, (cfg.height, cfg.width)).astype(np.float32)[None]
 
 
+_CONVERTED: dict[str, Converted] = {}
+
+
+def _convert(cfg: SSDConfig, tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """The config's synthetic detector, converted once per session."""
+    if cfg.name not in _CONVERTED:
+        graph = build_ssd_ir(cfg, _image(CALIBRATION_PICTURE, cfg))
+        out = tmp_path_factory.mktemp(cfg.name)
+        result = convert(ConvertOptions(model=Path("synthetic"), out_dir=out, flavor=flavor_of(cfg)), graph=graph)
+        net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+        _CONVERTED[cfg.name] = Converted(cfg, out, result.report, list(result.warnings), net)
+    return _CONVERTED[cfg.name]
+
+
 @pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: c.name)
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Converted:
-    cfg: SSDConfig = request.param
-    graph = build_ssd_ir(cfg, _image(CALIBRATION_PICTURE, cfg))
-    out = tmp_path_factory.mktemp(cfg.name)
-    result = convert(ConvertOptions(model=Path("synthetic"), out_dir=out, flavor=flavor_of(cfg)), graph=graph)
-    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-    return Converted(cfg, out, result.report, list(result.warnings), net)
+    return _convert(request.param, tmp_path_factory)
 
 
 def test_conversion_report(converted: Converted) -> None:
@@ -274,11 +283,27 @@ def _excuse_forced(result: MatchResult, tf: list[Detection], detection_out: np.n
 
 @pytest.mark.parametrize("pic", PICTURES)
 def test_opencv_matches_od_api_reference(converted: Converted, pic: str) -> None:
+    x = _image(pic, converted.cfg)
+    _check_against_od_api(converted, pic, run_opencv(converted.net, {"data": x.transpose(0, 3, 1, 2)}, LAYERS))
+
+
+@pytest.mark.parametrize("pic", PICTURES)
+@pytest.mark.parametrize("cfg", [c for c in CONFIGS if flavor_of(c) == "ssd"], ids=lambda c: c.name)
+def test_real_caffe_matches_od_api_reference(cfg: SSDConfig, pic: str, real_caffe: Any,
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same checks in SSD-Caffe itself (tests/real_caffe.py), for every config its PriorBox can express."""
+    converted = _convert(cfg, tmp_path_factory)
+    x = _image(pic, cfg)
+    blobs = real_caffe.forward(converted.out / "deploy.prototxt", converted.out / "deploy.caffemodel",
+                               [x.transpose(0, 3, 1, 2)])
+    _check_against_od_api(converted, pic, blobs)
+
+
+def _check_against_od_api(converted: Converted, pic: str, got: dict[str, np.ndarray]) -> None:
+    """Raw tensors and priors equal the reference; detections match its postprocessor box by box."""
     cfg = converted.cfg
     x = _image(pic, cfg)
     enc, logits = reference_raw(cfg, x, calibration=_image(CALIBRATION_PICTURE, cfg))
-    got = run_opencv(converted.net, {"data": x.transpose(0, 3, 1, 2)}, LAYERS)
-
     rows = compare_raw(converted.report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"], enc, logits,
                        cfg.anchors(), 1e-4)
     assert all(r.ok for r in rows), f"{cfg.name} on {pic}:\n{format_table(rows)}"
