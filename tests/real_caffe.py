@@ -246,6 +246,45 @@ class RealCaffe:
                                                                     key=lambda p: int(p.stem.rsplit("_", 1)[1]))]
             return CaffeRun(blobs, diffs, params)
 
+    def train(self, solver: Path, weights: Path | None, inputs: Sequence[np.ndarray], iterations: int
+              ) -> tuple[list[float], dict[str, np.ndarray]]:
+        """Run `iterations` solver steps on one fixed batch (`inputs`: the data layers' tops, e.g. [data, label]);
+        returns the loss before each step and the test net's blobs afterwards (see caffe_run.cpp --train).
+
+        The data layers are replaced by Input layers, so their data-only settings (transform_param,
+        data_param, annotated_data_param) are dropped first: this fork renamed SSD-Caffe's resize_param and
+        lacks distort_param/expand_param. Those are checked against SSD-Caffe's own schema instead
+        (ssd_caffe_schema below)."""
+        from google.protobuf import text_format
+
+        from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+
+        solver_param = text_format.Parse(solver.read_text(), cp.SolverParameter())
+        with tempfile.TemporaryDirectory(prefix="caffe-train-") as tmp:
+            work = Path(tmp)
+            for name in (solver_param.train_net, *solver_param.test_net):
+                net = text_format.Parse((solver.parent / name).read_text(), cp.NetParameter())
+                for layer in net.layer:
+                    if layer.type in ("AnnotatedData", "Data", "ImageData"):
+                        for data_only in ("transform_param", "data_param", "annotated_data_param"):
+                            layer.ClearField(data_only)  # type: ignore[arg-type]
+                (work / name).write_text(text_format.MessageToString(net))
+            shutil.copy2(solver, work / solver.name)
+            io = work / "io"
+            io.mkdir()
+            for k, x in enumerate(inputs):
+                write_tensor(io / f"in_{k}.bin", x)
+            cmd = [str(self.runner), "--train", str(work / solver.name), str(weights) if weights else "-", str(io),
+                   str(iterations)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  env={**os.environ, "GLOG_minloglevel": "2"})
+            if proc.returncode != 0:
+                raise CaffeRunError(f"Caffe training failed on {solver} (exit {proc.returncode}):\n"
+                                    f"{proc.stderr[-4000:]}")
+            losses = [float(v) for v in (io / "losses.txt").read_text().split()]
+            names = (io / "blobs.txt").read_text().splitlines()
+            return losses, {n: read_tensor(io / f"blob_{k}.bin") for k, n in enumerate(names)}
+
     def _blob_names(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> list[str]:
         return list(self.run(prototxt, caffemodel, inputs).blobs)
 

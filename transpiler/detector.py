@@ -111,9 +111,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def extra_files(graph: Graph, net: Any, report: dict[str, Any], emit: tuple[str, ...],
-                pipeline_config: Path | None, training: TrainingOptions) -> tuple[dict[str, str], list[str]]:
+                pipeline_config: Path | None, training: TrainingOptions) -> tuple[dict[str, str | bytes], list[str]]:
     """labelmap.prototxt (when class names are known) and the requested fine-tuning files."""
-    files: dict[str, str] = {}
+    files: dict[str, str | bytes] = {}
     notes: list[str] = []
     labels = graph.metadata.get("labels")
     if labels:

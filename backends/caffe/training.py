@@ -13,6 +13,14 @@ The train and test nets are the deploy net with the same layer names and paramet
   ``pipeline.config`` where given (LOGISTIC for a sigmoid score converter, SOFTMAX otherwise);
 - test: the deploy tail (scores, ``DetectionOutput``) and ``DetectionEvaluate`` (overlap 0.5).
 
+Dummy priors (see ssd-detection-output: a PriorBox square TF lacks, class logits −10⁴ so that it never
+detects) are exact for inference but poison training: as a negative its background logit −10⁴ (sigmoid)
+costs 10⁴ per prior, and as a positive each of its class logits does; one batch's loss is then ~3·10⁴.
+When the model has any, ``finetune_init.caffemodel`` holds deploy's weights with those priors' class
+biases reset to a fresh anchor's (π = 0.01: sigmoid logits +log(99) for background and −log(99) for
+each class, probability π each; softmax logits 0 and log(π / ((1 − π)·K)) for K classes, π in all), and
+train.sh starts from it; deploy.caffemodel stays exact.
+
 Trainable layers get ``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
 for biases. Folded batch norm stays folded (the convolutions carry the biases).
 Solver: from ``train_config`` (RMSProp/momentum/Adam, exponential decay → ``lr_policy: "step"``,
@@ -22,6 +30,7 @@ Solver: from ``train_config`` (RMSProp/momentum/Adam, exponential decay → ``lr
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,6 +269,10 @@ def solver(report: dict[str, Any], config: Message | None, opts: TrainingOptions
         if kind == "rms_prop_optimizer":
             s.rms_decay = float(find(body, "decay") or 0.9)
             s.delta = float(find(body, "epsilon") or 1.0)
+            if s.momentum:  # Caffe's RMSPropSolver CHECKs momentum == 0: TF's RMSProp momentum has no equivalent
+                notes.append(f"RMSProp momentum {s.momentum:g} dropped: Caffe's RMSProp solver has no momentum "
+                             "(it refuses one)")
+            s.ClearField("momentum")
         _learning_rate(s, find(body, "learning_rate") or {}, notes)
     steps = find(config, "train_config", "num_steps") if config else None
     if steps:
@@ -306,6 +319,37 @@ def _learning_rate(s: Any, lr: Message, notes: list[str]) -> None:
         notes.append("learning-rate warm-up is not reproduced (Caffe has no warm-up policy)")
 
 
+FRESH_ANCHOR_FOREGROUND = 0.01  # π: a fresh prior's probability per foreground class
+
+
+def finetune_init_weights(deploy: Any, report: dict[str, Any]) -> Any | None:
+    """Deploy's weights with every dummy prior's class biases set to a fresh anchor's, or None without dummies."""
+    heads = [h for h in report["ssd"]["heads"] if h.get("dummy_slots")]
+    if not heads:
+        return None
+    net = cp.NetParameter()
+    net.CopyFrom(deploy)
+    layers = {layer.name: layer for layer in net.layer}
+    logistic = report["ssd"]["score_converter"] != "softmax"
+    pi = FRESH_ANCHOR_FOREGROUND
+    for head in heads:
+        layer = layers.get(head["conf_layer"])
+        if layer is None or len(layer.blobs) < 2:
+            raise BackendError(f"dummy priors: class convolution '{head['conf_layer']}' not found with a bias")
+        bias = layer.blobs[1].data
+        width = len(bias) // head["priors_per_cell"]  # background + foreground classes per prior
+        foreground = width - 1
+        if logistic:
+            background_logit, foreground_logit = math.log((1 - pi) / pi), math.log(pi / (1 - pi))
+        else:
+            background_logit, foreground_logit = 0.0, math.log(pi / ((1 - pi) * foreground))
+        for slot in head["dummy_slots"]:
+            bias[slot * width] = background_logit
+            for c in range(1, width):
+                bias[slot * width + c] = foreground_logit
+    return net
+
+
 def check_same_weights(deploy: Any, nets: list[Any]) -> int:
     """Every deploy layer with weights has a same-named, same-typed, same-parameter layer in each net."""
     count = 0
@@ -324,9 +368,10 @@ def check_same_weights(deploy: Any, nets: list[Any]) -> int:
 
 
 def training_files(deploy: Any, report: dict[str, Any], config: Message | None, emit: set[str],
-                   opts: TrainingOptions) -> tuple[dict[str, str], list[str]]:
-    """{file name: text} for the requested train/test/solver files, and notes for the report."""
-    files: dict[str, str] = {}
+                   opts: TrainingOptions) -> tuple[dict[str, str | bytes], list[str]]:
+    """{file name: content} for the requested train/test/solver files (and finetune_init.caffemodel when
+    the model has dummy priors), and notes for the report."""
+    files: dict[str, str | bytes] = {}
     notes: list[str] = []
     nets = []
     if "train" in emit:
@@ -338,7 +383,16 @@ def training_files(deploy: Any, report: dict[str, Any], config: Message | None, 
     if nets:
         count = check_same_weights(deploy, nets)
         notes.append(f"train/test nets: all {count} layers with weights have deploy's names and parameters; "
-                     "caffe train -weights deploy.caffemodel loads every converted weight")
+                     "caffe train -weights loads every converted weight")
+    weights = "deploy.caffemodel"
+    if "train" in emit:
+        init = finetune_init_weights(deploy, report)
+        if init is not None:
+            weights = "finetune_init.caffemodel"
+            files[weights] = init.SerializeToString()
+            notes.append("finetune_init.caffemodel: deploy's weights with the dummy priors' class biases set to a "
+                         f"fresh anchor's (foreground probability {FRESH_ANCHOR_FOREGROUND}); fine-tune from it, "
+                         "not from deploy.caffemodel, whose −1e4 dummy logits would dominate the loss")
     if "solver" in emit:
         s, solver_notes = solver(report, config, opts, deploy.name)
         notes.extend(solver_notes)
@@ -347,5 +401,5 @@ def training_files(deploy: Any, report: dict[str, Any], config: Message | None, 
                              "# Fine-tune the converted detector (run from this folder; needs SSD-Caffe).\n"
                              "set -e\nmkdir -p snapshots\n"
                              "\"${CAFFE_ROOT:-.}/build/tools/caffe\" train --solver=solver.prototxt "
-                             "--weights=deploy.caffemodel --gpu=${GPU:-0} 2>&1 | tee train.log\n")
+                             f"--weights={weights} --gpu=${{GPU:-0}} 2>&1 | tee train.log\n")
     return files, notes

@@ -32,15 +32,16 @@ def prototxt_text(net: Any) -> str:
     return text_format.MessageToString(stripped)
 
 
-def write_model(out_dir: Path, net: Any, report: dict[str, Any], extra: dict[str, str] | None = None) -> list[Path]:
+def write_model(out_dir: Path, net: Any, report: dict[str, Any],
+                extra: dict[str, str | bytes] | None = None) -> list[Path]:
     """Atomically write the model files into ``out_dir``; returns the final paths."""
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     files = {PROTOTXT: prototxt_text(net).encode(), CAFFEMODEL: net.SerializeToString()}
     files[REPORT] = (json.dumps(report, indent=2, sort_keys=False) + "\n").encode()
-    for name, text in (extra or {}).items():
-        files[name] = text.encode()
+    for name, content in (extra or {}).items():
+        files[name] = content.encode() if isinstance(content, str) else content
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     try:
         for name, data in files.items():

@@ -152,3 +152,49 @@ def test_emit_train_on_a_classifier_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="applies to SSD detectors"):
         convert_model(fixture_model("tfkeras_mnv2_300_notop"), tmp_path / "o", emit=("deploy", "train"))
     assert not (tmp_path / "o").exists()
+
+
+def test_finetune_init_differs_from_deploy_only_in_dummy_class_biases(finetune: tuple[str, Path, dict]) -> None:
+    _, out, report = finetune
+    heads = [h for h in report["ssd"]["heads"] if h["dummy_slots"]]
+    assert heads, "every fixture has reduce_boxes_in_lowest_layer, hence a dummy prior"
+    deploy, init = cp.NetParameter(), cp.NetParameter()
+    deploy.ParseFromString((out / "deploy.caffemodel").read_bytes())
+    init.ParseFromString((out / "finetune_init.caffemodel").read_bytes())
+    changed = {}
+    for a, b in zip(deploy.layer, init.layer, strict=True):
+        for i, (x, y) in enumerate(zip(a.blobs, b.blobs, strict=True)):
+            diff = np.flatnonzero(np.asarray(x.data) != np.asarray(y.data))
+            if diff.size:
+                changed[a.name, i] = (np.asarray(x.data)[diff], np.asarray(y.data)[diff], diff)
+    width = report["ssd"]["num_classes"] + 1
+    assert set(changed) == {(h["conf_layer"], 1) for h in heads}  # only class-conv biases
+    for head in heads:
+        before, after, where = changed[head["conf_layer"], 1]
+        slots = [slot * width + c for slot in head["dummy_slots"] for c in range(width)]
+        assert list(where) == slots and np.all(before == -1e4)
+        # sigmoid: background at +log(99), each foreground class at −log(99): probability 0.01
+        np.testing.assert_allclose(after.reshape(-1, width), [[np.log(99)] + [-np.log(99)] * (width - 1)] *
+                                   len(head["dummy_slots"]), rtol=1e-6)
+    assert "--weights=finetune_init.caffemodel" in (out / "train.sh").read_text()
+    assert any("RMSProp momentum" in n for n in report["notes"])  # pipeline.config: rms_prop with momentum
+    assert "momentum" not in (out / "solver.prototxt").read_text()  # Caffe's RMSProp refuses one
+
+
+def test_finetune_init_for_softmax_models() -> None:
+    from transpiler.backends.caffe.training import finetune_init_weights
+
+    net = cp.NetParameter()
+    layer = net.layer.add(name="cls", type="Convolution")
+    layer.blobs.add().data.extend([0.0] * 8)
+    layer.blobs.add().data.extend([1e4, 0, 0, 0, 0.5, -1, -2, -3])  # 2 priors × (background + 3 classes)
+    report = {"ssd": {"score_converter": "softmax", "heads": [
+        {"conf_layer": "cls", "priors_per_cell": 2, "dummy_slots": [0]}]}}
+    bias = list(finetune_init_weights(net, report).layer[0].blobs[1].data)
+    # softmax: background logit 0, each of K=3 classes log(0.01 / (0.99·3)): foreground 0.01 in all
+    fg = np.log(0.01 / (0.99 * 3))
+    np.testing.assert_allclose(bias, [0, fg, fg, fg, 0.5, -1, -2, -3], rtol=1e-6)
+    probs = np.exp(bias[:4]) / np.exp(bias[:4]).sum()
+    assert probs[1:].sum() == pytest.approx(0.01, rel=1e-6)
+    assert finetune_init_weights(net, {"ssd": {"score_converter": "softmax", "heads": [
+        {"conf_layer": "cls", "priors_per_cell": 2, "dummy_slots": []}]}}) is None

@@ -1,6 +1,7 @@
 // Test harness: runs a Caffe net in a real Caffe build (CPU) and dumps its blobs.
 //
 //   caffe_run NET.prototxt WEIGHTS.caffemodel|- IO_DIR [--backward]
+//   caffe_run --train SOLVER.prototxt WEIGHTS.caffemodel|- IO_DIR ITERATIONS
 //
 // IO_DIR/in_<k>.bin feeds the k-th net input (order of net.input_blobs()), reshaping it to the
 // file's shape.  After Forward, every blob is written to IO_DIR/blob_<k>.bin, k in the order of
@@ -8,9 +9,16 @@
 // blob k (blobs without a file get a zero diff), Backward runs, and the diffs of every blob and of
 // every learnable parameter are written to IO_DIR/diff_<k>.bin and IO_DIR/param_<layer>_<j>.bin
 // (layers listed in IO_DIR/layers.txt).  File format: int32 rank, int32 dims[rank], float32 data.
+//
+// --train reads the solver and its train/test nets as `caffe train` would (paths relative to the
+// solver's folder), replaces each data layer (AnnotatedData, Data, ...) by an Input layer fed
+// IO_DIR/in_<k>.bin (its tops in order: data, label), and runs ITERATIONS solver steps on that fixed
+// batch on the CPU, with no snapshots; the loss before each step goes to IO_DIR/losses.txt. The test
+// net, built the same way with the trained weights, runs once; its blobs are written as above.
 // Caffe's CHECK failures abort with glog's message on stderr: the Python side runs this program in a
 // subprocess so that a rejected net becomes a readable test failure.
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -57,36 +65,51 @@ void write_tensor(const std::string& path, const std::vector<int>& shape, const 
   out.write(reinterpret_cast<const char*>(data), count * sizeof(float));
 }
 
-}  // namespace
+bool is_data_layer(const std::string& type) {
+  return type == "AnnotatedData" || type == "Data" || type == "ImageData" || type == "DummyData";
+}
 
-int main(int argc, char** argv) {
-  if (argc < 4) {
-    std::cerr << "usage: caffe_run NET.prototxt WEIGHTS|- IO_DIR [--backward]\n";
-    return 2;
+// Data layers become Input layers shaped like the IO_DIR/in_<k>.bin files, k counting their tops.
+void feed_from_files(caffe::NetParameter* net, const std::string& io) {
+  int k = 0;
+  for (int i = 0; i < net->layer_size(); ++i) {
+    caffe::LayerParameter* layer = net->mutable_layer(i);
+    if (!is_data_layer(layer->type())) continue;
+    caffe::LayerParameter input;
+    input.set_name(layer->name());
+    input.set_type("Input");
+    input.mutable_include()->CopyFrom(layer->include());
+    for (int t = 0; t < layer->top_size(); ++t, ++k) {
+      std::vector<int> shape;
+      std::vector<float> data;
+      if (!read_tensor(io + "/in_" + std::to_string(k) + ".bin", &shape, &data)) {
+        std::cerr << "missing " << io << "/in_" << k << ".bin for " << layer->top(t) << "\n";
+        std::exit(2);
+      }
+      input.add_top(layer->top(t));
+      caffe::BlobShape* blob_shape = input.mutable_input_param()->add_shape();
+      for (int d : shape) blob_shape->add_dim(d);
+    }
+    layer->CopyFrom(input);
   }
-  const std::string net_path = argv[1], weights = argv[2], io = argv[3];
-  const bool backward = argc > 4 && std::string(argv[4]) == "--backward";
-  FLAGS_minloglevel = 2;  // errors only; CHECK failures still print
-  google::InitGoogleLogging(argv[0]);
-  caffe::Caffe::set_mode(caffe::Caffe::CPU);
+}
 
-  caffe::Net<float> net(net_path, backward ? caffe::TRAIN : caffe::TEST);
-  if (weights != "-") net.CopyTrainedLayersFrom(weights);
-
+void set_inputs(caffe::Net<float>* net, const std::string& io) {
   std::vector<int> shape;
   std::vector<float> data;
-  const std::vector<Blob<float>*>& inputs = net.input_blobs();
+  const std::vector<Blob<float>*>& inputs = net->input_blobs();
   for (size_t k = 0; k < inputs.size(); ++k) {
     if (!read_tensor(io + "/in_" + std::to_string(k) + ".bin", &shape, &data)) {
       std::cerr << "missing " << io << "/in_" << k << ".bin\n";
-      return 2;
+      std::exit(2);
     }
     inputs[k]->Reshape(shape);
     std::copy(data.begin(), data.end(), inputs[k]->mutable_cpu_data());
   }
-  net.Reshape();
-  net.Forward();
+  net->Reshape();
+}
 
+void write_blobs(const caffe::Net<float>& net, const std::string& io) {
   const std::vector<std::string>& names = net.blob_names();
   const std::vector<boost::shared_ptr<Blob<float> > >& blobs = net.blobs();
   std::ofstream listing(io + "/blobs.txt");
@@ -94,8 +117,73 @@ int main(int argc, char** argv) {
     listing << names[k] << "\n";
     write_tensor(io + "/blob_" + std::to_string(k) + ".bin", blobs[k]->shape(), blobs[k]->cpu_data());
   }
+}
+
+int train(const std::string& solver_path, const std::string& weights, const std::string& io, int iterations) {
+  const std::string dir = solver_path.substr(0, solver_path.find_last_of('/') + 1);
+  caffe::SolverParameter solver_param;
+  caffe::ReadSolverParamsFromTextFileOrDie(solver_path, &solver_param);
+  caffe::NetParameter train_net, test_net;
+  caffe::ReadNetParamsFromTextFileOrDie(dir + solver_param.train_net(), &train_net);
+  caffe::ReadNetParamsFromTextFileOrDie(dir + solver_param.test_net(0), &test_net);
+  feed_from_files(&train_net, io);
+  feed_from_files(&test_net, io);
+  solver_param.clear_train_net();
+  solver_param.mutable_train_net_param()->CopyFrom(train_net);
+  solver_param.clear_test_net();
+  solver_param.clear_test_iter();
+  solver_param.set_test_initialization(false);
+  solver_param.set_snapshot(0);
+  solver_param.set_snapshot_after_train(false);
+  solver_param.set_display(0);
+  solver_param.set_solver_mode(caffe::SolverParameter_SolverMode_CPU);
+  boost::shared_ptr<caffe::Solver<float> > solver(caffe::SolverRegistry<float>::CreateSolver(solver_param));
+  caffe::Net<float>& net = *solver->net();
+  if (weights != "-") net.CopyTrainedLayersFrom(weights);
+  set_inputs(&net, io);
+  std::ofstream losses(io + "/losses.txt");
+  for (int i = 0; i < iterations; ++i) {
+    float loss = 0;
+    net.Forward(&loss);
+    losses << loss << "\n";
+    solver->Step(1);
+  }
+  test_net.mutable_state()->set_phase(caffe::TEST);
+  caffe::Net<float> tester(test_net);
+  tester.ShareTrainedLayersWith(&net);
+  set_inputs(&tester, io);
+  tester.Forward();
+  write_blobs(tester, io);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4 || (std::string(argv[1]) == "--train" && argc != 6)) {
+    std::cerr << "usage: caffe_run NET.prototxt WEIGHTS|- IO_DIR [--backward]\n"
+                 "       caffe_run --train SOLVER.prototxt WEIGHTS|- IO_DIR ITERATIONS\n";
+    return 2;
+  }
+  FLAGS_minloglevel = 2;  // errors only; CHECK failures still print
+  google::InitGoogleLogging(argv[0]);
+  caffe::Caffe::set_mode(caffe::Caffe::CPU);
+  if (std::string(argv[1]) == "--train") return train(argv[2], argv[3], argv[4], std::atoi(argv[5]));
+
+  const std::string net_path = argv[1], weights = argv[2], io = argv[3];
+  const bool backward = argc > 4 && std::string(argv[4]) == "--backward";
+
+  caffe::Net<float> net(net_path, backward ? caffe::TRAIN : caffe::TEST);
+  if (weights != "-") net.CopyTrainedLayersFrom(weights);
+
+  set_inputs(&net, io);
+  net.Forward();
+  write_blobs(net, io);
   if (!backward) return 0;
 
+  std::vector<int> shape;
+  std::vector<float> data;
+  const std::vector<boost::shared_ptr<Blob<float> > >& blobs = net.blobs();
   for (size_t k = 0; k < blobs.size(); ++k) {
     float* diff = blobs[k]->mutable_cpu_diff();
     std::fill(diff, diff + blobs[k]->count(), 0.0f);
