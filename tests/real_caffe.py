@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -190,6 +191,41 @@ def build() -> Path:
             if not runner.exists():
                 raise
     return runner
+
+
+SSD_WHEEL = ("caffe-ssd", "0.1")  # weiliu89's SSD-Caffe pycaffe build: its generated caffe_pb2.py
+
+
+def ssd_caffe_schema() -> Any:
+    """weiliu89 SSD-Caffe's own caffe.proto, as a protobuf DescriptorPool.
+
+    The `caffe-ssd` wheel on PyPI is a pycaffe build of weiliu89's SSD branch; its binary part needs a
+    libcaffe it does not ship, but its generated ``caffe/proto/caffe_pb2.py`` embeds the serialized
+    FileDescriptorProto of SSD-Caffe's caffe.proto. That is read from the Python source (not imported:
+    the 2021 generated code predates this protobuf runtime) and loaded into a fresh pool."""
+    import ast
+    import zipfile
+
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    folder = kernels_build.cache_dir() / "wheels"
+    name, version = SSD_WHEEL
+    found = sorted(folder.glob(f"caffe_ssd-{version}-*.whl"))
+    if not found:
+        folder.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                               "-d", str(folder), f"{name}=={version}"], capture_output=True, text=True, check=False)
+        found = sorted(folder.glob(f"caffe_ssd-{version}-*.whl"))
+        if proc.returncode != 0 or not found:
+            raise RealCaffeUnavailable(f"could not download {name}=={version}: {proc.stderr[-800:]}")
+    with zipfile.ZipFile(found[0]) as wheel:
+        source = wheel.read("caffe/proto/caffe_pb2.py").decode("utf-8")
+    serialized = next(node.value for node in ast.walk(ast.parse(source))
+                      if isinstance(node, ast.keyword) and node.arg == "serialized_pb")
+    raw = serialized.args[0].value if isinstance(serialized, ast.Call) else serialized.value  # _b('...') or b'...'
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(raw.encode("latin1") if isinstance(raw, str) else raw))
+    return pool
 
 
 def write_tensor(path: Path, array: np.ndarray) -> None:
