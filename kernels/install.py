@@ -64,13 +64,13 @@ LAYERS: dict[str, LayerSpec] = {
     "relu6": LayerSpec(
         "relu6", "ReLU6", ("relu6_layer.hpp",),
         ("relu6_layer.cpp", "relu6_layer.cu", "relu6_cpu.hpp", "relu6_cpu.cpp", "relu6_cuda.hpp",
-         "relu6_cuda.cu"),
+         "relu6_cuda_kernels.cuh", "relu6_cuda.cu"),
     ),
     "depthwise_conv": LayerSpec(
         "depthwise_conv", "DepthwiseConvolution", ("depthwise_conv_layer.hpp",),
         ("depthwise_conv_layer.cpp", "depthwise_conv_layer.cu", "depthwise_conv_cpu.hpp",
          "depthwise_conv_cpu.cpp", "depthwise_conv_cuda.hpp", "depthwise_conv_cuda_point.hpp",
-         "depthwise_conv_cuda.cu"),
+         "depthwise_conv_cuda_kernels.cuh", "depthwise_conv_cuda.cu"),
         proto="depthwise_conv_param.proto",
     ),
 }

@@ -1,5 +1,6 @@
 // transpiler.kernels: ReLU6 -- CUDA kernels and their C ABI.  y = min(max(x, 0), 6).
 #include "relu6_cuda.hpp"
+#include "relu6_cuda_kernels.cuh"
 
 namespace tk {
 namespace {
@@ -13,23 +14,8 @@ inline int grid_for(long long count) {
   return static_cast<int>(blocks);
 }
 
-template <typename T>
-__global__ void relu6_forward_kernel(long long count, const T* x, T* y) {
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const T v = x[i] < T(0) ? T(0) : x[i];  // NaN falls through unchanged
-    y[i] = v > T(6) ? T(6) : v;
-  }
-}
-
-template <typename T>
-__global__ void relu6_backward_kernel(long long count, const T* x, const T* dy, T* dx) {
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const T v = x[i];
-    dx[i] = (v > T(0) && v < T(6)) ? dy[i] : T(0);
-  }
-}
+using relu6_kernels::relu6_backward_kernel;
+using relu6_kernels::relu6_forward_kernel;
 
 }  // namespace
 

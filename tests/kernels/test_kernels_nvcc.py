@@ -1,7 +1,8 @@
 """The CUDA sources compile with nvcc for sm_90 and for the oldest architecture the toolkit supports.
 
 The issue asks for sm_70; CUDA 13 dropped sm_70 (`nvcc --list-gpu-arch` starts at compute_75), so
-with such a toolkit the low target is the lowest listed one (sm_75). Skipped only when nvcc is absent.
+with such a toolkit the low target is the lowest listed one (sm_75); test_kernels_nvrtc.py covers sm_70 and
+the Jetson architectures with CUDA 12's NVRTC. Skipped only when nvcc is absent.
 """
 
 from __future__ import annotations
