@@ -321,6 +321,24 @@ class RealCaffe:
             names = (io / "blobs.txt").read_text().splitlines()
             return losses, {n: read_tensor(io / f"blob_{k}.bin") for k, n in enumerate(names)}
 
+    def time(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray], repeats: int,
+             threads: int = 1) -> tuple[float, list[tuple[str, str, float]]]:
+        """Median forward time in ms and [(layer, type, median ms)] (caffe_run.cpp --time), on `threads`
+        OpenBLAS threads."""
+        with tempfile.TemporaryDirectory(prefix="caffe-time-") as tmp:
+            io = Path(tmp)
+            for k, x in enumerate(inputs):
+                write_tensor(io / f"in_{k}.bin", x)
+            env = {**os.environ, "GLOG_minloglevel": "2", "OPENBLAS_NUM_THREADS": str(threads),
+                   "OMP_NUM_THREADS": str(threads)}
+            cmd = [str(self.runner), "--time", str(prototxt), str(caffemodel) if caffemodel else "-", str(io),
+                   str(repeats)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if proc.returncode != 0:
+                raise CaffeRunError(f"Caffe failed on {prototxt} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+            lines = [line.split("\t") for line in (io / "times.txt").read_text().splitlines()]
+            return float(lines[0][1]), [(name, kind, float(ms)) for name, kind, ms in lines[1:]]
+
     def _blob_names(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> list[str]:
         return list(self.run(prototxt, caffemodel, inputs).blobs)
 

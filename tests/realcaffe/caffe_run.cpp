@@ -2,6 +2,7 @@
 //
 //   caffe_run NET.prototxt WEIGHTS.caffemodel|- IO_DIR [--backward]
 //   caffe_run --train SOLVER.prototxt WEIGHTS.caffemodel|- IO_DIR ITERATIONS
+//   caffe_run --time NET.prototxt WEIGHTS.caffemodel|- IO_DIR REPEATS
 //
 // IO_DIR/in_<k>.bin feeds the k-th net input (order of net.input_blobs()), reshaping it to the
 // file's shape.  After Forward, every blob is written to IO_DIR/blob_<k>.bin, k in the order of
@@ -15,8 +16,14 @@
 // IO_DIR/in_<k>.bin (its tops in order: data, label), and runs ITERATIONS solver steps on that fixed
 // batch on the CPU, with no snapshots; the loss before each step goes to IO_DIR/losses.txt. The test
 // net, built the same way with the trained weights, runs once; its blobs are written as above.
+//
+// --time runs Forward once to warm up, then REPEATS times whole and REPEATS times layer by layer
+// (Net::ForwardFromTo), and writes IO_DIR/times.txt: "total<TAB>ms" with the median whole-net time,
+// then "name<TAB>type<TAB>ms" with each layer's median (for bench/bench_real_caffe.py).
 // Caffe's CHECK failures abort with glog's message on stderr: the Python side runs this program in a
 // subprocess so that a rejected net becomes a readable test failure.
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -157,18 +164,55 @@ int train(const std::string& solver_path, const std::string& weights, const std:
   return 0;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+int time_net(const std::string& net_path, const std::string& weights, const std::string& io, int repeats) {
+  typedef std::chrono::steady_clock Clock;
+  caffe::Net<float> net(net_path, caffe::TEST);
+  if (weights != "-") net.CopyTrainedLayersFrom(weights);
+  set_inputs(&net, io);
+  net.Forward();
+  std::vector<double> totals;
+  for (int r = 0; r < repeats; ++r) {
+    const Clock::time_point start = Clock::now();
+    net.Forward();
+    totals.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  const int layers = static_cast<int>(net.layers().size());
+  std::vector<std::vector<double> > per_layer(layers);
+  for (int r = 0; r < repeats; ++r) {
+    for (int i = 0; i < layers; ++i) {
+      const Clock::time_point start = Clock::now();
+      net.ForwardFromTo(i, i);
+      per_layer[i].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+  }
+  std::ofstream out(io + "/times.txt");
+  out << "total\t" << median(totals) << "\n";
+  for (int i = 0; i < layers; ++i) {
+    out << net.layer_names()[i] << "\t" << net.layers()[i]->type() << "\t" << median(per_layer[i]) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 4 || (std::string(argv[1]) == "--train" && argc != 6)) {
+  const bool mode = argc > 1 && (std::string(argv[1]) == "--train" || std::string(argv[1]) == "--time");
+  if (argc < 4 || (mode && argc != 6)) {
     std::cerr << "usage: caffe_run NET.prototxt WEIGHTS|- IO_DIR [--backward]\n"
-                 "       caffe_run --train SOLVER.prototxt WEIGHTS|- IO_DIR ITERATIONS\n";
+                 "       caffe_run --train SOLVER.prototxt WEIGHTS|- IO_DIR ITERATIONS\n"
+                 "       caffe_run --time NET.prototxt WEIGHTS|- IO_DIR REPEATS\n";
     return 2;
   }
   FLAGS_minloglevel = 2;  // errors only; CHECK failures still print
   google::InitGoogleLogging(argv[0]);
   caffe::Caffe::set_mode(caffe::Caffe::CPU);
   if (std::string(argv[1]) == "--train") return train(argv[2], argv[3], argv[4], std::atoi(argv[5]));
+  if (std::string(argv[1]) == "--time") return time_net(argv[2], argv[3], argv[4], std::atoi(argv[5]));
 
   const std::string net_path = argv[1], weights = argv[2], io = argv[3];
   const bool backward = argc > 4 && std::string(argv[4]) == "--backward";
