@@ -69,3 +69,14 @@ def real_caffe() -> object:
         if os.environ.get("CI"):
             pytest.fail(f"the real Caffe runtime could not be built in CI: {exc}")
         pytest.skip(f"real Caffe runtime unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def nvcc() -> str:
+    """The nvcc to compile the CUDA kernels with; skips where there is none (these machines have CUDA 13)."""
+    from transpiler.kernels import build
+
+    path = build.find_nvcc()
+    if path is None:
+        pytest.skip("nvcc not found (set $NVCC or $CUDA_HOME): CUDA sources not compiled")
+    return path

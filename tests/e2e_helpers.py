@@ -45,3 +45,17 @@ def layer_types(out: Path) -> list[tuple[str, str, list[str]]]:
 
     net = text_format.Parse((out / "deploy.prototxt").read_text(), cp.NetParameter())
     return [(layer.name, layer.type, list(layer.bottom)) for layer in net.layer]
+
+
+def convert_case(request: Any, tmp_path_factory: Any, cache: dict[tuple[str, str], tuple[Path, dict[str, Any]]]
+                 ) -> tuple[str, Path, dict[str, Any], Any]:
+    """For a fixture parametrized by (fixture model, flavor, runtime): the conversion, made once per model and
+    flavor (`cache`), and the runtime: "opencv", or the real Caffe runner (conftest's real_caffe)."""
+    from conftest import fixture_model
+
+    name, flavor, runtime = request.param
+    if (name, flavor) not in cache:
+        out = tmp_path_factory.mktemp(f"{name}_{flavor}")
+        cache[name, flavor] = out, convert_model(fixture_model(name), out, flavor=flavor)
+    out, report = cache[name, flavor]
+    return name, out, report, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import fixture_model
-from e2e_helpers import convert_model, layer_types, rel_error
+from e2e_helpers import convert_case, convert_model, layer_types, rel_error
 
 from transpiler.verify.runners import load_opencv_net, run_opencv
 
@@ -32,12 +32,7 @@ Converted = tuple[str, Path, dict, Any]
 @pytest.fixture(scope="module", params=CASES, ids=lambda p: "-".join(p))
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Converted:
     """(model, output folder, conversion report, runtime: "opencv" or the real Caffe runner)."""
-    name, flavor, runtime = request.param
-    if (name, flavor) not in _CONVERSIONS:
-        out = tmp_path_factory.mktemp(f"{name}_{flavor}")
-        _CONVERSIONS[name, flavor] = out, convert_model(fixture_model(name), out, flavor=flavor)
-    out, report = _CONVERSIONS[name, flavor]
-    return name, out, report, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
+    return convert_case(request, tmp_path_factory, _CONVERSIONS)
 
 
 @pytest.mark.parametrize("pic", PICTURES)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import fixture_model
-from e2e_helpers import convert_model, layer_types
+from e2e_helpers import convert_case, convert_model, layer_types
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
@@ -38,12 +38,7 @@ Converted = tuple[str, Path, dict[str, Any], Any]
 @pytest.fixture(scope="module", params=CASES, ids=lambda p: "-".join(p))
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Converted:
     """(model, output folder, conversion report, runtime: "opencv" or the real Caffe runner)."""
-    name, flavor, runtime = request.param
-    if (name, flavor) not in _CONVERSIONS:
-        out = tmp_path_factory.mktemp(f"{name}_{flavor}")
-        _CONVERSIONS[name, flavor] = out, convert_model(fixture_model(name), out, flavor=flavor)
-    out, report = _CONVERSIONS[name, flavor]
-    return name, out, report, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
+    return convert_case(request, tmp_path_factory, _CONVERSIONS)
 
 
 def run_picture(name: str, out: Path, pic: str, runtime: Any = "opencv") -> tuple[Any, dict[str, np.ndarray]]:

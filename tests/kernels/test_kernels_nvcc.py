@@ -11,8 +11,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from transpiler.kernels import build
 
 
@@ -20,13 +18,6 @@ def _supported_archs(nvcc: str) -> list[int]:
     proc = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True, check=False)
     return sorted({int(a) for a in re.findall(r"compute_(\d+)", proc.stdout)})
 
-
-@pytest.fixture(scope="module")
-def nvcc() -> str:
-    path = build.find_nvcc()
-    if path is None:
-        pytest.skip("nvcc not found (set $NVCC or $CUDA_HOME); CUDA sources not compiled")
-    return path
 
 
 def test_cuda_sources_compile_for_sm90_and_oldest(nvcc: str, tmp_path: Path) -> None:

@@ -48,13 +48,6 @@ def nvrtc() -> ctypes.CDLL:
     return _load_nvrtc()
 
 
-@pytest.fixture(scope="module")
-def nvcc() -> str:
-    path = build.find_nvcc()
-    if path is None:
-        pytest.skip("nvcc not found (set $NVCC or $CUDA_HOME): the kernel list comes from nvcc's PTX")
-    return path
-
 
 def _nvcc_kernels(nvcc: str, source: Path, tmp: Path) -> dict[str, str]:
     """{mangled name: C++ name expression} of every kernel nvcc compiles from `source`."""

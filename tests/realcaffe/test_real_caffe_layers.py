@@ -111,3 +111,11 @@ def test_relu6_forward_and_backward_in_place(real_caffe: Any, tmp_path: Path) ->
     run = real_caffe.run(prototxt, None, [x], top_diffs={"x": dy})
     assert np.array_equal(run.blobs["x"], ref.relu6(x))
     assert np.array_equal(run.diffs["x"], ref.relu6_backward(x, dy))
+
+
+def test_timing_mode_reports_the_net_and_each_layer(real_caffe: Any, tmp_path: Path) -> None:
+    """bench/bench_real_caffe.py's measurement: a whole-net median and one row per layer."""
+    prototxt = tmp_path / "t.prototxt"
+    prototxt.write_text(_input((1, 4, 8, 8)) + 'layer { name: "r6" type: "ReLU6" bottom: "x" top: "y" }\n')
+    total, layers = real_caffe.time(prototxt, None, [np.ones((1, 4, 8, 8), np.float32)], repeats=3)
+    assert total > 0 and [(name, kind) for name, kind, _ in layers] == [("x", "Input"), ("r6", "ReLU6")]
