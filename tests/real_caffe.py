@@ -49,7 +49,7 @@ HDF5_LIBDIR = Path("/usr/lib/x86_64-linux-gnu/hdf5/serial")
 CXXFLAGS = ("-O2", "-fPIC", "-std=c++14", "-DCPU_ONLY", "-DNDEBUG", "-w")
 LIBS = ("-lglog", "-lgflags", "-lprotobuf", "-lboost_system", "-lboost_filesystem", "-lboost_thread",
         "-lopenblas", "-lpthread", "-lhdf5", "-lhdf5_hl")
-BUILD_RECIPE_VERSION = 1  # bump when the way the tree is prepared or compiled changes
+BUILD_RECIPE_VERSION = 2  # bump when the way the tree is prepared or compiled changes
 HARNESS_LIBS = ("-lglog", "-lgflags", "-lprotobuf", "-lboost_system")
 REQUIRED_HEADERS = {
     "glog/logging.h": "libgoogle-glog-dev",
@@ -185,12 +185,43 @@ def build() -> Path:
         _run_or_explain([cxx, *CXXFLAGS, f"-I{tree / 'include'}", f"-I{gen}", f"-I{HDF5_INCLUDE}", str(HARNESS),
                          "-o", str(out / "caffe_run"), f"-L{out}", "-lcaffe", "-Wl,-rpath,$ORIGIN", *HARNESS_LIBS])
         shutil.copy2(proto / "caffe.proto", out / "caffe.proto")  # the schema it was built with, for reading
+        # what compiling the layers in Caffe's CUDA configuration needs (test_real_caffe_cuda_build.py)
+        shutil.copytree(tree / "include", out / "include")
+        shutil.copytree(gen, out / "gen")
+        shutil.copytree(tree / "src/caffe/layers", out / "layers")
         try:
             os.replace(out, final)
         except OSError:  # another process finished first
             if not runner.exists():
                 raise
     return runner
+
+
+CUDA_HEADER_WHEELS = {"cublas": ("nvidia-cublas-cu12", "12.9.3.13"), "curand": ("nvidia-curand-cu12", "10.3.10.19")}
+
+
+def cuda_library_headers() -> list[Path]:
+    """Include folders with cuBLAS's and cuRAND's headers, which Caffe's common header includes in a CUDA
+    build (the machine's CUDA toolkit ships without them); taken from NVIDIA's wheels on PyPI, once."""
+    import zipfile
+
+    root = kernels_build.cache_dir() / "cuda-headers"
+    folders = [root / "nvidia" / lib / "include" for lib in CUDA_HEADER_WHEELS]
+    if all(f.is_dir() for f in folders):
+        return folders
+    with tempfile.TemporaryDirectory(dir=kernels_build.cache_dir(), prefix=".wheels-") as tmp:
+        for lib, (name, version) in CUDA_HEADER_WHEELS.items():
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                                   "-d", tmp, f"{name}=={version}"], capture_output=True, text=True, check=False)
+            wheels = sorted(Path(tmp).glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+            if proc.returncode != 0 or not wheels:
+                raise RealCaffeUnavailable(f"could not download {name}=={version}: {proc.stderr[-800:]}")
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                prefix = f"nvidia/{lib}/include/"
+                for member in wheel.namelist():
+                    if member.startswith(prefix) and member.endswith(".h"):
+                        wheel.extract(member, root)
+    return folders
 
 
 SSD_WHEEL = ("caffe-ssd", "0.1")  # weiliu89's SSD-Caffe pycaffe build: its generated caffe_pb2.py
