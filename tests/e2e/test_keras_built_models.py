@@ -1,4 +1,4 @@
-"""End to end on MobileNet v1/v2 models built with Keras 3 at test time, compared through OpenCV.
+"""End to end on MobileNet v1/v2 models built with Keras 3 at test time, compared through OpenCV and SSD-Caffe.
 
 Weights are random (the Keras initialisers, plus random batch-norm gamma/beta and dense/conv biases),
 but the batch-norm moving statistics are **real**: every BatchNormalization layer gets momentum 0 and
@@ -224,6 +224,21 @@ def test_outputs_match_tensorflow(converted: Converted, pic: str) -> None:
             failures.append(f"{name}: max|Δ| {err:.3g} > {TOLERANCE:g}·max|ref| ({scale:.3g}), "
                             f"rel {err / scale:.3g}")
     assert not failures, f"{case.id} on {pic}:\n" + "\n".join(failures)
+
+
+def test_real_caffe_matches_tensorflow(converted: Converted, real_caffe: Any) -> None:
+    """The same models in SSD-Caffe itself (tests/real_caffe.py): logits and outputs within the tolerance."""
+    case = converted.case
+    x = picture(TEST_PICTURES[0], case.height, case.width)[None]
+    ref = converted.tf_side.run({converted.tf_input: x}, converted.tf_outputs)
+    inp = converted.entry(converted.tf_input, "inputs")
+    blobs = real_caffe.forward(converted.out_dir / "deploy.prototxt", converted.out_dir / "deploy.caffemodel",
+                               [np.transpose(x, inp["permutation"]).astype(np.float32)])
+    for name in converted.tf_outputs:
+        entry = converted.entry(name)
+        want = np.transpose(ref[name], entry["permutation"])
+        err, scale = _rel_err(want, blobs[entry["caffe_blob"]].reshape(want.shape))
+        assert err <= TOLERANCE * scale, f"{case.id} {name}: rel {err / scale:.3g}"
 
 
 def test_outputs_depend_on_picture(converted: Converted) -> None:
