@@ -1,4 +1,4 @@
-"""Convert a graph and run both sides (TF and OpenCV dnn) on the same input: shared by e2e tests."""
+"""Convert a graph and run both sides (TF, and OpenCV dnn or the real Caffe) on the same input: shared by e2e tests."""
 
 from __future__ import annotations
 
@@ -20,16 +20,22 @@ def convert_model(model: Path, out: Path, **kw: Any) -> dict[str, Any]:
 
 
 def run_both(
-    model: Path, out: Path, report: dict[str, Any], x_nhwc: np.ndarray
+    model: Path, out: Path, report: dict[str, Any], x_nhwc: np.ndarray, runtime: Any = "opencv"
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """[(tf tensor, TF reference permuted to the Caffe blob layout, Caffe output)] for every output."""
+    """[(tf tensor, TF reference permuted to the Caffe blob layout, Caffe output)] for every output;
+    `runtime`: "opencv" or the real Caffe runner (conftest's real_caffe)."""
     entry = report["inputs"][0]
     ref = run_tensorflow(model, {entry["tf_tensor"]: x_nhwc}, [o["tf_tensor"] for o in report["outputs"]])
-    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-    feed = {entry["caffe_blob"]: x_nhwc.astype(np.float32).transpose(entry["permutation"])}
-    got = run_opencv(net, feed, [o["caffe_layer"] for o in report["outputs"]])
-    return [(o["tf_tensor"], np.transpose(ref[o["tf_tensor"]], o["permutation"]), got[o["caffe_layer"]])
-            for o in report["outputs"]]
+    x = x_nhwc.astype(np.float32).transpose(entry["permutation"])
+    if runtime == "opencv":
+        net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+        opencv = run_opencv(net, {entry["caffe_blob"]: x}, [o["caffe_layer"] for o in report["outputs"]])
+        got = [opencv[o["caffe_layer"]] for o in report["outputs"]]
+    else:
+        blobs = runtime.forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x])
+        got = [blobs[o["caffe_blob"]] for o in report["outputs"]]
+    return [(o["tf_tensor"], np.transpose(ref[o["tf_tensor"]], o["permutation"]), g)
+            for o, g in zip(report["outputs"], got, strict=True)]
 
 
 def rel_error(ref: np.ndarray, got: np.ndarray) -> float:

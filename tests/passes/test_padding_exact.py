@@ -1,8 +1,9 @@
-"""Padding is exact: TF SAME and Pad+VALID convolutions, through OpenCV dnn, equal TensorFlow.
+"""Padding is exact: TF SAME and Pad+VALID convolutions, through OpenCV dnn and SSD-Caffe, equal TensorFlow.
 
 Covers strides 1 and 2, even and odd inputs (non-square too), kernels 1/3/5, dilation 2, regular
 and depthwise convolutions, asymmetric explicit Pads. Every case goes TF graph → transpiler →
-OpenCV dnn, compared with TF's own output.
+OpenCV dnn (and, for the ssd and kernels flavors, the real SSD-Caffe of tests/real_caffe.py), compared
+with TF's own output.
 """
 
 from __future__ import annotations
@@ -68,6 +69,23 @@ def test_padding_exact_through_opencv(tmp_path: Path, stride: int, hw: tuple[int
     assert kinds == ["Input", "Convolution"], kinds  # Pad merged, no Slice/Crop
     if flavor == "opencv":  # native four-value pads: the kernel keeps its size
         assert f"kernel_h: {kernel}" in (tmp_path / "out" / "deploy.prototxt").read_text()
+
+
+# in SSD-Caffe itself: the ssd flavor (enlarged kernels) and the kernels flavor (our DepthwiseConvolution
+# with native uneven pads for the depthwise cases)
+REAL_CAFFE_CASES = [(*c[:-1], f) for c in CASES if c[-1] == "ssd" for f in ("ssd", "kernels")]
+
+
+@pytest.mark.parametrize(("stride", "hw", "kernel", "depthwise", "mode", "flavor"), REAL_CAFFE_CASES,
+                         ids=[f"s{s}-{h}x{w}-k{k}-{'dw' if d else 'conv'}-{m}-{f}"
+                              for s, (h, w), k, d, m, f in REAL_CAFFE_CASES])
+def test_padding_exact_in_real_caffe(tmp_path: Path, stride: int, hw: tuple[int, int], kernel: int,
+                                     depthwise: bool, mode: str, flavor: str, real_caffe: object) -> None:
+    model = _graph(tmp_path / "m.pb", hw, kernel, stride, depthwise, mode)
+    report = convert_model(model, tmp_path / "out", flavor=flavor)
+    x = np.random.default_rng(0).normal(size=(1, *hw, 4)).astype(np.float32)
+    for name, ref, got in run_both(model, tmp_path / "out", report, x, real_caffe):
+        assert rel_error(ref, got) <= 1e-5, name
 
 
 @pytest.mark.parametrize("flavor", ["ssd", "portable", "opencv"])
