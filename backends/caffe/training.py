@@ -273,6 +273,8 @@ def solver(report: dict[str, Any], config: Message | None, opts: TrainingOptions
                 notes.append(f"RMSProp momentum {s.momentum:g} dropped: Caffe's RMSProp solver has no momentum "
                              "(it refuses one)")
             s.ClearField("momentum")
+            notes.append("Caffe's RMSProp starts its mean-square history at 0 where TF's starts at 1, so its "
+                         "first steps are larger than TF's; the loss may rise for a few iterations")
         _learning_rate(s, find(body, "learning_rate") or {}, notes)
     steps = find(config, "train_config", "num_steps") if config else None
     if steps:
