@@ -103,11 +103,16 @@ def _fetch_sdist(cache: Path) -> Path:
     return found[0]
 
 
-def _prepare_tree(sdist: Path, root: Path) -> Path:
-    """Unpack the sdist, make it a stock-SSD-Caffe-like tree and install our layers into it."""
-    with tarfile.open(sdist) as tar:
+def unpack_source(root: Path) -> Path:
+    """The SSD-Caffe fork's source tree, unpacked as shipped under `root` (the sdist is fetched once)."""
+    with tarfile.open(_fetch_sdist(kernels_build.cache_dir())) as tar:
         tar.extractall(root, filter="data")
-    tree = next(p for p in root.iterdir() if p.is_dir())
+    return next(p for p in root.iterdir() if p.is_dir())
+
+
+def _prepare_tree(root: Path) -> Path:
+    """Unpack the sdist, make it a stock-SSD-Caffe-like tree and install our layers into it."""
+    tree = unpack_source(root)
     shutil.rmtree(tree / "include/caffe/proto", ignore_errors=True)  # stale protoc output
     for stale in ("include/caffe/layers/relu6_layer.hpp", "src/caffe/layers/relu6_layer.cpp",
                   "src/caffe/layers/relu6_layer.cu"):
@@ -170,7 +175,7 @@ def build() -> Path:
           file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".real-caffe-") as tmp:
         work = Path(tmp)
-        tree = _prepare_tree(sdist, work / "src")
+        tree = _prepare_tree(work / "src")
         gen = work / "gen"
         (gen / "caffe/proto").mkdir(parents=True)
         proto = tree / "src/caffe/proto"
