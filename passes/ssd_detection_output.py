@@ -182,7 +182,6 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
             layout.append({"head": i, "group": j, "feature_map": [h.height, h.width], "priors_per_cell":
                            g.priors_per_cell, "dummy_priors_per_cell": order.count(None),
                            "dummy_slots": [k for k, a in enumerate(order) if a is None],
-                           "loc_layer": loc.producer.name if loc.producer else None,
                            "conf_layer": conf.producer.name if conf.producer else None, "prior_box": attrs})
     prior_to_anchor = np.concatenate(mapping)
     _check_priors(plans, img_h, img_w, unit, anchors, prior_to_anchor,

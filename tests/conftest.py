@@ -6,12 +6,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 if str(REPO / "tests") not in sys.path:
@@ -61,14 +63,22 @@ def real_caffe() -> object:
 
     Where its system packages are missing it skips, except in CI (CI set), which installs them: there a
     missing piece is a failure, never a silent skip."""
-    from real_caffe import RealCaffe, RealCaffeUnavailable, build
+    from real_caffe import RealCaffe, build
+
+    return RealCaffe(real_caffe_piece(build))
+
+
+def real_caffe_piece(make: Callable[[], T]) -> T:
+    """`make()` (a tests/real_caffe.py builder or download); where something it needs is missing, skip, except
+    in CI (CI set), which installs everything: there it is a failure, never a silent skip."""
+    from real_caffe import RealCaffeUnavailable
 
     try:
-        return RealCaffe(build())
+        return make()
     except RealCaffeUnavailable as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"the real Caffe runtime could not be built in CI: {exc}")
-        pytest.skip(f"real Caffe runtime unavailable: {exc}")
+            pytest.fail(f"real Caffe piece unavailable in CI: {exc}")
+        pytest.skip(f"real Caffe piece unavailable: {exc}")
 
 
 @pytest.fixture(scope="session")

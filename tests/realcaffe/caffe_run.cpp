@@ -6,8 +6,8 @@
 //
 // IO_DIR/in_<k>.bin feeds the k-th net input (order of net.input_blobs()), reshaping it to the
 // file's shape.  After Forward, every blob is written to IO_DIR/blob_<k>.bin, k in the order of
-// IO_DIR/blobs.txt (one name a line).  With --backward, IO_DIR/topdiff_<k>.bin sets the diff of
-// blob k (blobs without a file get a zero diff), Backward runs, and the diffs of every blob and of
+// IO_DIR/blobs.txt (one name a line).  With --backward, IO_DIR/topdiff_<j>.bin sets the diff of
+// the blob named on line j of IO_DIR/topdiffs.txt (other blobs get a zero diff), Backward runs, and the diffs of every blob and of
 // every learnable parameter are written to IO_DIR/diff_<k>.bin and IO_DIR/param_<layer>_<j>.bin
 // (layers listed in IO_DIR/layers.txt).  File format: int32 rank, int32 dims[rank], float32 data.
 //
@@ -225,19 +225,27 @@ int main(int argc, char** argv) {
   write_blobs(net, io);
   if (!backward) return 0;
 
-  std::vector<int> shape;
-  std::vector<float> data;
   const std::vector<boost::shared_ptr<Blob<float> > >& blobs = net.blobs();
   for (size_t k = 0; k < blobs.size(); ++k) {
     float* diff = blobs[k]->mutable_cpu_diff();
     std::fill(diff, diff + blobs[k]->count(), 0.0f);
-    if (read_tensor(io + "/topdiff_" + std::to_string(k) + ".bin", &shape, &data)) {
-      if (static_cast<long long>(data.size()) != blobs[k]->count()) {
-        std::cerr << "topdiff_" << k << ": " << data.size() << " values for " << blobs[k]->count() << "\n";
-        return 2;
-      }
-      std::copy(data.begin(), data.end(), diff);
+  }
+  std::ifstream topdiff_names(io + "/topdiffs.txt");
+  std::string name;
+  std::vector<int> shape;
+  std::vector<float> data;
+  for (int j = 0; std::getline(topdiff_names, name); ++j) {
+    if (!net.has_blob(name)) {
+      std::cerr << "topdiffs.txt: the net has no blob '" << name << "'\n";
+      return 2;
     }
+    Blob<float>& blob = *net.blob_by_name(name);
+    if (!read_tensor(io + "/topdiff_" + std::to_string(j) + ".bin", &shape, &data) ||
+        static_cast<long long>(data.size()) != blob.count()) {
+      std::cerr << "topdiff_" << j << ".bin: missing, or not " << blob.count() << " values for " << name << "\n";
+      return 2;
+    }
+    std::copy(data.begin(), data.end(), blob.mutable_cpu_diff());
   }
   net.ClearParamDiffs();
   net.Backward();

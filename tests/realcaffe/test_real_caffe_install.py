@@ -6,24 +6,19 @@ run changes nothing. Through the CLI, for the exit codes users see."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import real_caffe_piece
 
 
 @pytest.fixture
 def fork_tree(tmp_path: Path) -> Path:
-    from real_caffe import RealCaffeUnavailable, unpack_source
+    from real_caffe import unpack_source
 
-    try:
-        return unpack_source(tmp_path)
-    except RealCaffeUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    return real_caffe_piece(lambda: unpack_source(tmp_path))
 
 
 def _install(tree: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fixture_model
+from conftest import fixture_model, real_caffe_piece
 from e2e_helpers import convert_model
 from google.protobuf import message_factory, text_format
 
@@ -23,16 +23,9 @@ OURS_ONLY = {("LayerParameter", "clip_param"), ("LayerParameter", "depthwise_con
 
 @pytest.fixture(scope="module")
 def ssd_pool() -> Any:
-    import os
+    from real_caffe import ssd_caffe_schema
 
-    from real_caffe import RealCaffeUnavailable, ssd_caffe_schema
-
-    try:
-        return ssd_caffe_schema()
-    except RealCaffeUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    return real_caffe_piece(ssd_caffe_schema)
 
 
 def _signature(field: Any) -> tuple:
