@@ -22,14 +22,15 @@ import numpy as np
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.ir.core import Graph, Node, Value
-from transpiler.ir.ops import oihw_weights
+from transpiler.ir.ops import is_layout_free, oihw_weights
 from transpiler.pass_manager import Pass, PassContext, register_pass
 
 TO_NCHW = (0, 3, 1, 2)
 TO_NHWC = (0, 2, 3, 1)
 
 ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"})
-# Ops that read the layout from their input value (PriorBox only needs the spatial size).
+# Ops that read the layout from their input value (PriorBox only needs the spatial size); ops registered
+# with ``register_op(..., layout_free=True)`` (element-wise, plugins' too) are treated the same.
 LAYOUT_FREE = frozenset({"Relu", "Relu6", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Neg",
                          "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox"})
 AXIS_OPS = frozenset({"Concat", "Softmax"})
@@ -98,7 +99,7 @@ def _convert_node(graph: Graph, node: Node) -> None:
     elif node.op == "Pad" and nchw_in[0]:
         pads = node.attrs["pads"]
         node.attrs["pads"] = tuple(tuple(pads[p]) for p in TO_NCHW)
-    elif node.op in LAYOUT_FREE or not any(nchw_in):
+    elif node.op in LAYOUT_FREE or is_layout_free(node.op) or not any(nchw_in):
         pass
     else:
         for i, is_nchw in enumerate(nchw_in):

@@ -2,7 +2,7 @@
 
 from transpiler.ir.core import Graph, Node, Shape, Value, format_shape
 from transpiler.ir.dtypes import DType
-from transpiler.ir.ops import OPS, evaluate, infer_node, register_op
+from transpiler.ir.ops import OPS, evaluate, infer_node, is_layout_free, register_op
 from transpiler.ir.printer import to_dot, to_text
 from transpiler.ir.verifier import verify
 
@@ -16,6 +16,7 @@ __all__ = [
     "evaluate",
     "format_shape",
     "infer_node",
+    "is_layout_free",
     "register_op",
     "to_dot",
     "to_text",

@@ -52,14 +52,27 @@ class OpSpec:
     name: str
     infer: InferFn
     evaluate: EvalFn | None = None
+    # Element-wise on its (single) feature-map input: the same in any layout, so to-nchw runs it on
+    # the NCHW map as it is instead of wrapping it in Transpose pairs.
+    layout_free: bool = False
 
 
 OPS: dict[str, OpSpec] = {}
 
 
-def register_op(name: str, infer: InferFn, evaluate: EvalFn | None = None) -> None:
-    """Register (or replace) an IR op; plugins use this for ops of their own."""
-    OPS[name] = OpSpec(name, infer, evaluate)
+def register_op(name: str, infer: InferFn, evaluate: EvalFn | None = None, *, layout_free: bool = False) -> None:
+    """Register (or replace) an IR op; plugins use this for ops of their own.
+
+    ``layout_free=True`` declares the op element-wise (``y[i] = f(x[i])`` for every index ``i``), so its
+    result does not depend on the memory order of the map and no layout change is inserted around it.
+    """
+    OPS[name] = OpSpec(name, infer, evaluate, layout_free)
+
+
+def is_layout_free(op: str) -> bool:
+    """Whether IR op ``op`` was registered as element-wise (``layout_free=True``)."""
+    spec = OPS.get(op)
+    return spec is not None and spec.layout_free
 
 
 def infer_node(node: Node) -> None:
@@ -679,8 +692,8 @@ def _register_builtin() -> None:
     for name, fn in _BINARY.items():
         register_op(name, _infer_binary, _binary_eval(fn))
     for name, ufn in _UNARY.items():
-        register_op(name, same_as_input, _unary_eval(ufn))
-    register_op("Clip", same_as_input, _eval_clip)
+        register_op(name, same_as_input, _unary_eval(ufn), layout_free=True)
+    register_op("Clip", same_as_input, _eval_clip, layout_free=True)
     register_op("Concat", _infer_concat, _eval_concat)
     register_op("Reshape", _infer_reshape, _eval_reshape)
     register_op("Transpose", _infer_transpose, lambda n, a: [a[0].transpose(n.attrs["perm"])])
