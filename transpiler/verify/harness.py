@@ -28,7 +28,7 @@ from transpiler.verify.detections import (
     match_detections,
     tf_detections,
 )
-from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
+from transpiler.verify.runners import OpenCVNet, load_opencv_net, run_opencv, run_tensorflow
 
 
 @dataclass
@@ -47,6 +47,7 @@ class VerifyResult:
     layers: list[Comparison] = field(default_factory=list)
     first_divergence: Comparison | None = None
     detections: MatchResult | None = None
+    runtime: str = ""
 
     @property
     def ok(self) -> bool:
@@ -101,7 +102,9 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
             blob = blob[:, ::-1]  # the model was converted to take BGR: feed the same picture as BGR
         caffe_feeds[entry["caffe_blob"]] = np.ascontiguousarray(blob)
     if "ssd" in report:
-        return _verify_detector(options, report, net, tf_feeds, caffe_feeds)
+        result = _verify_detector(options, report, net, tf_feeds, caffe_feeds)
+        result.runtime = net.runtime
+        return result
     outputs = report["outputs"]
     blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
                     if options.per_layer and b not in caffe_feeds]
@@ -113,7 +116,7 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
-    ])
+    ], runtime=net.runtime)
     _compare_layers(result, blob_entries, ref, got, options.tolerance)
     return result
 
@@ -129,7 +132,7 @@ def _compare_layers(result: VerifyResult, blob_entries: list[tuple[str, dict[str
             result.first_divergence = cmp
 
 
-def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: object, tf_feeds: dict[str, np.ndarray],
+def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
                      caffe_feeds: dict[str, np.ndarray]) -> VerifyResult:
     """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box."""
     ssd = report["ssd"]
@@ -162,6 +165,8 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: object
 
 
 def print_result(result: VerifyResult, tolerance: float) -> None:
+    if result.runtime:
+        print(f"verify: Caffe side run by {result.runtime}")
     print(f"verify: outputs (tolerance: max|Δ| ≤ {tolerance:g} · max|ref|)")
     print(format_table(result.outputs))
     if result.detections is not None:

@@ -4,46 +4,100 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
 def run_tensorflow(model: Path, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
-                   threads: int = 0) -> dict[str, np.ndarray]:
-    """Evaluate ``fetches`` (TF tensor names) of the frozen graph with ``feeds``."""
+                   threads: int = 0, *, float64: bool = False) -> dict[str, np.ndarray]:
+    """Evaluate ``fetches`` (TF tensor names) of the frozen graph with ``feeds``.
+
+    The graph is fed where ``feeds`` say, at their shapes (an overridden input size included), and
+    pruned to the fetches (tf_graph.feed_graph). ``float64``: run the whole graph in float64 (float
+    feeds are widened exactly; results come back as float64).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     from transpiler.frontends.tf.loader import load_graphdef
+    from transpiler.verify.tf_graph import as_float64, feed_graph
 
     # Our loader already sniffs binary vs text; TF's own message re-parses the same bytes.
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(load_graphdef(model).SerializeToString())
+    if float64:
+        feeds = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in feeds.items()}
+    graph_def, renamed = feed_graph(graph_def, feeds, fetches)
+    if float64:
+        graph_def = as_float64(graph_def)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
-        values = sess.run(list(fetches), {graph.get_tensor_by_name(k): v for k, v in feeds.items()})
+        values = sess.run([renamed.get(f, f) for f in fetches],
+                          {graph.get_tensor_by_name(renamed.get(k, k)): v for k, v in feeds.items()})
     return dict(zip(fetches, values, strict=True))
 
 
-def load_opencv_net(prototxt: Path, caffemodel: Path, *, winograd: bool = False) -> object:
+@dataclass
+class OpenCVNet:
+    """An OpenCV dnn net and what it needs to run: the numpy-backed layer types it uses (see custom_layers)."""
+
+    net: Any
+    prototxt: Path
+    custom_types: list[str] = field(default_factory=list)
+    built: bool = False
+
+    @property
+    def runtime(self) -> str:
+        """Which runtime runs the net, e.g. ``OpenCV dnn 4.14.0 + numpy DepthwiseConvolution``."""
+        import cv2
+
+        extra = f" + numpy {', '.join(self.custom_types)}" if self.custom_types else ""
+        return f"OpenCV dnn {cv2.__version__}{extra}"
+
+
+def load_opencv_net(prototxt: Path, caffemodel: Path, *, winograd: bool = False) -> OpenCVNet:
     """OpenCV dnn on the CPU. Winograd 3x3 (OpenCV's default) adds ~5e-5 error, so verification turns it
-    off; benchmarks keep it on, as users run it."""
+    off; benchmarks keep it on, as users run it. Layer types OpenCV lacks (``Clip``,
+    ``DepthwiseConvolution``) run as numpy custom layers (transpiler.verify.custom_layers)."""
     import cv2
+
+    from transpiler.verify.custom_layers import numpy_layer_types
 
     net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     net.enableWinograd(winograd)
-    return net
+    return OpenCVNet(net, Path(prototxt), numpy_layer_types(Path(prototxt)))
 
 
-def run_opencv(net: object, feeds: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict[str, np.ndarray]:
+def run_opencv(net: OpenCVNet | Any, feeds: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict[str, np.ndarray]:
     """Forward the net and return the outputs of ``layers`` (OpenCV takes layer names)."""
+    import cv2
+
+    from transpiler.verify.custom_layers import RuntimeRunError, opencv_custom_layers
+
+    raw = net.net if isinstance(net, OpenCVNet) else net
     for blob, array in feeds.items():
-        net.setInput(np.ascontiguousarray(array, dtype=np.float32), blob)  # type: ignore[attr-defined]
-    outs = net.forward(list(layers))  # type: ignore[attr-defined]
+        raw.setInput(np.ascontiguousarray(array, dtype=np.float32), blob)
+    errors: list[Exception] = []
+    try:
+        if isinstance(net, OpenCVNet) and net.custom_types and not net.built:
+            # OpenCV builds its layers at the first forward: our numpy layers must be registered then.
+            with opencv_custom_layers(net.prototxt) as errors:
+                outs = raw.forward(list(layers))
+            net.built = True
+        else:
+            outs = raw.forward(list(layers))
+    except cv2.error as exc:
+        if errors:
+            raise errors[0] from exc
+        where = f"{net.prototxt}: " if isinstance(net, OpenCVNet) else ""
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise RuntimeRunError(f"{where}OpenCV dnn {cv2.__version__} cannot run the converted net: {detail}") from exc
     return {name: np.asarray(o) for name, o in zip(layers, outs, strict=True)}
