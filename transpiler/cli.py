@@ -1,17 +1,23 @@
-"""Command line: ``python -m transpiler MODEL --target caffe ...`` and ``python -m transpiler inspect MODEL``.
+"""Command line: ``python -m transpiler MODEL --target caffe ...``, ``inspect MODEL``, ``demo``, ``ops``.
 
-Exit codes: 0 success; 2 bad input or unsupported model (nothing written); 3 ``--verify`` found
-outputs beyond tolerance; 70 internal error (a bug: please report it with the message).
+Exit codes: 0 success; 2 bad input, unsupported model or failing plugin (one message, nothing written;
+argparse's usage errors are 2 too); 3 ``--verify`` found outputs beyond tolerance; 70 internal error (a
+bug: the message says how to report it; ``-v`` or ``TF2CAFFE_TRACEBACK=1`` adds the traceback). Nothing
+exits 1. Everything ``--verify`` needs (TensorFlow, OpenCV 4.x, a readable ``--verify-input``) and every
+output folder is checked before converting.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from transpiler import __version__
 from transpiler.backends.caffe.flavors import FLAVORS
@@ -19,6 +25,16 @@ from transpiler.errors import TranspilerError, UsageError
 from transpiler.frontends.tf.importer import InputSpec
 
 SHAPE_RE = re.compile(r"^\d+(x\d+)+$|^\d+$")
+PACKAGE = "tf2caffe-transpiler"
+TRACEBACK_ENV = "TF2CAFFE_TRACEBACK"
+COMMANDS = """commands:
+  python -m transpiler MODEL [options]       convert a TF frozen graph to Caffe (this help)
+  python -m transpiler inspect MODEL [...]   print the IR, before or after passes (inspect --help)
+  python -m transpiler demo [MODEL] [...]    convert, verify and draw the pedestrian detector (demo --help)
+  python -m transpiler ops [--flavor F]      list the supported TF ops and the Caffe layers they become
+
+exit codes: 0 ok; 2 bad input, unsupported model or failing plugin (nothing written);
+            3 --verify found a difference beyond tolerance; 70 internal error (please report it)"""
 
 
 def parse_input(text: str) -> InputSpec:
@@ -33,6 +49,16 @@ def parse_input(text: str) -> InputSpec:
             raise UsageError(f"--input {text}: dimensions must be positive")
         return InputSpec(":".join(parts[:-1]), shape)
     return InputSpec(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -50,7 +76,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def convert_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m transpiler", description="Convert a TF frozen graph to Caffe.",
-                                epilog="Also: python -m transpiler inspect MODEL [--after PASS] [--format text|dot]")
+                                epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     p.add_argument("--target", choices=["caffe"], default="caffe", help="output format (default: caffe)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: <model stem>_caffe/)")
@@ -71,12 +97,14 @@ def convert_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-data", default="trainval_lmdb", help="train LMDB (AnnotatedDatum) for train.prototxt")
     d.add_argument("--test-data", default="test_lmdb", help="test LMDB for test.prototxt")
     d.add_argument("--batch-size", type=int, help="train batch size (default: pipeline.config's, else 32)")
-    p.add_argument("--verify", action="store_true", help="compare with TensorFlow through OpenCV dnn")
+    p.add_argument("--verify", action="store_true", help="compare with TensorFlow through OpenCV dnn (needs "
+                                                         f'pip install "{PACKAGE}[verify]": TensorFlow, OpenCV<5)')
     p.add_argument("--verify-input", type=Path, metavar="IMAGE", help="picture to verify with (default: noise)")
     p.add_argument("--per-layer", action="store_true", help="with --verify: compare every blob, name the first "
                                                            "that diverges")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max|Δ|/max|ref| allowed (default 1e-4)")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--tolerance", type=positive_float, default=1e-4,
+                   help="max|Δ|/max|ref| allowed, > 0 (default 1e-4)")
+    p.add_argument("--version", action="version", version=f"{PACKAGE} {__version__}")
     return p
 
 
@@ -89,6 +117,16 @@ def inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_passes(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UsageError("--passes is empty: give a comma-separated list of passes, or leave it out for the "
+                         "default pipeline (python -m transpiler inspect MODEL --all-passes shows it)")
+    return names
+
+
 def _options(args: argparse.Namespace) -> object:
     from transpiler.backends.caffe.training import TrainingOptions
     from transpiler.convert import ConvertOptions
@@ -99,7 +137,7 @@ def _options(args: argparse.Namespace) -> object:
         inputs=[parse_input(t) for t in args.input],
         outputs=list(args.output),
         flavor=args.flavor,
-        passes=[s.strip() for s in args.passes.split(",") if s.strip()] if args.passes else None,
+        passes=parse_passes(args.passes),
         dump_ir=getattr(args, "dump_ir", None),
         plugins=list(args.plugin),
         input_order=getattr(args, "input_order", "rgb"),
@@ -115,22 +153,91 @@ def _options(args: argparse.Namespace) -> object:
     )
 
 
+def progress(message: str) -> None:
+    """A line for a step that takes seconds (stdout, with the results, flushed at once)."""
+    print(message, flush=True)
+
+
+def check_verify_options(args: argparse.Namespace) -> None:
+    """What --verify needs, checked before anything is converted or written."""
+    if (args.verify_input is not None or args.per_layer) and not args.verify:
+        flag = "--verify-input" if args.verify_input is not None else "--per-layer"
+        raise UsageError(f"{flag} applies to --verify: add --verify")
+    if args.verify:
+        from transpiler.verify.availability import require_picture, require_verify
+
+        require_verify("--verify")
+        if args.verify_input is not None:
+            require_picture(args.verify_input, "--verify-input")
+
+
+def quiet_tensorflow() -> None:
+    """Keep TF's C++ and absl log lines out of --verify's output (unless the user asked for them)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def contract_lines(report: dict[str, Any]) -> list[str]:
+    """The input contract and the outputs, as a user needs them to run the converted model."""
+    lines = []
+    for entry in report.get("inputs", []):
+        layout = entry.get("layout") or "-"
+        text = (f"input:  blob '{entry['caffe_blob']}' {_dims(entry['shape'])} float32 {layout} "
+                f"= TF '{entry['tf_tensor']}' {_dims(entry['tf_shape'])}")
+        if entry.get("permutation") and entry["permutation"] != sorted(entry["permutation"]):
+            text += f" transposed {entry['permutation']}"
+        if "channel_order" in entry:
+            text += f"; channels {entry['channel_order'].upper()}"
+        if not str(entry.get("tf_dtype", "f")).startswith("f"):
+            text += f"; values as TF's {entry['tf_dtype']} pixels (0-255), preprocessing inside the model"
+        else:
+            text += "; values as TF's input takes them (no preprocessing added)"
+        lines.append(text)
+    for entry in report.get("outputs", []):
+        tf = ", ".join(entry["tf_tensors"]) if "tf_tensors" in entry else entry["tf_tensor"]
+        text = f"output: blob '{entry['caffe_blob']}' {_dims(entry['shape'])} (layer '{entry['caffe_layer']}')"
+        if "format" in entry:
+            text += f" <- TF {tf}: {entry['format']}"
+        else:
+            text += f" = TF '{tf}' {_dims(entry['tf_shape'])}"
+            if entry.get("permutation") and entry["permutation"] != sorted(entry["permutation"]):
+                text += f" transposed {entry['permutation']}"
+        lines.append(text)
+    return lines
+
+
 def run_convert(argv: Sequence[str]) -> int:
     args = convert_parser().parse_args(argv)
     _logging(args.verbose)
+    check_verify_options(args)
     from transpiler.convert import convert
 
     options = _options(args)
     result = convert(options)  # type: ignore[arg-type]
     out = options.output_dir  # type: ignore[attr-defined]
     print(f"converted {args.model} -> {out}/ ({len(result.emitted.net.layer)} layers, flavor {args.flavor})")
+    for line in contract_lines(result.report):
+        print(line)
     for w in result.warnings:
         print(f"warning: {w}")
     for note in result.report.get("notes", []):
         print(f"note: {note}")
     if args.verify:
+        quiet_tensorflow()
         from transpiler.verify.harness import VerifyOptions, check, print_result, verify_model
 
+        progress("verify: running the source graph in TensorFlow (loading it takes a few seconds) and the Caffe "
+                 "model in OpenCV dnn ...")
         vres = verify_model(VerifyOptions(args.model, out, args.verify_input, args.per_layer, args.tolerance))
         print_result(vres, args.tolerance)
         check(vres)
@@ -166,8 +273,26 @@ def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
 
 
+def internal_error(argv: Sequence[str], exc: BaseException, verbose: bool) -> int:
+    """Exit 70 with one line saying what failed and how to report it (the traceback only on request)."""
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb:
+        frame = tb[-1]
+        where = f" at {Path(frame.filename).name}:{frame.lineno}"
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: internal error (a bug in {PACKAGE} {__version__}): {type(exc).__name__}: {exc}{where}. "
+          f"Please report it in the project's issue tracker with the command (python -m transpiler "
+          f"{' '.join(argv)}), the version and this message"
+          f"{'' if verbose else f'; -v or {TRACEBACK_ENV}=1 adds the traceback'}.",
+          file=sys.stderr)
+    return 70
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv or bool(os.environ.get(TRACEBACK_ENV))
     try:
         if argv and argv[0] == "inspect":
             return run_inspect(argv[1:])
@@ -175,10 +300,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             from transpiler.demo import run_demo
 
             return run_demo(argv[1:])
+        if argv and argv[0] == "ops":
+            from transpiler.op_table import run_ops
+
+            return run_ops(argv[1:])
         return run_convert(argv)
     except TranspilerError as exc:
+        if verbose and exc.exit_code == 70:
+            traceback.print_exception(exc, file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
+        if exc.exit_code == 70:
+            print(f"error: this is a bug in {PACKAGE} {__version__}: please report it in the project's issue "
+                  "tracker with the command and this message", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted (nothing was written unless a 'converted' line said so)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return internal_error(argv, exc, verbose)
 
 
 if __name__ == "__main__":

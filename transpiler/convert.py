@@ -6,8 +6,6 @@ This is the fast path: it never imports TensorFlow. Everything that can fail on 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
 from collections.abc import Sequence
@@ -18,10 +16,12 @@ from typing import Any
 from transpiler import detector
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
 from transpiler.backends.caffe.training import TrainingOptions
-from transpiler.errors import UsageError
+from transpiler.backends.caffe.writer import check_writable
+from transpiler.errors import IRError, PluginError, TranspilerError, UsageError
 from transpiler.frontends.tf import InputSpec, load_tf_model
-from transpiler.ir.core import Graph, Value
-from transpiler.pass_manager import PassContext, PassManager, PassRecord, with_plugin_passes
+from transpiler.ir.core import Graph, Node, Value
+from transpiler.pass_manager import PassContext, PassManager, PassRecord, node_in_traceback, with_plugin_passes
+from transpiler.plugins import load_plugins, plugin_of
 
 log = logging.getLogger("transpiler")
 
@@ -35,32 +35,6 @@ LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 def default_pipeline(flavor: str) -> list[str]:
     get_flavor(flavor)
     return with_plugin_passes([*FRONT_PASSES, *LAYOUT_PASSES, "trim-dead-taps", "symmetric-padding", "dce"])
-
-
-_LOADED_PLUGINS: set[str] = set()
-
-
-def load_plugins(modules: Sequence[str]) -> None:
-    """Import user modules that register TF op handlers, IR ops, passes or Caffe emitters (once each)."""
-    import transpiler.passes  # noqa: F401  (built-in passes first, so plugins may override them)
-
-    for name in modules:
-        if name in _LOADED_PLUGINS:
-            continue
-        _LOADED_PLUGINS.add(name)
-        try:
-            if name.endswith(".py") or "/" in name:
-                path = Path(name)
-                spec = importlib.util.spec_from_file_location(path.stem, path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"cannot load {name}")
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(name)
-        except Exception as exc:
-            raise UsageError(f"--plugin {name}: {type(exc).__name__}: {exc}") from exc
-        log.info("loaded plugin %s", name)
 
 
 @dataclass
@@ -100,8 +74,10 @@ class ConversionResult:
 
 def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, PassManager, PassContext]:
     """Load and import the model (unless ``graph`` is given) and run the pass pipeline; nothing is written."""
-    load_plugins(options.plugins)
+    plugin_notes = load_plugins(options.plugins)
     get_flavor(options.flavor)
+    if options.dump_ir is not None:
+        check_writable(options.dump_ir, "--dump-ir")
     if graph is None:
         graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
     detector_options, config_warnings = detector.prepare(
@@ -125,24 +101,65 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     for w in config_warnings:
         ctx.warn(w)
     manager.run(graph, ctx)
+    graph.metadata["notes"] = [*plugin_notes, *graph.metadata.get("notes", [])]
     return graph, manager, ctx
 
 
 def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionResult:
     """Convert ``options.model`` (or an IR ``graph`` built by other means) and write the Caffe files."""
     start = time.perf_counter()
+    check_writable(options.output_dir, "-o")
     graph, manager, ctx = lower(options, graph)
-    emitted = emit_caffe(graph, get_flavor(options.flavor))
+    _check_lowered(graph, options)
+    emitted = emit(graph, options.flavor)
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
     extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
                                         options.training)
-    report["notes"] = notes
+    report["notes"] = [*graph.metadata.get("notes", []), *notes]
     if graph.metadata.get("labels"):
         report["labels"] = graph.metadata["labels"]
     files = write_model(options.output_dir, emitted.net, report, extra)
     log.info("wrote %s (%d layers) in %.2f s", options.output_dir, len(emitted.net.layer),
              time.perf_counter() - start)
     return ConversionResult(graph, emitted, manager.records, ctx.warnings, report, files)
+
+
+def _check_lowered(graph: Graph, options: ConvertOptions) -> None:
+    """The Caffe backend writes NCHW maps, OIHW kernels and explicit pads: refuse a graph a custom ``--passes``
+    list left in another form (emitting it would write a wrong model, not fail)."""
+    problems = []
+    # Only Conv and Pool care about the layout of their maps (a Transpose may make an NHWC map on purpose).
+    nhwc = [n.describe() for n in graph.nodes if n.op in ("Conv", "Pool") and n.inputs[0].layout == "NHWC"]
+    if nhwc:
+        problems.append(f"{len(nhwc)} Conv/Pool node(s) on NHWC maps, e.g. {nhwc[0]} (to-nchw lowers them)")
+    for node in graph.nodes:
+        if node.op == "Conv" and node.attrs.get("kernel_layout") != "OIHW":
+            problems.append(f"{node.describe()}: kernel layout {node.attrs.get('kernel_layout')}, not OIHW (to-nchw)")
+            break
+    if not problems:
+        return
+    if options.passes is None:
+        raise IRError("the default pipeline left the graph unlowered: " + "; ".join(problems))
+    default = ",".join(default_pipeline(options.flavor))
+    raise UsageError(f"--passes {','.join(options.passes)}: the Caffe backend cannot write the graph these passes "
+                     f"leave: {'; '.join(problems)}. The default pipeline is --passes {default}")
+
+
+def emit(graph: Graph, flavor: str) -> Emitted:
+    """The Caffe net of ``graph``; an emitter that raises is named with its node (and plugin, if any)."""
+    try:
+        return emit_caffe(graph, get_flavor(flavor))
+    except TranspilerError:
+        raise
+    except Exception as exc:
+        node = node_in_traceback(exc, "transpiler.backends.caffe.emitter")
+        if not isinstance(node, Node):
+            raise IRError(f"the Caffe emitter failed: {type(exc).__name__}: {exc}") from exc
+        plugin = plugin_of("Caffe emitter", node.op)
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if plugin is not None:
+            raise PluginError(f"plugin '{plugin}': the Caffe emitter of {node.describe()} failed: {what}") from exc
+        raise IRError(f"the Caffe emitter of {node.describe()} failed: {what}") from exc
 
 
 def _tensor_entry(tf_name: str, v: Value, emitted: Emitted) -> dict[str, Any]:

@@ -1,7 +1,13 @@
 """Errors the transpiler raises, each mapped to a process exit code by the CLI.
 
 Every error names what it is about (a file, a TF node, an IR node) so that a user sees one clear
-message. The CLI prints ``str(error)`` and exits with ``error.exit_code``.
+message. The CLI prints ``str(error)`` and exits with ``error.exit_code``:
+
+- 2: bad input, unsupported model, or a failing plugin (nothing written);
+- 3: ``--verify`` found outputs beyond tolerance;
+- 70: an internal error (a bug in the transpiler; the CLI says how to report it).
+
+Exit code 1 is never used: anything unexpected is caught by the CLI and reported as 70.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ class IRError(TranspilerError):
 
 class BackendError(TranspilerError):
     """The IR cannot be expressed in the chosen backend / flavor."""
+
+
+class PluginError(TranspilerError):
+    """Something a ``--plugin`` registered (TF handler, IR op, pass, Caffe emitter) raised; names the plugin
+    and the node. Exit code 2: the fix is in the user's plugin, not in the transpiler."""
 
 
 class VerificationFailed(TranspilerError):

@@ -6,6 +6,11 @@ graph). The manager runs an ordered pipeline, re-infers shapes, verifies the IR 
 (``BatchNorm -52 (52->0)``), optionally dumps the IR after each pass (``NN_<pass>.ir.txt``), and
 names the pass when something fails. Passes whose ``fixed_point`` is set are repeated until they
 report no change.
+
+Failures are told apart by who is at fault: a pass from a ``--plugin`` that raises is a
+:class:`PluginError` naming the plugin, the pass and (when the traceback shows one) the node it was
+working on (exit 2); a built-in pass that raises is an internal error (exit 70); shape inference that
+cannot handle a node names the node (exit 2).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from transpiler.errors import IRError, TranspilerError, UsageError
-from transpiler.ir.core import Graph
+from transpiler.errors import IRError, PluginError, TranspilerError, UnsupportedModelError, UsageError
+from transpiler.ir.core import Graph, Node
 from transpiler.ir.ops import infer_node
 from transpiler.ir.printer import to_text
 from transpiler.ir.verifier import verify
+from transpiler.plugins import claim, owner_of, plugin_of
 
 log = logging.getLogger("transpiler.passes")
 
@@ -62,6 +68,8 @@ def register_pass(name: str, *, fixed_point: bool = False, run_after: str | None
     """
 
     def deco(cls: P) -> P:
+        if not claim("pass", name, owner_of(cls)):
+            return cls  # a built-in does not replace a plugin's pass of the same name
         cls.name = name
         cls.fixed_point = fixed_point
         cls.run_after = run_after
@@ -89,9 +97,55 @@ def with_plugin_passes(pipeline: Sequence[str]) -> list[str]:
     return result
 
 
+def infer_checked(node: Node) -> None:
+    """Infer ``node``'s output shapes; any failure becomes an error naming the node (and the plugin, if one
+    registered its op) instead of a bare exception from deep inside an inference function."""
+    try:
+        infer_node(node)
+    except TranspilerError:
+        raise
+    except Exception as exc:
+        shapes = ", ".join("x".join(map(str, v.shape)) if v.shape is not None else "?" for v in node.inputs)
+        what = f"{node.describe()}: shape inference failed for inputs of shape ({shapes}): {type(exc).__name__}"
+        what += f": {exc}" if str(exc) else ""
+        plugin = plugin_of("IR op", node.op)
+        if plugin is not None:
+            raise PluginError(f"plugin '{plugin}': {what}") from exc
+        raise UnsupportedModelError(f"{what} (this combination of ops is not supported)") from exc
+
+
 def infer_shapes(graph: Graph) -> None:
     for node in graph.nodes:
-        infer_node(node)
+        infer_checked(node)
+
+
+def node_in_traceback(exc: BaseException, module: str) -> Node | None:
+    """The IR node a failing plugin function was working on: the innermost ``Node`` local of a frame
+    of ``module`` in ``exc``'s traceback (a best effort, to name the node in the message)."""
+    tb = exc.__traceback__
+    found: Node | None = None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals.get("__name__") == module:
+            local = frame.f_locals
+            named = local.get("node")
+            found = named if isinstance(named, Node) else next(
+                (v for v in local.values() if isinstance(v, Node)), found)
+        tb = tb.tb_next
+    return found
+
+
+def _pass_failure(p: Pass, exc: Exception) -> TranspilerError:
+    plugin = plugin_of("pass", p.name)
+    if plugin is None:  # a bug in a built-in pass: say which pass, keep the traceback
+        if isinstance(exc, IRError):
+            return IRError(f"pass '{p.name}' broke the IR: {exc}")
+        return IRError(f"pass '{p.name}' failed: {type(exc).__name__}: {exc}")
+    node = node_in_traceback(exc, plugin)
+    at = f" at {node.describe()}" if node is not None else ""
+    if isinstance(exc, IRError):
+        return PluginError(f"plugin '{plugin}': pass '{p.name}' broke the IR{at}: {exc}")
+    return PluginError(f"plugin '{plugin}': pass '{p.name}' failed{at}: {type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -125,9 +179,7 @@ class PassManager:
         ctx = ctx or PassContext()
         infer_shapes(graph)
         verify(graph)
-        if self.dump_dir is not None:
-            self.dump_dir.mkdir(parents=True, exist_ok=True)
-            (self.dump_dir / "00_import.ir.txt").write_text(to_text(graph))
+        self._dump(0, "import", graph)
         for index, p in enumerate(self.passes, start=1):
             before = graph.op_counts()
             start = time.perf_counter()
@@ -135,14 +187,17 @@ class PassManager:
             for _ in range(self.max_iterations if p.fixed_point else 1):
                 try:
                     step = p.run(graph, ctx)
+                except IRError as exc:
+                    raise _pass_failure(p, exc) from exc
+                except TranspilerError:
+                    raise
+                except Exception as exc:
+                    raise _pass_failure(p, exc) from exc
+                try:
                     infer_shapes(graph)
                     verify(graph)
                 except IRError as exc:
-                    raise IRError(f"pass '{p.name}' broke the IR: {exc}") from exc
-                except TranspilerError:
-                    raise
-                except Exception as exc:  # a bug in a pass: say which pass, keep the traceback
-                    raise IRError(f"pass '{p.name}' failed: {type(exc).__name__}: {exc}") from exc
+                    raise _pass_failure(p, exc) from exc
                 changed |= step
                 if not step:
                     break
@@ -150,6 +205,15 @@ class PassManager:
                                 op_count_diff(before, graph.op_counts()))
             self.records.append(record)
             log.info("pass %-22s %s", p.name, record.diff_text())
-            if self.dump_dir is not None:
-                (self.dump_dir / f"{index:02d}_{p.name}.ir.txt").write_text(to_text(graph))
+            self._dump(index, p.name, graph)
         return graph
+
+    def _dump(self, index: int, name: str, graph: Graph) -> None:
+        if self.dump_dir is None:
+            return
+        path = self.dump_dir / f"{index:02d}_{name}.ir.txt"
+        try:
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(to_text(graph))
+        except OSError as exc:
+            raise UsageError(f"--dump-ir {self.dump_dir}: cannot write {path.name}: {exc.strerror or exc}") from exc

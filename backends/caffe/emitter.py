@@ -24,6 +24,7 @@ from transpiler.backends.caffe.flavors import Flavor
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
+from transpiler.plugins import claim, owner_of
 
 
 @dataclass
@@ -99,7 +100,8 @@ def caffe_op(*ops: str) -> Callable[[Emitter], Emitter]:
 
     def deco(fn: Emitter) -> Emitter:
         for op in ops:
-            EMITTERS[op] = fn
+            if claim("Caffe emitter", op, owner_of(fn)):  # a plugin's emitter wins over a built-in one
+                EMITTERS[op] = fn
         return fn
 
     return deco

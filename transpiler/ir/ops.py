@@ -42,6 +42,7 @@ import numpy as np
 from transpiler.errors import IRError
 from transpiler.ir.core import Node, Shape
 from transpiler.ir.dtypes import DType
+from transpiler.plugins import caller_module, claim
 
 InferFn = Callable[[Node], list[tuple[DType, Shape | None]]]
 EvalFn = Callable[[Node, list[np.ndarray]], list[np.ndarray]]
@@ -66,7 +67,8 @@ def register_op(name: str, infer: InferFn, evaluate: EvalFn | None = None, *, la
     ``layout_free=True`` declares the op element-wise (``y[i] = f(x[i])`` for every index ``i``), so its
     result does not depend on the memory order of the map and no layout change is inserted around it.
     """
-    OPS[name] = OpSpec(name, infer, evaluate, layout_free)
+    if claim("IR op", name, caller_module()):  # a plugin's op wins over a built-in one (transpiler.plugins)
+        OPS[name] = OpSpec(name, infer, evaluate, layout_free)
 
 
 def is_layout_free(op: str) -> bool:
@@ -186,14 +188,28 @@ def _infer_conv(node: Node) -> list[tuple[DType, Shape | None]]:
     x = node.inputs[0]
     if x.shape is None or len(x.shape) != 4:
         raise IRError(f"Conv input must be 4-D, got {x.shape} ({node.describe()})")
-    n, _, h, w = _split_feature(x.layout, x.shape)
+    n, c, h, w = _split_feature(x.layout, x.shape)
     kh, kw, co = kernel_hw(node)
+    _check_conv_channels(node, c)
     t, b, left, r = window_pads(node, h, w, kh, kw)
     sh, sw = node.attrs.get("strides", (1, 1))
     dh, dw = node.attrs.get("dilations", (1, 1))
     oh = conv_out_size(h, kh, sh, dh, t, b)
     ow = conv_out_size(w, kw, sw, dw, left, r)
     return [(x.dtype, _feature_shape(x.layout, n, co, oh, ow))]
+
+
+def _check_conv_channels(node: Node, channels: Any) -> None:
+    """The input's channel count must be what the weights read: (input channels per group) × group."""
+    wshape = node.inputs[1].shape
+    if channels is None or wshape is None:
+        return
+    layout, group = node.attrs["kernel_layout"], int(node.attrs.get("group", 1))
+    per_group = {"HWIO": wshape[2], "HWCM": 1, "OIHW": wshape[1]}.get(layout)
+    group = int(wshape[2]) if layout == "HWCM" else group  # type: ignore[arg-type]
+    if per_group is not None and int(per_group) * group != int(channels):
+        raise IRError(f"the input has {channels} channels, the weights {layout} {list(wshape)} (group {group}) "
+                      f"read {int(per_group) * group} ({node.describe()})")
 
 
 def to_nchw_array(x: np.ndarray, layout: str | None) -> np.ndarray:

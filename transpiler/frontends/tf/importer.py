@@ -6,6 +6,12 @@ ignoring NoOp/Assert and control edges). Any tensor can be named as an input (``
 graph is cut there. Every unsupported op in that region is reported at once, with node names.
 
 TensorFlow itself is never imported: the GraphDef comes from our own schema.
+
+A shape given with ``--input NAME:SHAPE`` replaces the Placeholder's declared one (a fully
+convolutional network converted at another size); the difference is recorded as a note. Shapes are
+inferred as each node is built, so a shape that contradicts the weights (4 channels into a
+3-channel convolution) fails at that node. A handler or an op registered by a plugin that raises is
+reported as a :class:`PluginError` naming the plugin and the node.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from transpiler.errors import IRError, UnsupportedModelError, UsageError
+from transpiler.errors import IRError, PluginError, TranspilerError, UnsupportedModelError, UsageError
 from transpiler.frontends.tf.registry import TF_HANDLERS
 from transpiler.frontends.tf.tensors import tensor_to_numpy
 from transpiler.ir.core import Graph, Node, Shape, Value
 from transpiler.ir.dtypes import DType
-from transpiler.ir.ops import can_evaluate, evaluate, infer_node
+from transpiler.ir.ops import can_evaluate, evaluate
+from transpiler.pass_manager import infer_checked
+from transpiler.plugins import plugin_of
 
 # TF DataType enum → IR dtype (reference types, +100, map to the same).
 TF_DTYPES: dict[int, DType] = {
@@ -66,6 +74,17 @@ class InputSpec:
 
 @dataclass
 class ImportContext:
+    """What a TF op handler works with (``handler(ctx, node) -> list[Value]``, one value per TF output).
+
+    - ``ctx.input(node, i)`` / ``ctx.inputs(node)``: the IR values of the node's data inputs;
+    - ``ctx.static(value)`` / ``ctx.static_input(node, i, what)``: a value's contents when it is computable
+      from constants (shapes, axes, paddings), else None / a clear error;
+    - ``ctx.attr(node, key, default)``: a NodeDef attribute as a plain Python value;
+    - ``ctx.add(op, node, inputs, attrs)``: add an IR node (its shapes are inferred at once);
+      ``ctx.constant(node, array)``: a constant value;
+    - ``ctx.where(node)``: ``"<file>: node 'name' (Op)"``, to start error messages.
+    """
+
     graph: Graph
     nodes: Mapping[str, Any]
     source: str
@@ -119,9 +138,11 @@ class ImportContext:
         name = tf_node.name + suffix
         node = self.graph.add_node(op, inputs, num_outputs, attrs, name=name, source_names=[tf_node.name])
         try:
-            infer_node(node)
+            infer_checked(node)
         except IRError as exc:
             raise UnsupportedModelError(f"{self.where(tf_node)}: {exc}") from None
+        except TranspilerError as exc:
+            raise type(exc)(f"{self.where(tf_node)}: {exc}") from None
         for out in node.outputs:
             if out.layout is None and out.rank == 4 and out.dtype.is_float:
                 out.layout = "NHWC"  # every 4-D TF feature map is NHWC (NCHW data_format is refused)
@@ -164,7 +185,8 @@ def import_graphdef(
     name: str | None = None,
 ) -> Graph:
     """Build the IR graph for the region of ``graphdef`` between ``inputs`` and ``outputs``."""
-    # Importing the handler modules registers the built-in ops (plugins may have added more).
+    # Importing the handler modules registers the built-in ops; a plugin's handler, registered before or
+    # after, keeps its place (registry.tf_op).
     from transpiler.frontends.tf import handlers  # noqa: F401
 
     nodes: dict[str, Any] = {}
@@ -205,7 +227,7 @@ def import_graphdef(
         if node.op == "Placeholder":
             raise UsageError(f"{source}: the outputs depend on Placeholder '{node_name}', which is not an input "
                              f"(add --input {node_name})")
-        results = TF_HANDLERS[node.op](ctx, node)
+        results = _run_handler(ctx, node)
         for i, v in enumerate(results):
             tname = f"{node_name}:{i}"
             v.tf_name = v.tf_name or tname
@@ -217,6 +239,20 @@ def import_graphdef(
     graph.metadata["tf_outputs"] = list(output_names)
     graph.metadata["tf_inputs"] = list(input_names)
     return graph
+
+
+def _run_handler(ctx: ImportContext, node: Any) -> list[Value]:
+    """Call the node's handler; an unexpected exception names the node, and the plugin if one owns it."""
+    try:
+        return TF_HANDLERS[node.op](ctx, node)
+    except TranspilerError:
+        raise
+    except Exception as exc:
+        plugin = plugin_of("TF handler", node.op)
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if plugin is not None:
+            raise PluginError(f"{ctx.where(node)}: the handler of plugin '{plugin}' failed: {what}") from exc
+        raise IRError(f"{ctx.where(node)}: the TF handler for {node.op} failed: {what}") from exc
 
 
 def _suggest(name: str, nodes: Mapping[str, Any]) -> str:
@@ -302,20 +338,33 @@ def _make_input(ctx: ImportContext, spec: InputSpec, tname: str) -> Value:
     if dtype is None:
         dtype = ctx.attr(node, "T") or DType.FLOAT32
     shape: Shape | None = spec.shape
+    declared = _declared_shape(node)
+    if shape is not None and declared is not None:
+        if len(declared) != len(shape):
+            raise UsageError(f"{ctx.source}: --input {spec.name}: {len(shape)} dimensions given, but '{node_name}' "
+                             f"is declared with {len(declared)} ({_dims(declared)})")
+        if any(d is not None and d != s for d, s in zip(declared, shape, strict=True)):
+            # Legitimate for fully convolutional networks; a contradiction with the weights fails in shape
+            # inference at the first node that sees it.
+            ctx.graph.metadata.setdefault("notes", []).append(
+                f"input '{node_name}' declared {_dims(declared)}, converted at {_dims(shape)} as asked")
     if shape is None:
-        shape = _declared_shape(node)
+        shape = declared
         if shape is None:
             raise UsageError(f"{ctx.source}: input '{node_name}' has no declared shape; "
                              f"give it with --input {node_name}:1x224x224x3")
         if shape and shape[0] is None:
             shape = (1, *shape[1:])  # Caffe needs a concrete batch; 1 is what deploy nets use
         if any(d is None for d in shape):
-            dims = "x".join("?" if d is None else str(d) for d in shape)
-            raise UsageError(f"{ctx.source}: input '{node_name}' has unknown dimensions ({dims}); "
+            raise UsageError(f"{ctx.source}: input '{node_name}' has unknown dimensions ({_dims(shape)}); "
                              f"give the shape with --input {node_name}:1x300x300x3")
     layout = "NHWC" if len(shape) == 4 else None
     value = ctx.graph.add_input(node_name, dtype, shape, layout=layout, tf_name=tname)
     return value
+
+
+def _dims(shape: Shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
 
 
 def _declared_shape(node: Any) -> Shape | None:

@@ -3,13 +3,16 @@
 A handler receives the :class:`ImportContext` and the ``NodeDef`` and returns the IR values for
 the TF node's outputs (index ``i`` of the list is TF output ``:i``). It builds IR through
 ``ctx.add`` and reads constant-valued inputs (shapes, axes, paddings) through ``ctx.static``. Users
-add handlers from their own module, loaded with ``--plugin``; a later registration wins.
+add handlers from their own module, loaded with ``--plugin``: a plugin's handler replaces a built-in
+one (with a note), and a built-in never replaces a plugin's (see :mod:`transpiler.plugins`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from transpiler.plugins import claim, owner_of
 
 if TYPE_CHECKING:
     from transpiler.frontends.tf.importer import ImportContext
@@ -26,7 +29,8 @@ def tf_op(*op_types: str) -> Callable[[H], H]:
 
     def deco(fn: H) -> H:
         for op_type in op_types:
-            TF_HANDLERS[op_type] = fn
+            if claim("TF handler", op_type, owner_of(fn)):
+                TF_HANDLERS[op_type] = fn
         return fn
 
     return deco
