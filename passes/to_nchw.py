@@ -32,8 +32,8 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"})
 # Ops that read the layout from their input value (PriorBox only needs the spatial size); ops registered
 # with ``register_op(..., layout_free=True)`` (element-wise, plugins' too) are treated the same.
 LAYOUT_FREE = frozenset({"Relu", "Relu6", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Neg",
-                         "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox"})
-AXIS_OPS = frozenset({"Concat", "Softmax"})
+                         "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox", "Deconv", "Upsample"})
+AXIS_OPS = frozenset({"Concat", "Softmax", "SliceAxis"})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceSum"})
 
 
@@ -99,7 +99,7 @@ def _convert_node(graph: Graph, node: Node) -> None:
     elif node.op == "Pad" and nchw_in[0]:
         pads = node.attrs["pads"]
         node.attrs["pads"] = tuple(tuple(pads[p]) for p in TO_NCHW)
-    elif node.op in LAYOUT_FREE or is_layout_free(node.op) or not any(nchw_in):
+    elif node.op in LAYOUT_FREE or is_layout_free(node.op) or not (any(nchw_in) or _makes_map(node)):
         pass
     else:
         for i, is_nchw in enumerate(nchw_in):
@@ -111,6 +111,13 @@ def _convert_node(graph: Graph, node: Node) -> None:
         return
     for out in node.outputs:
         _convert_value(out)
+
+
+def _makes_map(node: Node) -> bool:
+    """A 4-D NHWC map computed from data of another rank (e.g. a Reshape or Pack of 3-D or 5-D tensors): its
+    elements are in NHWC order, so readers need a Transpose to NCHW, not just a relabelled shape."""
+    return (any(v.const is None for v in node.inputs)
+            and any(o.layout == "NHWC" and o.rank == 4 for o in node.outputs))
 
 
 def _restore_nhwc(graph: Graph, node: Node, index: int) -> None:

@@ -26,6 +26,7 @@ from transpiler.errors import BackendError
 COMMON = frozenset({
     "Input", "Convolution", "Pooling", "InnerProduct", "Eltwise", "Scale", "Bias", "Concat", "Softmax",
     "ReLU", "Sigmoid", "TanH", "Power", "Reshape", "Flatten", "BatchNorm", "Exp", "Log", "Slice", "ELU",
+    "Deconvolution",
 })
 SSD_EXTRA = frozenset({"Permute", "PriorBox", "DetectionOutput", "Normalize"})
 

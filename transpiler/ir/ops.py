@@ -698,6 +698,145 @@ def _infer_ssd_postprocess(node: Node) -> list[tuple[DType, Shape | None]]:
     return [(DType.FLOAT32, (1, 1, int(node.attrs["max_total"]), 7))]
 
 
+# ============================================================ structural ops (shape ops, issue 9 item 6)
+# ``SliceAxis(x)``: ``axis``, ``begin``, ``end``: ``x[..., begin:end, ...]`` on one axis, stride 1
+#   (Caffe Slice). TF StridedSlice/Slice/Split/SplitV/Unpack become chains of these plus a Reshape.
+# ``Deconv(x, w[, b])``: transposed convolution (Caffe Deconvolution), ``w`` of shape (C_in, C_out, kh, kw),
+#   ``strides``, ``pads=(top,bottom,left,right)``: rows/columns cut from the full result, whose size is
+#   ``(in−1)·s + k``; ``y_full[o, i·s + t] += x[c, i]·w[c, o, t]`` (per axis), ``out = (in−1)·s + k − top − bottom``.
+#   It is the adjoint of ``Conv`` with OIHW weights ``w`` (O = C_in, I = C_out), so TF's Conv2DBackpropInput
+#   filter (kh, kw, C_out, C_in) is ``w = filter.transpose(3, 2, 0, 1)``, with no flipping.
+# ``Upsample(x)``: ``factors=(fh, fw)``, nearest neighbour by whole factors: ``y[i, j] = x[i // fh, j // fw]``.
+# ``SpaceToBatch(x)``/``BatchToSpace(x)``: TF's SpaceToBatchND/BatchToSpaceND on an NHWC map, ``block``
+#   (bh, bw) and ``pads``/``crops`` ((top, bottom), (left, right)); only ever folded into a dilated Conv.
+
+def known_shape(node: Node, i: int = 0) -> tuple[int, ...]:
+    """The fully known static shape of input ``i``; an :class:`IRError` naming the node otherwise."""
+    s = node.inputs[i].shape
+    if s is None or any(d is None for d in s):
+        raise IRError(f"input {i} of unknown shape {s} ({node.describe()})")
+    return tuple(int(d) for d in s)  # type: ignore[arg-type]
+
+
+def _infer_slice_axis(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = known_shape(node)
+    axis = _norm_axis(int(node.attrs["axis"]), len(s))
+    begin, end = int(node.attrs["begin"]), int(node.attrs["end"])
+    if not 0 <= axis < len(s) or not 0 <= begin < end <= s[axis]:
+        raise IRError(f"slice [{begin}:{end}] of axis {axis} does not fit shape {s} ({node.describe()})")
+    return [(node.inputs[0].dtype, tuple(end - begin if i == axis else d for i, d in enumerate(s)))]
+
+
+def _eval_slice_axis(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    axis = _norm_axis(int(node.attrs["axis"]), a[0].ndim)
+    index = [slice(None)] * a[0].ndim
+    index[axis] = slice(int(node.attrs["begin"]), int(node.attrs["end"]))
+    return [a[0][tuple(index)]]
+
+
+def deconv_out_size(size: int, k: int, s: int, pb: int, pe: int) -> int:
+    return (size - 1) * s + k - pb - pe
+
+
+def _infer_deconv(node: Node) -> list[tuple[DType, Shape | None]]:
+    x, w = known_shape(node, 0), known_shape(node, 1)
+    if len(x) != 4 or len(w) != 4:
+        raise IRError(f"Deconv needs a 4-D input and (C_in, C_out, kh, kw) weights, got {x} and {w} "
+                      f"({node.describe()})")
+    layout = node.inputs[0].layout
+    n, c, h, wd = _split_feature(layout, x)
+    if c != w[0]:
+        raise IRError(f"the input has {c} channels, the weights {list(w)} read {w[0]} ({node.describe()})")
+    sh, sw = node.attrs["strides"]
+    t, b, left, r = node.attrs["pads"]
+    oh, ow = deconv_out_size(h, w[2], sh, t, b), deconv_out_size(wd, w[3], sw, left, r)
+    if oh < 1 or ow < 1:
+        raise IRError(f"Deconv output {oh}x{ow} is empty ({node.describe()})")
+    return [(node.inputs[0].dtype, _feature_shape(layout, n, w[1], oh, ow))]
+
+
+def deconv2d_nchw(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[int]) -> np.ndarray:
+    """Reference transposed convolution in float64: x (N, C_in, H, W), w (C_in, C_out, kh, kw)."""
+    n, _, h, wd = x.shape
+    _, co, kh, kw = w.shape
+    sh, sw = strides
+    full = np.zeros((n, co, (h - 1) * sh + kh, (wd - 1) * sw + kw))
+    for i in range(kh):
+        for j in range(kw):
+            full[:, :, i : i + sh * (h - 1) + 1 : sh, j : j + sw * (wd - 1) + 1 : sw] += np.einsum(
+                "nchw,co->nohw", x.astype(np.float64), w[:, :, i, j].astype(np.float64))
+    t, b, left, r = pads
+    return full[:, :, t : full.shape[2] - b, left : full.shape[3] - r]
+
+
+def _eval_deconv(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    layout = node.inputs[0].layout
+    y = deconv2d_nchw(to_nchw_array(a[0], layout), a[1], node.attrs["strides"], node.attrs["pads"])
+    if len(a) > 2:
+        y = y + a[2].reshape(1, -1, 1, 1)
+    return [from_nchw_array(y, layout).astype(a[0].dtype)]
+
+
+def _infer_upsample(node: Node) -> list[tuple[DType, Shape | None]]:
+    s = known_shape(node)
+    if len(s) != 4:
+        raise IRError(f"Upsample needs a 4-D map, got {s} ({node.describe()})")
+    layout = node.inputs[0].layout
+    n, c, h, w = _split_feature(layout, s)
+    fh, fw = (int(f) for f in node.attrs["factors"])
+    return [(node.inputs[0].dtype, _feature_shape(layout, n, c, h * fh, w * fw))]
+
+
+def _eval_upsample(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    ah, aw = spatial_axes(node.inputs[0].layout)
+    fh, fw = (int(f) for f in node.attrs["factors"])
+    return [a[0].repeat(fh, axis=ah).repeat(fw, axis=aw)]
+
+
+def _infer_space_to_batch(node: Node) -> list[tuple[DType, Shape | None]]:
+    n, h, w, c = known_shape(node)
+    (bh, bw), ((t, b), (left, r)) = node.attrs["block"], node.attrs["pads"]
+    if (h + t + b) % bh or (w + left + r) % bw:
+        raise IRError(f"padded size {h + t + b}x{w + left + r} is not a multiple of the block {bh}x{bw} "
+                      f"({node.describe()})")
+    return [(node.inputs[0].dtype, (n * bh * bw, (h + t + b) // bh, (w + left + r) // bw, c))]
+
+
+def _eval_space_to_batch(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    (bh, bw), ((t, b), (left, r)) = node.attrs["block"], node.attrs["pads"]
+    xp = np.pad(a[0], ((0, 0), (t, b), (left, r), (0, 0)))
+    n, hp, wp, c = xp.shape
+    # TF: output batch (i·bw + j)·N + n holds xp[n, i::bh, j::bw]
+    y = xp.reshape(n, hp // bh, bh, wp // bw, bw, c).transpose(2, 4, 0, 1, 3, 5)
+    return [y.reshape(bh * bw * n, hp // bh, wp // bw, c)]
+
+
+def _infer_batch_to_space(node: Node) -> list[tuple[DType, Shape | None]]:
+    nb, h, w, c = known_shape(node)
+    (bh, bw), ((t, b), (left, r)) = node.attrs["block"], node.attrs["crops"]
+    if nb % (bh * bw) or h * bh - t - b < 1 or w * bw - left - r < 1:
+        raise IRError(f"batch {nb} / block {bh}x{bw} / crops {node.attrs['crops']} do not fit {(nb, h, w, c)} "
+                      f"({node.describe()})")
+    return [(node.inputs[0].dtype, (nb // (bh * bw), h * bh - t - b, w * bw - left - r, c))]
+
+
+def _eval_batch_to_space(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    (bh, bw), ((t, b), (left, r)) = node.attrs["block"], node.attrs["crops"]
+    nb, h, w, c = a[0].shape
+    n = nb // (bh * bw)
+    y = a[0].reshape(bh, bw, n, h, w, c).transpose(2, 3, 0, 4, 1, 5).reshape(n, h * bh, w * bw, c)
+    return [y[:, t : h * bh - b, left : w * bw - r]]
+
+
+def _register_shape_ops() -> None:
+    register_op("SliceAxis", _infer_slice_axis, _eval_slice_axis)
+    register_op("Deconv", _infer_deconv, _eval_deconv)
+    register_op("Upsample", _infer_upsample, _eval_upsample)
+    register_op("SpaceToBatch", _infer_space_to_batch, _eval_space_to_batch)
+    register_op("BatchToSpace", _infer_batch_to_space, _eval_batch_to_space)
+# ======================================================== end of structural ops (shape ops)
+
+
 def _register_builtin() -> None:
     register_op("Conv", _infer_conv, _eval_conv)
     register_op("Pool", _infer_pool, _eval_pool)
@@ -734,3 +873,4 @@ def _register_builtin() -> None:
 
 
 _register_builtin()
+_register_shape_ops()
