@@ -19,6 +19,7 @@ class Comparison:
     max_abs: float
     ref_max: float
     ok: bool
+    bound: float | None = None  # the max|Δ| allowed, where a rule other than the tolerance set it
 
     @property
     def rel(self) -> float:

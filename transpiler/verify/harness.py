@@ -6,7 +6,8 @@ resized to the input size; raw 0..255 for integer inputs, mapped to [−1, 1] fo
 TF receives the NHWC tensor, Caffe the same values permuted as conversion.json says.
 
 With ``per_layer`` every Caffe blob that conversion.json maps to a TF tensor is compared, in
-network order, and the first one beyond tolerance is named: that is where the conversion diverges.
+network order, and the first one beyond what float32 rounding explains is named: that is where the
+conversion diverges (the rule is per_layer.py's, and the report prints it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from transpiler.verify.detections import (
     match_detections,
     tf_detections,
 )
+from transpiler.verify.per_layer import compare_blobs
 from transpiler.verify.runners import OpenCVNet, load_opencv_net, run_opencv, run_tensorflow
 
 
@@ -46,6 +48,8 @@ class VerifyResult:
     outputs: list[Comparison]
     layers: list[Comparison] = field(default_factory=list)
     first_divergence: Comparison | None = None
+    layer_rule: str = ""
+    skipped_blobs: list[str] = field(default_factory=list)
     detections: MatchResult | None = None
     runtime: str = ""
 
@@ -117,19 +121,20 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
     ], runtime=net.runtime)
-    _compare_layers(result, blob_entries, ref, got, options.tolerance)
+    _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
     return result
 
 
-def _compare_layers(result: VerifyResult, blob_entries: list[tuple[str, dict[str, Any]]], ref: dict[str, Any],
-                    got: dict[str, np.ndarray], tolerance: float) -> None:
-    for blob, e in blob_entries:
-        r = np.asarray(ref[e["tf_tensor"]])
-        perm = e["permutation"] if r.ndim == len(e["permutation"]) else list(range(r.ndim))
-        cmp = compare_arrays(e["tf_tensor"], blob, got[e["layer"]], np.transpose(r, perm), tolerance)
-        result.layers.append(cmp)
-        if not cmp.ok and result.first_divergence is None:
-            result.first_divergence = cmp
+def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict[str, np.ndarray],
+                    blob_entries: list[tuple[str, dict[str, Any]]], ref: dict[str, Any],
+                    got: dict[str, np.ndarray]) -> None:
+    if not blob_entries:
+        return
+    judged = compare_blobs(blob_entries, ref, got, options.tolerance,
+                           lambda fetches, feeds: run_tensorflow(options.model, {**tf_feeds, **(feeds or {})},
+                                                                 fetches, float64=True))
+    result.layers, result.first_divergence = judged.layers, judged.first_divergence
+    result.layer_rule, result.skipped_blobs = judged.rule, judged.skipped
 
 
 def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
@@ -160,7 +165,7 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCV
                                          nms_threshold=ssd["nms"]["nms_threshold"],
                                          caffe_empty_rows=empty_rows(got[layers[3]]),
                                          max_per_class=ssd["tf_nms"]["max_per_class"])
-    _compare_layers(result, blob_entries, ref, got, options.tolerance)
+    _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
     return result
 
 
@@ -175,13 +180,18 @@ def print_result(result: VerifyResult, tolerance: float) -> None:
               f"{len(d.unmatched_caffe)} Caffe-only (score ≥ 0.01), {len(d.excused)} excused")
         for text in d.excused:
             print(f"verify:   excused: {text}")
-    if result.layers:
+    if result.layers or result.skipped_blobs:
         bad = [c for c in result.layers if not c.ok]
+        print(f"verify: per-layer rule: {result.layer_rule}")
         print(f"verify: {len(result.layers)} blobs compared with their TF tensors, {len(bad)} beyond tolerance")
+        if result.skipped_blobs:
+            print(f"verify: {len(result.skipped_blobs)} blob(s) not comparable, skipped: "
+                  f"{', '.join(result.skipped_blobs)}")
         if result.first_divergence is not None:
             c = result.first_divergence
+            allowed = f", allowed {c.bound:.3g}" if c.bound is not None else ""
             print(f"verify: first divergence at Caffe blob '{c.blob}' (TF tensor {c.name}): "
-                  f"max|Δ| {c.max_abs:.3g}, rel {c.rel:.3g}")
+                  f"max|Δ| {c.max_abs:.3g}{allowed}, rel {c.rel:.3g}")
 
 
 def check(result: VerifyResult) -> None:

@@ -37,9 +37,12 @@ def run_tensorflow(model: Path, feeds: Mapping[str, np.ndarray], fetches: Sequen
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    kept = {node.name for node in graph_def.node}
+    # Feeds the fetches do not need were pruned with what lies upstream of another feed.
+    feed_dict = {graph.get_tensor_by_name(renamed.get(k, k)): v for k, v in feeds.items()
+                 if renamed.get(k, k).partition(":")[0] in kept}
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
-        values = sess.run([renamed.get(f, f) for f in fetches],
-                          {graph.get_tensor_by_name(renamed.get(k, k)): v for k, v in feeds.items()})
+        values = sess.run([renamed.get(f, f) for f in fetches], feed_dict)
     return dict(zip(fetches, values, strict=True))
 
 

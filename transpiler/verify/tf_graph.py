@@ -7,7 +7,7 @@ the cut. So, before importing the GraphDef:
 
 - every fed tensor ``node:i`` becomes a fresh Placeholder with the fed array's dtype and shape (a
   fed Placeholder keeps its name and only gets the new shape); every reader of ``node:i`` reads it;
-- the graph is pruned to what the fetches need (``extract_sub_graph``), which drops what the cut
+- the graph is pruned to what the fetches need, which drops what the cut
   removed (preprocessing, the old input);
 - recorded ``_output_shapes`` attributes are dropped, since they describe the old sizes.
 
@@ -64,9 +64,25 @@ def feed_graph(graph_def: Any, feeds: Mapping[str, np.ndarray], fetches: Sequenc
     for node in out.node:
         if "_output_shapes" in node.attr:
             del node.attr["_output_shapes"]
-    keep = sorted({split_tensor(renamed.get(t, t))[0] for t in fetches})
-    pruned = tf.compat.v1.graph_util.extract_sub_graph(out, keep)
-    return pruned, renamed
+    return prune(out, [split_tensor(renamed.get(t, t))[0] for t in fetches]), renamed
+
+
+def prune(graph_def: Any, keep: Sequence[str]) -> Any:
+    """The nodes ``keep`` depend on (data and control inputs), in their original order."""
+    by_name = {node.name: node for node in graph_def.node}
+    needed: set[str] = set()
+    stack = list(keep)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        stack.extend(split_tensor(inp.lstrip("^"))[0] for inp in by_name[name].input)
+    out = type(graph_def)()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    out.node.extend(node for node in graph_def.node if node.name in needed)
+    return out
 
 
 def as_float64(graph_def: Any) -> Any:
@@ -76,6 +92,7 @@ def as_float64(graph_def: Any) -> Any:
     f32, f64 = tf.float32.as_datatype_enum, tf.float64.as_datatype_enum
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(graph_def)
+    _expand_batch_norms(out)
     for node in out.node:
         for attr in node.attr.values():
             kind = attr.WhichOneof("value")
@@ -89,3 +106,42 @@ def as_float64(graph_def: Any) -> Any:
                 wide = tf.make_ndarray(attr.tensor).astype(np.float64)
                 attr.tensor.CopyFrom(tf.make_tensor_proto(wide, dtype=tf.float64))
     return out
+
+
+BATCH_NORMS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+
+
+def _expand_batch_norms(graph_def: Any) -> None:
+    """Inference FusedBatchNorm (float-only kernels) → ``(x − mean)·(scale·rsqrt(var + ε)) + offset``.
+
+    Only where it is NHWC, not training, and only output 0 is read; the last op keeps the node's name.
+    """
+    import tensorflow as tf
+
+    readers = {inp.lstrip("^") for node in graph_def.node for inp in node.input}
+    nodes = list(graph_def.node)
+    for node in nodes:
+        if (node.op not in BATCH_NORMS or node.attr["is_training"].b
+                or node.attr["data_format"].s not in (b"", b"NHWC")
+                or any(f"{node.name}:{i}" in readers for i in range(1, 6))):
+            continue
+        x, scale, offset, mean, var = node.input[:5]
+        dtype = node.attr["T"].type
+        name = node.name
+
+        def add(op: str, suffix: str, inputs: list[str], _name: str = name, _dtype: int = dtype) -> str:
+            new = graph_def.node.add(name=f"{_name}/f64_{suffix}", op=op)
+            new.input.extend(inputs)
+            new.attr["T"].type = _dtype
+            return new.name
+
+        eps = graph_def.node.add(name=f"{name}/f64_epsilon", op="Const")
+        eps.attr["dtype"].type = dtype
+        eps.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.float32(node.attr["epsilon"].f)))
+        factor = add("Mul", "factor", [scale, add("Rsqrt", "rsqrt", [add("AddV2", "var_eps", [var, eps.name])])])
+        scaled = add("Mul", "scaled", [add("Sub", "centred", [x, mean]), factor])
+        control = [inp for inp in node.input if inp.startswith("^")]
+        node.Clear()
+        node.name, node.op = name, "AddV2"
+        node.input.extend([scaled, offset, *control])
+        node.attr["T"].type = dtype
