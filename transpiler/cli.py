@@ -275,18 +275,18 @@ def _logging(verbose: bool) -> None:
 
 def internal_error(argv: Sequence[str], exc: BaseException, verbose: bool) -> int:
     """Exit 70 with one line saying what failed and how to report it (the traceback only on request)."""
-    where = ""
-    tb = traceback.extract_tb(exc.__traceback__)
-    if tb:
-        frame = tb[-1]
-        where = f" at {Path(frame.filename).name}:{frame.lineno}"
+    if isinstance(exc, TranspilerError):
+        what = str(exc)  # an IR invariant we check broke: the message names the pass or node
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+        tb = traceback.extract_tb(exc.__traceback__)
+        if tb:
+            what += f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}"
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    print(f"error: internal error (a bug in {PACKAGE} {__version__}): {type(exc).__name__}: {exc}{where}. "
-          f"Please report it in the project's issue tracker with the command (python -m transpiler "
-          f"{' '.join(argv)}), the version and this message"
-          f"{'' if verbose else f'; -v or {TRACEBACK_ENV}=1 adds the traceback'}.",
-          file=sys.stderr)
+    print(f"error: internal error (a bug in {PACKAGE} {__version__}): {what}. Please report it in the project's "
+          f"issue tracker with the command (python -m transpiler {' '.join(argv)}), the version and this message"
+          f"{'' if verbose else f'; -v or {TRACEBACK_ENV}=1 adds the traceback'}.", file=sys.stderr)
     return 70
 
 
@@ -306,12 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_ops(argv[1:])
         return run_convert(argv)
     except TranspilerError as exc:
-        if verbose and exc.exit_code == 70:
-            traceback.print_exception(exc, file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
         if exc.exit_code == 70:
-            print(f"error: this is a bug in {PACKAGE} {__version__}: please report it in the project's issue "
-                  "tracker with the command and this message", file=sys.stderr)
+            return internal_error(argv, exc, verbose)
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted (nothing was written unless a 'converted' line said so)", file=sys.stderr)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,8 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
                                **detector_options, **options.options})
     for w in config_warnings:
         ctx.warn(w)
-    manager.run(graph, ctx)
+    with naming_the_model(options.model):
+        manager.run(graph, ctx)
     graph.metadata["notes"] = [*plugin_notes, *graph.metadata.get("notes", [])]
     return graph, manager, ctx
 
@@ -110,8 +112,9 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     start = time.perf_counter()
     check_writable(options.output_dir, "-o")
     graph, manager, ctx = lower(options, graph)
-    _check_lowered(graph, options)
-    emitted = emit(graph, options.flavor)
+    with naming_the_model(options.model):
+        _check_lowered(graph, options)
+        emitted = emit(graph, options.flavor)
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
     extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
                                         options.training)
@@ -122,6 +125,17 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     log.info("wrote %s (%d layers) in %.2f s", options.output_dir, len(emitted.net.layer),
              time.perf_counter() - start)
     return ConversionResult(graph, emitted, manager.records, ctx.warnings, report, files)
+
+
+@contextmanager
+def naming_the_model(model: Path) -> Iterator[None]:
+    """Errors from passes and the backend start with the model's file name, like the frontend's."""
+    try:
+        yield
+    except TranspilerError as exc:
+        if str(model) in str(exc):
+            raise
+        raise type(exc)(f"{model}: {exc}") from exc
 
 
 def _check_lowered(graph: Graph, options: ConvertOptions) -> None:

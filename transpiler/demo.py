@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transpiler.backends.caffe.flavors import FLAVORS
 from transpiler.errors import UsageError
 
 SCORE_TO_DRAW = 0.3
@@ -58,12 +59,20 @@ def run_demo(argv: Sequence[str]) -> int:
     parser.add_argument("model", nargs="?", type=Path, help="detector .pb (default: the pedestrian detector)")
     parser.add_argument("-o", "--out", type=Path, default=Path("pedestrian_caffe"), help="output folder")
     parser.add_argument("--image", type=Path, help="picture to verify and draw (default: scikit-image astronaut)")
-    parser.add_argument("--flavor", default="ssd")
+    parser.add_argument("--flavor", choices=sorted(FLAVORS), default="ssd")
     args = parser.parse_args(argv)
+    from transpiler.verify.availability import require_picture, require_verify
+
+    require_verify("demo")  # before anything is converted or written
+    if args.image is not None:
+        require_picture(args.image, "--image")
 
     import cv2
 
+    from transpiler.cli import quiet_tensorflow
     from transpiler.convert import ConvertOptions, convert
+    from transpiler.frontends.tf import load_graphdef
+    from transpiler.frontends.tf.od_api_ssd import is_od_api_ssd
     from transpiler.verify.detections import caffe_detections, tf_detections
     from transpiler.verify.harness import VerifyOptions, check, default_picture, print_result, verify_model
     from transpiler.verify.runners import load_opencv_net, run_opencv, run_tensorflow
@@ -72,13 +81,16 @@ def run_demo(argv: Sequence[str]) -> int:
     image_path = args.image or default_picture()
     if image_path is None:
         raise UsageError("no picture: pass --image, or pip install scikit-image")
-    print(f"demo: converting {model}")
+    if not is_od_api_ssd(load_graphdef(model)):  # checked before anything is written
+        raise UsageError(f"{model} is not an Object Detection API SSD detector; the demo draws detections")
+    quiet_tensorflow()
+    print(f"demo: converting {model}", flush=True)
     result = convert(ConvertOptions(model=model, out_dir=args.out, flavor=args.flavor))
     report = result.report
     if "ssd" not in report:
         raise UsageError(f"{model} is not an SSD detector; the demo draws detections")
     print(f"demo: wrote {args.out}/ ({len(result.emitted.net.layer)} layers); verifying against TensorFlow "
-          f"on {image_path.name}")
+          f"on {image_path.name} (loading TensorFlow takes a few seconds) ...", flush=True)
     verified = verify_model(VerifyOptions(model, args.out, image=image_path))
     print_result(verified, 1e-4)
 
