@@ -6,7 +6,9 @@
 - ``FullyConnected(Reshape(Transpose(x, (0,2,3,1)), (N,−1)), w)``: the transpose folds into the
   weights. With ``x`` of shape (N,C,H,W), the NHWC flattening reads column ``(h·W + w)·C + c``; the
   NCHW one reads ``(c·H + h)·W + w``; so ``w'[:, (c·H + h)·W + w] = w[:, (h·W + w)·C + c]`` and the
-  FC reads ``x`` flattened directly.
+  FC reads ``x`` flattened directly. The flattened value then holds ``transpose(tf(x), tf_perm(x))``
+  flattened, not TF's flattening: it takes ``x``'s TF name and permutation (conversion.json records
+  it as a reshaped view), or none.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def _fold_into_fc(graph: Graph, transpose: Node) -> bool:
         graph.set_input(fc, 1, graph.constant(fc.name + "/weights_nchw", weights[:, old_cols]))
     graph.set_input(reshape, 0, x)
     graph.remove(transpose)
+    # The Reshape now flattens x in NCHW order: it no longer equals TF's (NHWC-order) flattening,
+    # but TF's x transposed like x and flattened; without a TF name for x it equals no TF tensor.
+    flat = reshape.output
+    flat.tf_name, flat.tf_perm = (x.tf_name, x.tf_perm) if x.tf_name else (None, None)
     return True
 
 

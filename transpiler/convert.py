@@ -201,11 +201,14 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
     types: dict[str, int] = {}
     for layer in emitted.net.layer:
         types[layer.type] = types.get(layer.type, 0) + 1
-    blobs = {}
+    blobs: dict[str, dict[str, Any]] = {}
     for blob, v in emitted.values.items():
         if v.tf_name:
-            blobs[blob] = {"tf_tensor": v.tf_name, "layer": emitted.layer_of_blob.get(blob, blob),
-                           "permutation": list(v.tf_perm) if v.tf_perm else list(range(len(v.shape or ())))}
+            perm = list(v.tf_perm) if v.tf_perm else list(range(len(v.shape or ())))
+            blobs[blob] = {"tf_tensor": v.tf_name, "layer": emitted.layer_of_blob.get(blob, blob), "permutation": perm}
+            if v.shape is not None and len(v.shape) != len(perm):
+                # e.g. a map flattened in NCHW order: the blob is transpose(tf_tensor, permutation) reshaped
+                blobs[blob].update(view="reshape", shape=list(v.static_shape))
     inputs = [_tensor_entry(n, v, emitted) for n, v in zip(tf_inputs, graph.inputs, strict=True)]
     for entry in inputs:
         entry["tf_dtype"] = graph.metadata.get("tf_input_dtypes", {}).get(entry["tf_tensor"], entry["tf_dtype"])

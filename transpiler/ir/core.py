@@ -11,7 +11,8 @@ topological order and keeps every use-list consistent: passes change the graph o
 Shapes are tuples of ints, ``None`` for an unknown dimension; a value of unknown rank has
 ``shape is None``. Layout is explicit: ``Value.layout`` is ``"NHWC"`` or ``"NCHW"`` for 4-D feature
 maps and ``None`` otherwise; ``Value.tf_name``/``Value.tf_perm`` say which source tensor a value equals
-and how its axes map (``value = transpose(tf_tensor, tf_perm)``), which is what ``--verify
+and how its axes map (``value = transpose(tf_tensor, tf_perm)``, reshaped to the value's shape where
+the ranks differ: a map flattened in NCHW order), which is what ``--verify
 --per-layer`` uses to compare every blob with its TensorFlow counterpart.
 """
 

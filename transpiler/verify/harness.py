@@ -49,7 +49,6 @@ class VerifyResult:
     layers: list[Comparison] = field(default_factory=list)
     first_divergence: Comparison | None = None
     layer_rule: str = ""
-    skipped_blobs: list[str] = field(default_factory=list)
     detections: MatchResult | None = None
     runtime: str = ""
 
@@ -134,7 +133,7 @@ def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict
                            lambda fetches, feeds: run_tensorflow(options.model, {**tf_feeds, **(feeds or {})},
                                                                  fetches, float64=True))
     result.layers, result.first_divergence = judged.layers, judged.first_divergence
-    result.layer_rule, result.skipped_blobs = judged.rule, judged.skipped
+    result.layer_rule = judged.rule
 
 
 def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
@@ -180,13 +179,10 @@ def print_result(result: VerifyResult, tolerance: float) -> None:
               f"{len(d.unmatched_caffe)} Caffe-only (score ≥ 0.01), {len(d.excused)} excused")
         for text in d.excused:
             print(f"verify:   excused: {text}")
-    if result.layers or result.skipped_blobs:
+    if result.layers:
         bad = [c for c in result.layers if not c.ok]
         print(f"verify: per-layer rule: {result.layer_rule}")
         print(f"verify: {len(result.layers)} blobs compared with their TF tensors, {len(bad)} beyond tolerance")
-        if result.skipped_blobs:
-            print(f"verify: {len(result.skipped_blobs)} blob(s) not comparable, skipped: "
-                  f"{', '.join(result.skipped_blobs)}")
         if result.first_divergence is not None:
             c = result.first_divergence
             allowed = f", allowed {c.bound:.3g}" if c.bound is not None else ""

@@ -28,8 +28,9 @@ Fallback (``upstream``), when TF cannot run the graph in float64 (an op without 
 the scale of the values flowing in is approximated by the largest magnitude seen so far in
 network order, ``M_b = max_{b' ≤ b} max|t_{b'}|``, and ``b`` diverges ⇔ ``Δ_b > τ · M_b``.
 
-Blobs conversion.json marks ``comparable: false`` (no TF tensor holds their values in any axis
-order) are skipped and counted.
+A blob that holds a TF tensor flattened in another axis order (``view: reshape`` in conversion.json,
+e.g. a map flattened in NCHW order before an InnerProduct) is compared with
+``reshape(transpose(t, P), shape)``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class LayerReport:
     layers: list[Comparison] = field(default_factory=list)
     first_divergence: Comparison | None = None
     rule: str = ""
-    skipped: list[str] = field(default_factory=list)
 
 
 Float64Run = Callable[[list[str], dict[str, np.ndarray] | None], dict[str, np.ndarray]]
@@ -66,9 +66,11 @@ def rule_text(yardstick: bool, tolerance: float, why_not: str = "", start: str |
 
 
 def _tf_view(ref: np.ndarray, entry: dict[str, Any]) -> np.ndarray:
+    """What the blob holds, from TF's tensor: transposed, and reshaped for a ``view: reshape`` blob."""
     r = np.asarray(ref)
     perm = entry["permutation"] if r.ndim == len(entry["permutation"]) else list(range(r.ndim))
-    return np.transpose(r, perm)
+    view = np.transpose(r, perm)
+    return view.reshape(entry["shape"]) if entry.get("view") == "reshape" else view
 
 
 def _float64_reference(entries: list[tuple[str, dict[str, Any]]], ref: dict[str, Any],
@@ -100,12 +102,7 @@ def compare_blobs(blob_entries: list[tuple[str, dict[str, Any]]], ref: dict[str,
     """Judge each blob (network order) by the rule above; ``run_float64(fetches, feeds)`` runs TF in float64
     (``feeds`` None: the verification's own inputs)."""
     report = LayerReport()
-    entries = []
-    for blob, e in blob_entries:
-        if e.get("comparable", True):
-            entries.append((blob, e))
-        else:
-            report.skipped.append(f"{blob} ({e.get('why', 'no TF tensor holds its values')})")
+    entries = list(blob_entries)
     ref64, start, why_not = _float64_reference(entries, ref, run_float64)
     report.rule = rule_text(ref64 is not None, tolerance, why_not, start)
     upstream = 0.0
