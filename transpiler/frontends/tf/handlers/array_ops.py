@@ -281,8 +281,9 @@ def _slice_chain(ctx: ImportContext, node: Any, x: Value, index: list[Any], suff
     reshape = final != tuple(kept)
     for k, (a, begin, end, step) in enumerate(cuts):
         last_cut = k == len(cuts) - 1 and not reshape
-        x = ctx.add("SliceAxis", node, [x], {"axis": a, "begin": begin, "end": end},
-                    suffix=suffix + ("" if last_cut and step == 1 else f"/slice{a}")).output
+        if (begin, end) != (0, shape[a]):  # a stride alone may keep the whole extent
+            x = ctx.add("SliceAxis", node, [x], {"axis": a, "begin": begin, "end": end},
+                        suffix=suffix + ("" if last_cut and step == 1 else f"/slice{a}")).output
         if step > 1:
             strides = (step, 1) if a == 1 else (1, step)
             x = ctx.add("Pool", node, [x], {"mode": "max", "kernel": (1, 1), "strides": strides, "padding": "VALID",

@@ -1,0 +1,286 @@
+"""Structural ops (issue 9 item 6): slicing, splitting, stacking, reshaping, transposing, tiling, transposed
+convolution, nearest upsampling and TF's SpaceToBatch dilated convolution, converted and run against TF.
+
+Each case is a small TF function over odd sizes and several axes, often with several outputs (one
+conversion covers many slices). ``check_op`` (tests/ops/ops_harness.py) converts it, runs it in OpenCV dnn
+and in the real SSD-Caffe (tests/real_caffe.py), and compares every output with TensorFlow's own at
+1e-5 of the output's largest magnitude. Pure data movement (slices, reshapes, tiles, nearest upsampling)
+must come out bit-exact (0 error); convolutions are bounded by float32 summation order.
+
+Cases whose Caffe form needs ``Permute`` (memory order changes between NCHW and TF's NHWC) are also
+converted for the ``bvlc`` flavor, which has no Permute layer: there they must be refused with a message
+naming the layer type; the others must run under ``bvlc`` too. Refused inputs (a reversed slice, a stride
+on the channel axis, align_corners resizing, a dilated transposed conv) must name the TF node and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ops_harness import check_op, convert_graph, freeze
+
+from transpiler.errors import TranspilerError
+
+
+def _tf() -> Any:
+    import tensorflow as tf
+
+    return tf
+
+
+def _weights(*shape: int, seed: int = 0) -> Any:
+    return _tf().constant(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fn: Callable[..., Any]
+    shapes: tuple[tuple[int, ...], ...]
+    permute: bool  # whether the Caffe form needs a Permute (so bvlc must refuse it)
+    layers: frozenset[str]  # the only Caffe layer types the conversion may contain (besides Input)
+    exact: bool = True  # pure data movement: bit-exact
+
+
+def _strided(x: Any) -> tuple[Any, ...]:
+    return (x[:, 1:4, :, 2:5], x[:, :, 1:, :], x[..., 1:3], x[:, 2:3], x[:, -3:-1, 1:2, :])
+
+
+def _strides_spatial(x: Any) -> tuple[Any, ...]:
+    return (x[:, 1::2, 0:5:3, :], x[:, ::3], x[:, :, 1::2, 2:4])
+
+
+def _shrink(x: Any) -> tuple[Any, ...]:
+    return (x[:, 2], x[:, :, :, 4], x[0, 1:3, 2])
+
+
+def _slice_op(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.slice(x, [0, 1, 2, 0], [1, 3, -1, 2]), tf.slice(x, [0, 0, 0, 3], [-1, -1, -1, 1]))
+
+
+def _split(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (*tf.split(x, 3, axis=3), *tf.split(x, [1, -1, 2], axis=1), *tf.split(x, [2, 3], axis=2))
+
+
+def _unstack_channels(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return tuple(tf.expand_dims(t, -1) for t in tf.unstack(x, axis=3))
+
+
+def _unstack_spatial(x: Any) -> tuple[Any, ...]:
+    return tuple(_tf().unstack(x, axis=2))
+
+
+def _rank2(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (x[:, 3:7], *tf.split(x, [4, 7], axis=1), tf.tile(x, [2, 3]), tf.stack([x, x * 2.0], axis=1),
+            *tf.unstack(tf.reshape(x, [1, 11, 1]), axis=2))
+
+
+def _concat(x: Any, y: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.concat([x, y], axis=3), tf.concat([x, y, x], axis=-1), tf.concat([x[:, :2], y], axis=1),
+            tf.concat([y, x[:, :, 1:]], axis=2))
+
+
+def _pack(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.stack([x, x * 2.0], axis=3), tf.stack([x, x * 3.0, x], axis=1), tf.stack([x, x + 1.0], axis=-1))
+
+
+def _fpn_upsample(x: Any) -> Any:
+    """The TF OD API's nearest_neighbor_upsampling (FPN): Pack + Reshape twice."""
+    tf = _tf()
+    n, h, w, c = x.shape
+    y = tf.reshape(tf.stack([x, x], axis=3), [n, h, 2 * w, c])
+    return tf.reshape(tf.stack([y, y], axis=2), [n, 2 * h, 2 * w, c])
+
+
+def _squeeze_expand(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    pooled = tf.reduce_max(x, axis=[1, 2], keepdims=True)  # (1, 1, 1, C): Keras' global pool shape
+    return (tf.squeeze(pooled, [1, 2]), tf.squeeze(pooled, [2]), tf.expand_dims(tf.squeeze(pooled, [1, 2]), 1))
+
+
+def _reshape(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.reshape(x, [1, 24, 3]), tf.reshape(x, [1, 2, 12, 3]), tf.reshape(x, [1, -1]))
+
+
+def _reshape_up(x: Any) -> Any:
+    tf = _tf()
+    return tf.nn.relu(tf.reshape(x, [1, 2, 3, 5]))
+
+
+def _transpose(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.transpose(x, [0, 2, 1, 3]), tf.transpose(x, [0, 3, 1, 2]), tf.transpose(x, [3, 1, 2, 0]))
+
+
+def _tile(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    return (tf.tile(x, [1, 2, 1, 3]), tf.tile(x, [1, 1, 3, 1]), tf.tile(x, [2, 1, 1, 1]))
+
+
+def _tile_then_max(x: Any) -> Any:
+    tf = _tf()
+    return tf.reduce_max(tf.tile(x, [1, 2, 3, 1]), axis=[1, 2], keepdims=True)
+
+
+def _deconv(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    w = _weights(3, 3, 4, 5, seed=1)
+    w2 = _weights(2, 2, 4, 5, seed=2)
+    w3 = _weights(3, 2, 4, 5, seed=3)
+    return (
+        tf.nn.conv2d_transpose(x, w, [1, 8, 10, 4], 2, "SAME"),  # even: pads (0, 1), cropped by Slice
+        tf.nn.conv2d_transpose(x, w, [1, 7, 9, 4], 2, "SAME"),  # odd: pads (1, 1)
+        tf.nn.conv2d_transpose(x, w, [1, 4, 5, 4], 1, "SAME"),
+        tf.nn.conv2d_transpose(x, w2, [1, 8, 10, 4], 2, "VALID"),  # the common ×2 learnt upsampling
+        tf.nn.conv2d_transpose(x, w3, [1, 10, 15, 4], [2, 3], "VALID"),  # trailing row + column TF leaves at 0
+        tf.nn.bias_add(tf.nn.conv2d_transpose(x, w, [1, 9, 11, 4], 2, "VALID"), tf.range(4, dtype=tf.float32)),
+    )
+
+
+def _resize(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    v1 = tf.compat.v1.image.resize_nearest_neighbor
+    return (v1(x, [8, 10]), v1(x, [4, 15]), v1(x, [12, 5], half_pixel_centers=True),
+            tf.image.resize(x, [8, 20], method="nearest"))
+
+
+def _atrous(x: Any) -> tuple[Any, ...]:
+    tf = _tf()
+    wd = _weights(3, 3, 4, 2, seed=4)
+    wc = _weights(3, 3, 4, 5, seed=5)
+    return (
+        tf.nn.depthwise_conv2d(x, wd, [1, 1, 1, 1], "SAME", dilations=[2, 2]),
+        tf.nn.depthwise_conv2d(x, wd, [1, 1, 1, 1], "VALID", dilations=[3, 3]),
+        tf.nn.relu(tf.nn.bias_add(tf.nn.atrous_conv2d(x, wc, 2, "SAME"), tf.range(5, dtype=tf.float32))),
+        tf.nn.atrous_conv2d(x, _weights(2, 3, 4, 5, seed=6), 3, "SAME"),
+    )
+
+
+FEATURE = (1, 6, 5, 7)
+CASES = [
+    Case("strided_slice", _strided, (FEATURE,), False, frozenset({"Slice", "Reshape"})),
+    Case("strided_slice_spatial_strides", _strides_spatial, ((1, 7, 5, 6),), False,
+         frozenset({"Slice", "Pooling", "Reshape"})),
+    Case("strided_slice_shrink", _shrink, (FEATURE,), True, frozenset({"Slice", "Permute", "Reshape"})),
+    Case("slice", _slice_op, (FEATURE,), False, frozenset({"Slice", "Reshape"})),
+    Case("split_splitv", _split, ((1, 6, 5, 6),), False, frozenset({"Slice", "Reshape"})),
+    Case("unpack_channels", _unstack_channels, ((1, 4, 3, 3),), False, frozenset({"Slice", "Reshape"})),
+    Case("unpack_spatial", _unstack_spatial, ((1, 4, 3, 2),), True, frozenset({"Slice", "Reshape", "Permute"})),
+    Case("rank2_slice_split_tile_pack_unpack", _rank2, ((1, 11),), False,
+         frozenset({"Slice", "Reshape", "Concat", "Power", "Scale", "Flatten"})),
+    Case("concat_any_axis", _concat, ((1, 4, 5, 3), (1, 4, 5, 3)), False, frozenset({"Slice", "Concat", "Reshape"})),
+    Case("pack", _pack, ((1, 4, 5, 3),), True,
+         frozenset({"Concat", "Reshape", "Permute", "Power", "Scale", "Flatten"})),
+    Case("pack_fpn_upsampling", _fpn_upsample, ((1, 3, 4, 5),), True, frozenset({"Concat", "Reshape", "Permute"})),
+    Case("squeeze_expand_dims", _squeeze_expand, ((1, 5, 4, 6),), False,
+         frozenset({"Pooling", "Reshape", "Flatten"})),
+    Case("reshape", _reshape, ((1, 4, 6, 3),), True, frozenset({"Reshape", "Permute", "Flatten"})),
+    Case("reshape_rank3_to_map", _reshape_up, ((1, 6, 5),), True, frozenset({"Reshape", "Permute", "ReLU"})),
+    Case("transpose", _transpose, ((1, 4, 5, 3),), True, frozenset({"Permute", "Reshape"})),
+    Case("tile", _tile, ((1, 3, 4, 5),), False, frozenset({"Concat"})),
+    Case("tile_then_max", _tile_then_max, ((1, 3, 4, 5),), False, frozenset({"Concat", "Reduction", "Pooling",
+                                                                             "Convolution", "Permute", "Reshape"})),
+    Case("conv2d_backprop_input", _deconv, ((1, 4, 5, 5),), False,
+         frozenset({"Deconvolution", "Slice", "Reshape", "Scale", "Bias"}), exact=False),
+    Case("resize_nearest", _resize, ((1, 4, 5, 3),), False, frozenset({"Deconvolution"})),
+    Case("space_to_batch_dilated_conv", _atrous, ((1, 9, 10, 4),), False, frozenset({"Convolution", "ReLU"}),
+         exact=False),
+]
+
+
+def _bound(case: Case) -> float:
+    # convolution sums of ≤ 36 float32 products: a few ulps of the output scale; data movement: exact
+    return 0.0 if case.exact else 1e-5
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_shape_op_matches_tf(tmp_path: Path, case: Case, real_caffe: Any) -> None:
+    result = check_op(tmp_path, case.fn, case.shapes, flavor="ssd", runtimes=("opencv", real_caffe),
+                      tol=max(_bound(case), 1e-12))
+    types = set(result.layer_types) - {"Input"}
+    assert types <= case.layers, types - case.layers
+    assert ("Permute" in types) == case.permute, result.layer_types
+    assert {runtime for runtime, _ in result.errors} == {"opencv", "real-caffe"}
+    worst = max(result.errors.values())
+    assert worst <= _bound(case), (case.name, worst)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_shape_op_bvlc(tmp_path: Path, case: Case, real_caffe: Any) -> None:
+    """BVLC Caffe has no Permute: what needs one is refused naming it; everything else runs as in ssd."""
+    if not case.permute:
+        check_op(tmp_path, case.fn, case.shapes, flavor="bvlc", runtimes=("opencv", real_caffe),
+                 tol=max(_bound(case), 1e-12))
+        return
+    model = freeze(case.fn, case.shapes, tmp_path / "model.pb")
+    with pytest.raises(TranspilerError, match=r"Permute.*'bvlc' does not have") as info:
+        convert_graph(model, tmp_path / "out", "bvlc")
+    assert "Traceback" not in str(info.value)
+    assert not (tmp_path / "out" / "deploy.prototxt").exists()
+
+
+def test_slice_layers_name_the_kept_part(tmp_path: Path) -> None:
+    """OpenCV's forward(layer) returns a layer's first top: the kept part is the first top of the layer named
+    after the node, whatever part of the axis it is."""
+    result = check_op(tmp_path, lambda x: (x[:, :, 2:], x[:, :, 1:3], x[:, :, :2]), [(1, 3, 5, 4)])
+    text = (result.out / "deploy.prototxt").read_text()
+    for entry in result.report["outputs"]:
+        layer = entry["caffe_layer"]
+        assert f'name: "{layer}"' in text
+        block = text.split(f'name: "{layer}"', 1)[1]
+        assert block.split("top: ", 1)[1].startswith(f'"{entry["caffe_blob"]}"'), block[:300]
+
+
+def test_resize_is_depthwise_deconvolution_with_unit_weights(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    result = check_op(tmp_path, lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, [6, 9]), [(1, 2, 3, 4)])
+    assert result.layer_types == ["Input", "Deconvolution"]
+    text = (result.out / "deploy.prototxt").read_text()
+    for line in ("group: 4", "kernel_h: 3", "kernel_w: 3", "stride_h: 3", "stride_w: 3", "bias_term: false"):
+        assert line in text, line
+
+
+def test_space_to_batch_pair_is_one_dilated_convolution(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    w = np.random.default_rng(7).normal(size=(3, 3, 4, 6)).astype(np.float32)
+    result = check_op(tmp_path, lambda x: tf.nn.atrous_conv2d(x, tf.constant(w), 2, "SAME"), [(1, 8, 7, 4)])
+    assert result.layer_types == ["Input", "Convolution"]
+    text = (result.out / "deploy.prototxt").read_text()
+    assert "dilation: 2" in text and "pad_h: 2" in text and "pad_w: 2" in text
+
+
+REFUSED = [
+    ("reversed_slice", lambda x: x[:, ::-1], "strided_slice", "reversed slice"),
+    ("channel_stride", lambda x: x[:, :, :, ::2], "strided_slice", "stride 2 on axis 3"),
+    ("align_corners", lambda x: _tf().compat.v1.image.resize_nearest_neighbor(x, [8, 10], align_corners=True),
+     "ResizeNearestNeighbor", "align_corners"),
+    ("resize_fraction", lambda x: _tf().compat.v1.image.resize_nearest_neighbor(x, [6, 10]),
+     "ResizeNearestNeighbor", "not by whole factors"),
+    ("dilated_deconv", lambda x: _tf().nn.conv2d_transpose(x, _weights(3, 3, 2, 3), [1, 8, 10, 2], 1, "SAME",
+                                                           dilations=2),
+     "conv2d_transpose", "dilated transposed convolution"),
+]
+
+
+@pytest.mark.parametrize(("fn", "node", "reason"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
+def test_refused_names_node_and_reason(tmp_path: Path, fn: Callable[..., Any], node: str, reason: str) -> None:
+    model = freeze(fn, [(1, 4, 5, 3)], tmp_path / "model.pb")
+    with pytest.raises(TranspilerError) as info:
+        convert_graph(model, tmp_path / "out", "ssd")
+    message = str(info.value)
+    assert str(model) in message and f"'{node}" in message and reason in message, message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
