@@ -66,9 +66,5 @@ class SymmetricPadding(Pass):
                 continue  # the target pads each side on its own
             if node.op == "Conv" and node.attrs.get("padding") == "EXPLICIT":
                 changed |= _symmetrize(graph, node)
-            elif node.op == "Pool" and node.attrs.get("padding") == "EXPLICIT" and not node.attrs.get("global_pool"):
-                t, b, left, r = node.attrs["pads"]
-                if t != b or left != r:
-                    raise BackendError(f"{node.describe()}: pooling with uneven padding {node.attrs['pads']} "
-                                       "has no exact symmetric form in Caffe")
+            # Pool: uneven pads are the Caffe emitter's job (backends/caffe/pool_geometry.py)
         return changed

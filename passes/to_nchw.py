@@ -33,8 +33,8 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"})
 # with ``register_op(..., layout_free=True)`` (element-wise, plugins' too) are treated the same.
 LAYOUT_FREE = frozenset({"Relu", "Relu6", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Neg",
                          "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox", "Deconv", "Upsample"})
-AXIS_OPS = frozenset({"Concat", "Softmax", "SliceAxis"})
-REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceSum"})
+AXIS_OPS = frozenset({"Concat", "Softmax", "LogSoftmax", "SliceAxis"})
+REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"})
 
 
 def nchw_axis(axis: int, rank: int = 4) -> int:

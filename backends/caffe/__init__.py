@@ -1,6 +1,9 @@
 """Caffe backend: IR → deploy.prototxt + deploy.caffemodel (+ conversion.json), per flavor."""
 
-from transpiler.backends.caffe import emit_shapes  # noqa: F401  (registers the structural ops' emitters)
+from transpiler.backends.caffe import (  # noqa: F401  (importing registers the ops' emitters)
+    emit_elementwise,
+    emit_shapes,
+)
 from transpiler.backends.caffe.emitter import EMITTERS, Emitted, caffe_op, emit_caffe
 from transpiler.backends.caffe.flavors import FLAVORS, Flavor, get_flavor
 from transpiler.backends.caffe.writer import write_model

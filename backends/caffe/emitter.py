@@ -7,9 +7,10 @@ be compared with its TF tensor (``--verify --per-layer``). Parameter layouts:
 - Convolution: weights (O, I/group, kh, kw), bias (O); symmetric ``pad_h``/``pad_w`` only
   (``symmetric-padding`` ran before), or ``DepthwiseConvolution`` with four pads (kernels flavor).
 - InnerProduct: weights (out, in), bias (out). Scale (+bias): per-channel on ``axis``.
-- Pooling: Caffe sizes outputs with ``ceil((in + 2p − k)/s) + 1``; the emitter checks that equals
-  the IR's (TF's floor) size and refuses otherwise.
-- Scalar constants in element-wise ops become ``Power`` (``y = (shift + scale·x)^power``).
+- Pooling: Caffe sizes outputs with ``ceil((in + 2p − k)/s) + 1`` and pads symmetrically; TF's
+  (possibly uneven) window grid is the part of Caffe's grid kept by Slice layers, and an AVE pool
+  whose divisors differ from TF's valid-cell counts gets a per-position Scale (pool_geometry.py).
+- Element-wise ops, reductions, LogSoftmax and Pad: emit_elementwise.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from transpiler.backends.caffe.flavors import Flavor
+from transpiler.backends.caffe.pool_geometry import AxisPlan, plan_axis
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
@@ -155,31 +157,66 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
     return node.name
 
 
-def _caffe_pool_size(size: int, k: int, s: int, p: int) -> int:
-    out = -(-(size + 2 * p - k) // s) + 1
-    if p > 0 and (out - 1) * s >= size + p:
-        out -= 1  # Caffe drops a last window that starts inside the padding
-    return out
+def _pool_plans(node: Node) -> tuple[AxisPlan, AxisPlan]:
+    """Caffe pads, slices and AVE divisor factors for both axes (see pool_geometry); raises if none fits."""
+    t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["strides"]
+    x = node.inputs[0].static_shape
+    plans = (plan_axis(x[2], kh, sh, t, b, False), plan_axis(x[3], kw, sw, left, r, False))
+    if plans[0] is not None and plans[1] is not None and (plans[0].pad or plans[1].pad):
+        # Caffe's drop rule looks at both pads: plan again knowing one is non-zero
+        plans = (plan_axis(x[2], kh, sh, t, b, True), plan_axis(x[3], kw, sw, left, r, True))
+    if plans[0] is None or plans[1] is None:
+        raise BackendError(f"{node.describe()}: no Caffe pooling window grid contains TF's for pads "
+                           f"{node.attrs.get('pads')} (kernel {kh}x{kw}, stride {sh}x{sw}, input {x[2]}x{x[3]}): "
+                           "Caffe needs pad < kernel")
+    return plans[0], plans[1]
 
 
 @caffe_op("Pool")
 def _pool(e: CaffeEmitter, node: Node) -> str:
-    layer = e.layer(node.name, "Pooling", [e.blob(node.inputs[0])])
-    p = layer.pooling_param
-    p.pool = cp.PoolingParameter.MAX if node.attrs["mode"] == "max" else cp.PoolingParameter.AVE
+    mode = node.attrs["mode"]
     if node.attrs.get("global_pool"):
-        p.global_pooling = True
+        layer = e.layer(node.name, "Pooling", [e.blob(node.inputs[0])])
+        layer.pooling_param.pool = cp.PoolingParameter.MAX if mode == "max" else cp.PoolingParameter.AVE
+        layer.pooling_param.global_pooling = True
         return node.name
-    t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
-    if t != b or left != r or (node.attrs["mode"] == "avg" and (t or left)):
-        raise BackendError(f"{node.describe()}: Caffe pooling cannot express pads {node.attrs['pads']} "
-                           f"exactly for {node.attrs['mode']} pooling")
+    ph, pw = _pool_plans(node)
     (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["strides"]
-    x, y = node.inputs[0].static_shape, node.output.static_shape
-    if (_caffe_pool_size(x[2], kh, sh, t), _caffe_pool_size(x[3], kw, sw, left)) != (y[2], y[3]):
-        raise BackendError(f"{node.describe()}: Caffe's pooling output size (ceil rounding) differs from TF's "
-                           f"{y[2]}x{y[3]} for input {x[2]}x{x[3]}")
-    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = kh, kw, sh, sw, t, left
+    fix = np.outer(ph.factor, pw.factor)
+    needs_fix = mode == "avg" and not np.all(fix == 1.0)
+    # slices that drop windows in front first: their kept blob is a second top, which OpenCV cannot fetch by
+    # layer name, so another layer must follow them (the next slice, the Scale, or an identity Power)
+    steps = sorted((a for a, plan in ((2, ph), (3, pw)) if plan.drop_front or plan.drop_back),
+                   key=lambda a: -(ph if a == 2 else pw).drop_front)
+    identity = bool(steps) and (ph if steps[-1] == 2 else pw).drop_front > 0 and not needs_fix
+    name = node.name if not steps and not needs_fix else f"{node.name}/pool"
+    layer = e.layer(name, "Pooling", [e.blob(node.inputs[0])])
+    p = layer.pooling_param
+    p.pool = cp.PoolingParameter.MAX if mode == "max" else cp.PoolingParameter.AVE
+    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = kh, kw, sh, sw, ph.pad, pw.pad
+    top = name
+    y = node.output.static_shape
+    for k, axis in enumerate(steps):  # crop Caffe's extra windows: keep the middle part of a Slice
+        plan = ph if axis == 2 else pw
+        last = k == len(steps) - 1 and not needs_fix and not identity
+        kept = f"{node.name}/crop{axis}" if not last else node.name
+        points = [plan.drop_front] if plan.drop_front else []
+        points += [plan.drop_front + int(y[axis])] if plan.drop_back else []
+        tops = ([f"{kept}/front"] if plan.drop_front else []) + [kept] + ([f"{kept}/back"] if plan.drop_back else [])
+        sl = e.layer(kept, "Slice", [top], tops[0])
+        sl.top.extend(tops[1:])
+        sl.slice_param.axis = axis
+        sl.slice_param.slice_point.extend(points)
+        e.result.layer_of_blob[kept] = kept
+        top = kept
+    if needs_fix:  # avg_tf = avg_caffe · caffe_divisor / valid_count, per output position
+        scale = e.layer(node.name, "Scale", [top])
+        scale.scale_param.axis = 2
+        scale.scale_param.num_axes = 2
+        set_blob(scale.blobs.add(), fix)
+    elif identity:
+        e.layer(node.name, "Power", [top])  # y = (0 + 1·x)^1 = x: names the blob for OpenCV
     return node.name
 
 
@@ -236,49 +273,6 @@ def _relu6(e: CaffeEmitter, node: Node) -> str:
 def _clip(e: CaffeEmitter, node: Node) -> str:
     layer = e.layer(node.name, "Clip", [e.blob(node.inputs[0])])
     layer.clip_param.min, layer.clip_param.max = float(node.attrs["min"]), float(node.attrs["max"])
-    return node.name
-
-
-@caffe_op("Sigmoid", "Tanh", "Exp", "Log")
-def _unary(e: CaffeEmitter, node: Node) -> str:
-    e.layer(node.name, {"Sigmoid": "Sigmoid", "Tanh": "TanH", "Exp": "Exp", "Log": "Log"}[node.op],
-            [e.blob(node.inputs[0])])
-    return node.name
-
-
-ELTWISE = {"Add": cp.EltwiseParameter.SUM, "Sub": cp.EltwiseParameter.SUM, "Mul": cp.EltwiseParameter.PROD,
-           "Maximum": cp.EltwiseParameter.MAX}
-
-
-@caffe_op("Add", "Sub", "Mul", "Maximum", "Div")
-def _binary(e: CaffeEmitter, node: Node) -> str:
-    a, b = node.inputs
-    consts = [v.const is not None and v.const.size == 1 for v in (a, b)]
-    if any(consts):
-        return _power(e, node, consts[0])
-    if a.shape != b.shape or node.op not in ELTWISE:
-        raise BackendError(f"{node.describe()}: Caffe Eltwise needs equal shapes ({a.shape} vs {b.shape}) "
-                           f"and one of {', '.join(ELTWISE)}")
-    layer = e.layer(node.name, "Eltwise", [e.blob(a), e.blob(b)])
-    layer.eltwise_param.operation = ELTWISE[node.op]
-    if node.op == "Sub":
-        layer.eltwise_param.coeff.extend([1.0, -1.0])
-    return node.name
-
-
-def _power(e: CaffeEmitter, node: Node, const_first: bool) -> str:
-    x, c = (node.inputs[1], node.inputs[0]) if const_first else (node.inputs[0], node.inputs[1])
-    k = float(np.asarray(c.const).reshape(-1)[0])
-    scale, shift = {
-        ("Add", False): (1.0, k), ("Add", True): (1.0, k),
-        ("Mul", False): (k, 0.0), ("Mul", True): (k, 0.0),
-        ("Sub", False): (1.0, -k), ("Sub", True): (-1.0, k),
-        ("Div", False): (1.0 / k if k else np.inf, 0.0),
-    }.get((node.op, const_first), (None, None))
-    if scale is None or not np.isfinite(scale):
-        raise BackendError(f"{node.describe()}: {node.op} with a scalar constant has no Caffe Power form")
-    layer = e.layer(node.name, "Power", [e.blob(x)])
-    layer.power_param.scale, layer.power_param.shift = float(scale), float(shift)  # type: ignore[arg-type]
     return node.name
 
 

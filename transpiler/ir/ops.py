@@ -13,10 +13,15 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
 - ``FullyConnected(x, w, b)``: ``y = x·wᵀ + b`` with ``w`` of shape (out, in) (Caffe InnerProduct).
 - ``MatMul(a, b)``: ``transpose_a``, ``transpose_b``.
 - Element-wise binary with numpy broadcasting: ``Add Sub Mul Div Maximum Minimum``.
-- Unary: ``Relu Relu6 Sigmoid Tanh Exp Log Sqrt Rsqrt Neg Identity``; ``Clip(x)``: ``min``, ``max``.
+- Unary, element-wise (``layout_free``): ``Relu Relu6 Sigmoid Tanh Exp Log Sqrt Rsqrt Neg Square Abs
+  Reciprocal Softplus Identity``; ``Clip(x)``: ``min``, ``max``; ``Elu(x)``: ``alpha``
+  (``x > 0 ? x : α·(eˣ − 1)``); ``LeakyRelu(x)``: ``alpha`` (``x > 0 ? x : α·x``); ``Pow(x)``: ``exponent``
+  (``x^e``, constant exponent). ``Softplus`` is ``log(1 + eˣ)``.
 - ``Concat``: ``axis``. ``Reshape``: ``shape``. ``Transpose``: ``perm``. ``Squeeze``: ``axes``.
   ``Flatten``: ``axis`` (dims from ``axis`` on are merged). ``Softmax``: ``axis``.
-  ``ReduceMean``/``ReduceMax``: ``axes``, ``keepdims``. ``Pad``: ``pads`` ((begin,end) per axis), ``value``.
+  ``LogSoftmax``: ``axis`` (``x − max − log Σ e^(x − max)``).
+  ``ReduceMean``/``ReduceMax``/``ReduceMin``/``ReduceSum``: ``axes``, ``keepdims``.
+  ``Pad``: ``pads`` ((begin,end) per axis), ``value``.
 - ``PriorBox(feature, image)``: Caffe's prior generation (``min_size``, ``max_size``, ``aspect_ratios``,
   ``img_h``, ``img_w``, ``step_h``, ``step_w``, ``offset``, ``variance``, ``clip``), NCHW feature map.
 - ``DetectionOutput(loc, conf, priors)``: decode + per-class NMS (``num_classes``, ``nms_threshold``,
@@ -275,7 +280,8 @@ def _eval_conv(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 # --------------------------------------------------------------------------------- Pool
 def _infer_pool(node: Node) -> list[tuple[DType, Shape | None]]:
     x = node.inputs[0]
-    assert x.shape is not None
+    if x.shape is None or len(x.shape) != 4:
+        raise IRError(f"pooling needs a 4-D input of known shape, got {x.shape} ({node.describe()})")
     n, c, h, w = _split_feature(x.layout, x.shape)
     if node.attrs.get("global_pool"):
         return [(x.dtype, _feature_shape(x.layout, n, c, 1, 1))]
@@ -341,7 +347,8 @@ def _eval_affine(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_fc(node: Node) -> list[tuple[DType, Shape | None]]:
     x, w = node.inputs[0], node.inputs[1]
-    assert x.shape is not None and w.shape is not None
+    if x.shape is None or w.shape is None:
+        raise IRError(f"fully-connected input or weights of unknown shape ({node.describe()})")
     return [(x.dtype, (x.shape[0], w.shape[0]))]
 
 
@@ -355,7 +362,8 @@ def _eval_fc(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_matmul(node: Node) -> list[tuple[DType, Shape | None]]:
     a, b = node.inputs[0].shape, node.inputs[1].shape
-    assert a is not None and b is not None
+    if a is None or b is None or len(a) != 2 or len(b) != 2:
+        raise IRError(f"MatMul needs two matrices of known shape, got {a} and {b} ({node.describe()})")
     m = a[1] if node.attrs.get("transpose_a") else a[0]
     n = b[0] if node.attrs.get("transpose_b") else b[1]
     return [(node.inputs[0].dtype, (m, n))]
@@ -417,6 +425,9 @@ _UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Rsqrt": lambda x: 1.0 / np.sqrt(x),
     "Neg": np.negative,
     "Square": np.square,
+    "Abs": np.abs,
+    "Reciprocal": lambda x: 1.0 / x,
+    "Softplus": lambda x: np.logaddexp(0.0, x),
 }
 
 
@@ -436,6 +447,27 @@ def _unary_eval(fn: Callable[[np.ndarray], np.ndarray]) -> EvalFn:
 
 def _eval_clip(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(a[0], node.attrs["min"], node.attrs["max"]).astype(a[0].dtype)]
+
+
+def _eval_elu(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].astype(np.float64)
+    return [np.where(x > 0, x, float(node.attrs.get("alpha", 1.0)) * np.expm1(np.minimum(x, 0))).astype(a[0].dtype)]
+
+
+def _eval_leaky_relu(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].astype(np.float64)
+    return [np.where(x > 0, x, float(node.attrs["alpha"]) * x).astype(a[0].dtype)]
+
+
+def _eval_pow(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.power(a[0].astype(np.float64), float(node.attrs["exponent"])).astype(a[0].dtype)]
+
+
+def _eval_log_softmax(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x = a[0].astype(np.float64)
+    axis = int(node.attrs.get("axis", -1))
+    z = x - x.max(axis=axis, keepdims=True)
+    return [(z - np.log(np.exp(z).sum(axis=axis, keepdims=True))).astype(a[0].dtype)]
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -527,8 +559,11 @@ def _eval_softmax(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_reduce(node: Node) -> list[tuple[DType, Shape | None]]:
     s = node.inputs[0].shape
-    assert s is not None
+    if s is None:
+        raise IRError(f"reduction over an input of unknown rank ({node.describe()})")
     axes = {_norm_axis(int(i), len(s)) for i in node.attrs["axes"]}
+    if any(not 0 <= a < len(s) for a in axes):
+        raise IRError(f"reduction axes {node.attrs['axes']} out of range for shape {s} ({node.describe()})")
     if node.attrs.get("keepdims"):
         return [(node.inputs[0].dtype, tuple(1 if i in axes else d for i, d in enumerate(s)))]
     return [(node.inputs[0].dtype, tuple(d for i, d in enumerate(s) if i not in axes))]
@@ -544,8 +579,9 @@ def _reduce_eval(fn: Callable[..., np.ndarray]) -> EvalFn:
 
 def _infer_pad(node: Node) -> list[tuple[DType, Shape | None]]:
     s = node.inputs[0].shape
-    assert s is not None
     pads = node.attrs["pads"]
+    if s is None or len(s) != len(pads):
+        raise IRError(f"Pad of {len(pads)} axes on an input of shape {s} ({node.describe()})")
     return [(node.inputs[0].dtype,
              tuple(None if d is None else d + int(b) + int(e) for d, (b, e) in zip(s, pads, strict=True)))]
 
@@ -858,6 +894,11 @@ def _register_builtin() -> None:
     register_op("ReduceMean", _infer_reduce, _reduce_eval(np.mean))
     register_op("ReduceMax", _infer_reduce, _reduce_eval(np.max))
     register_op("ReduceSum", _infer_reduce, _reduce_eval(np.sum))
+    register_op("ReduceMin", _infer_reduce, _reduce_eval(np.min))
+    register_op("Elu", same_as_input, _eval_elu, layout_free=True)
+    register_op("LeakyRelu", same_as_input, _eval_leaky_relu, layout_free=True)
+    register_op("Pow", same_as_input, _eval_pow, layout_free=True)
+    register_op("LogSoftmax", _infer_softmax, _eval_log_softmax)
     register_op("Pad", _infer_pad, _eval_pad)
     register_op("Cast", _infer_cast, _eval_cast)
     register_op("Shape", _infer_shape_op, _eval_shape_op)

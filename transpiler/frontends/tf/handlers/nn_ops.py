@@ -89,14 +89,24 @@ def relu6(ctx: ImportContext, node: Any) -> list[Value]:
     return ctx.add("Clip", node, [ctx.input(node, 0)], {"min": 0.0, "max": 6.0}).outputs
 
 
-@tf_op("Sigmoid", "Tanh")
+@tf_op("Sigmoid", "Tanh", "Softplus")
 def activation(ctx: ImportContext, node: Any) -> list[Value]:
     return ctx.add(node.op, node, [ctx.input(node, 0)]).outputs
 
 
-@tf_op("Softmax")
+@tf_op("Elu")
+def elu(ctx: ImportContext, node: Any) -> list[Value]:
+    return ctx.add("Elu", node, [ctx.input(node, 0)], {"alpha": 1.0}).outputs  # TF's Elu has α = 1
+
+
+@tf_op("LeakyRelu")
+def leaky_relu(ctx: ImportContext, node: Any) -> list[Value]:
+    return ctx.add("LeakyRelu", node, [ctx.input(node, 0)], {"alpha": float(ctx.attr(node, "alpha", 0.2))}).outputs
+
+
+@tf_op("Softmax", "LogSoftmax")
 def softmax(ctx: ImportContext, node: Any) -> list[Value]:
-    return ctx.add("Softmax", node, [ctx.input(node, 0)], {"axis": -1}).outputs
+    return ctx.add(node.op, node, [ctx.input(node, 0)], {"axis": -1}).outputs  # TF's ops take the last axis
 
 
 @tf_op("BiasAdd")

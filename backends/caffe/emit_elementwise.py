@@ -1,0 +1,334 @@
+"""Caffe layers for the IR's element-wise ops, reductions, LogSoftmax and Pad (NCHW, lowered IR).
+
+Every form is exact up to float32 rounding; where it adds roundings TF does not have, the bound is stated.
+Layer types used are in every flavor (flavors.COMMON) unless said otherwise.
+
+Unary: ``Power`` is ``y = (shift + scale·x)^power``: Sqrt (power ½), Rsqrt (−½), Square (2), Reciprocal
+(−1), Pow with a constant exponent, Neg (scale −1). Abs → ``AbsVal``, Softplus → ``BNLL``
+(``log(1 + eˣ)``: absolute error ≈ 1 ulp of 1, so a relative error grows for outputs ≪ 1, x < −10),
+Elu → ``ELU`` (α), LeakyRelu → ``ReLU`` with ``negative_slope``; Sigmoid, Tanh, Exp, Log → their layers.
+
+Binary, with a scalar constant ``k``: ``x ± k``, ``k − x``, ``k·x`` → one Power; ``x/k`` → Power scale 1/k
+(≤ 1 ulp from TF's division); ``k/x`` → Power(scale 1/k, power −1) = (x/k)⁻¹ (2 roundings);
+``max(x, 0)`` → ReLU; ``max(x, k) = relu(x − k) + k`` and ``min(x, k) = k − relu(k − x)``: Power → ReLU →
+Power, ≤ 1 ulp of max(|x|, |k|) from TF (the subtraction and addition round).
+With a constant tensor ``c`` that broadcasts into the map: ``Scale`` whose blob is ``c`` expanded over the
+trailing axes from its first non-1 axis: ``x·c`` (scale), ``x ± c`` / ``c − x`` (scale ±1 plus bias),
+``x/c`` (scale 1/c, ≤ 1 ulp), max/min as above with Scale in place of Power.
+Two maps of one shape: ``Eltwise`` SUM (Sub: coefficients 1, −1), PROD, MAX; ``a/b = a·b⁻¹`` (Power −1,
+2 roundings); ``min(a, b) = −max(−a, −b)`` (exact). A map ``y`` that broadcasts into ``x`` (its non-1 axes
+one block that equals x's, e.g. squeeze-excite's (N, C, 1, 1) against (N, C, H, W)): ``x·y`` is a Scale
+with two bottoms (``y`` reshaped to that block, ``axis`` its start); for the other ops ``y`` is first
+broadcast exactly as ``Scale(ones, y)`` with ``ones = Power(scale 0, shift 1)(x)`` (finite x).
+
+Reductions over any axes (``ReduceMean/Max/Min/Sum``): each run of adjacent reduced axes is a Reshape of
+the blob to ``(P, 1, R, Q)`` (P: the axes before, R: the run, Q: those after; Caffe blobs are row-major)
+and a ``Pooling`` with kernel ``(R, 1)``: MAX, or AVE, whose divisor is R. Sum = AVE · R (Power; 2
+roundings), Min = −MAX(−x). A final Reshape gives the output shape. No Permute, so every flavor runs it.
+
+LogSoftmax = Softmax → Log (log of a rounded probability: absolute error ≈ 1 ulp; −inf where the
+probability underflows, which TF's fused op avoids below ≈ −87).
+
+Pad with zeros on spatial axes (and/or channels) of an NCHW map: a convolution that copies the input: one
+tap of 1, kernel ``1 + |end − begin|`` per axis with symmetric pad ``max(begin, end)`` and the tap at the
+end (begin < end) or start, the same trick as symmetric-padding. Spatial only: depthwise (group C);
+with channel pads: a 1×1 embedding of C into C + before + after channels. [N, C] pads: InnerProduct
+embedding. Both are exact: every output is one input times 1 plus zeros.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transpiler.backends.caffe.emitter import CaffeEmitter, caffe_op, set_blob
+from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+from transpiler.errors import BackendError
+from transpiler.ir.core import Node, Value
+from transpiler.ir.ops import broadcast_shape
+
+
+def power(e: CaffeEmitter, name: str, bottom: str, *, power: float = 1.0, scale: float = 1.0,
+          shift: float = 0.0) -> str:
+    layer = e.layer(name, "Power", [bottom])
+    p = layer.power_param
+    if power != 1.0:
+        p.power = power
+    if scale != 1.0:
+        p.scale = scale
+    if shift != 0.0:
+        p.shift = shift
+    return name
+
+
+def relu(e: CaffeEmitter, name: str, bottom: str) -> str:
+    e.layer(name, "ReLU", [bottom])
+    return name
+
+
+# ------------------------------------------------------------------------------- unary
+POWERS = {"Sqrt": 0.5, "Rsqrt": -0.5, "Square": 2.0, "Reciprocal": -1.0}
+SIMPLE = {"Sigmoid": "Sigmoid", "Tanh": "TanH", "Exp": "Exp", "Log": "Log", "Abs": "AbsVal", "Softplus": "BNLL"}
+
+
+@caffe_op(*POWERS, "Pow", "Neg")
+def _power_op(e: CaffeEmitter, node: Node) -> str:
+    x = e.blob(node.inputs[0])
+    if node.op == "Neg":
+        return power(e, node.name, x, scale=-1.0)
+    exponent = float(node.attrs["exponent"]) if node.op == "Pow" else POWERS[node.op]
+    return power(e, node.name, x, power=exponent)
+
+
+@caffe_op(*SIMPLE)
+def _simple(e: CaffeEmitter, node: Node) -> str:
+    e.layer(node.name, SIMPLE[node.op], [e.blob(node.inputs[0])])
+    return node.name
+
+
+@caffe_op("Elu")
+def _elu(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "ELU", [e.blob(node.inputs[0])])
+    layer.elu_param.alpha = float(node.attrs.get("alpha", 1.0))
+    return node.name
+
+
+@caffe_op("LeakyRelu")
+def _leaky_relu(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(node.name, "ReLU", [e.blob(node.inputs[0])])
+    layer.relu_param.negative_slope = float(node.attrs["alpha"])
+    return node.name
+
+
+# ------------------------------------------------------------------------------ binary
+ELTWISE = {"Add": cp.EltwiseParameter.SUM, "Sub": cp.EltwiseParameter.SUM, "Mul": cp.EltwiseParameter.PROD,
+           "Maximum": cp.EltwiseParameter.MAX}
+
+
+@caffe_op("Add", "Sub", "Mul", "Div", "Maximum", "Minimum")
+def _binary(e: CaffeEmitter, node: Node) -> str:
+    a, b = node.inputs
+    if a.const is not None and b.const is not None:
+        raise BackendError(f"{node.describe()}: both operands are constant (fold-constants did not run)")
+    for const_first, (x, c) in ((False, (a, b)), (True, (b, a))):
+        if c.const is not None:
+            if c.const.size == 1:
+                return _with_scalar(e, node, x, float(c.const.reshape(-1)[0]), const_first)
+            return _with_tensor(e, node, x, c.const, const_first)
+    if a.shape == b.shape:
+        return _two_maps(e, node, e.blob(a), e.blob(b))
+    return _broadcast_maps(e, node, a, b)
+
+
+def _with_scalar(e: CaffeEmitter, node: Node, x: Value, k: float, const_first: bool) -> str:
+    n, xb, op = node.name, e.blob(x), node.op
+    if op == "Add":
+        return power(e, n, xb, shift=k)
+    if op == "Sub":
+        return power(e, n, xb, scale=-1.0, shift=k) if const_first else power(e, n, xb, shift=-k)
+    if op == "Mul":
+        return power(e, n, xb, scale=k)
+    if op == "Div":
+        if k == 0.0:
+            raise BackendError(f"{node.describe()}: division {'of' if const_first else 'by'} the constant 0 has "
+                               "no exact Caffe form")
+        return power(e, n, xb, power=-1.0, scale=1.0 / k) if const_first else power(e, n, xb, scale=1.0 / k)
+    if op == "Maximum":
+        if k == 0.0:
+            return relu(e, n, xb)
+        return power(e, n, relu(e, f"{n}/relu", power(e, f"{n}/minus", xb, shift=-k)), shift=k)
+    # Minimum: min(x, k) = k − relu(k − x)
+    return power(e, n, relu(e, f"{n}/relu", power(e, f"{n}/neg", xb, scale=-1.0, shift=k)), scale=-1.0, shift=k)
+
+
+def _scale(e: CaffeEmitter, name: str, bottom: str, axis: int, scale: np.ndarray, bias: np.ndarray | None = None
+           ) -> str:
+    layer = e.layer(name, "Scale", [bottom])
+    layer.scale_param.axis = axis
+    layer.scale_param.num_axes = scale.ndim
+    set_blob(layer.blobs.add(), scale)
+    if bias is not None:
+        layer.scale_param.bias_term = True
+        set_blob(layer.blobs.add(), bias)
+    return name
+
+
+def _with_tensor(e: CaffeEmitter, node: Node, x: Value, c: np.ndarray, const_first: bool) -> str:
+    shape = x.static_shape
+    try:
+        fits = broadcast_shape(shape, c.shape) == tuple(shape) and c.ndim <= len(shape)
+    except Exception:
+        fits = False
+    if not fits:
+        raise BackendError(f"{node.describe()}: constant of shape {c.shape} does not broadcast into the map "
+                           f"{tuple(shape)} without growing it")
+    padded = c.reshape((1,) * (len(shape) - c.ndim) + c.shape).astype(np.float64)
+    axis = next((i for i, d in enumerate(padded.shape) if d != 1), len(shape) - 1)
+    blob = np.broadcast_to(padded, shape)[(0,) * axis]  # the values over axes axis.. (constant before axis)
+    ones = np.ones_like(blob)
+    n, xb, op = node.name, e.blob(x), node.op
+    if op == "Mul":
+        return _scale(e, n, xb, axis, blob)
+    if op == "Add":
+        return _scale(e, n, xb, axis, ones, blob)
+    if op == "Sub":
+        return _scale(e, n, xb, axis, -ones, blob) if const_first else _scale(e, n, xb, axis, ones, -blob)
+    if op == "Div":
+        if np.any(blob == 0):
+            raise BackendError(f"{node.describe()}: division by a constant with zeros has no exact Caffe form")
+        if const_first:
+            return _scale(e, n, power(e, f"{n}/reciprocal", xb, power=-1.0), axis, blob)
+        return _scale(e, n, xb, axis, 1.0 / blob)
+    if op == "Maximum":  # relu(x − c) + c
+        return _scale(e, n, relu(e, f"{n}/relu", _scale(e, f"{n}/minus", xb, axis, ones, -blob)), axis, ones, blob)
+    # Minimum: c − relu(c − x)
+    return _scale(e, n, relu(e, f"{n}/relu", _scale(e, f"{n}/neg", xb, axis, -ones, blob)), axis, -ones, blob)
+
+
+def _eltwise(e: CaffeEmitter, name: str, bottoms: list[str], op: int, coeff: tuple[float, ...] = ()) -> str:
+    layer = e.layer(name, "Eltwise", bottoms)
+    layer.eltwise_param.operation = op  # type: ignore[assignment]
+    layer.eltwise_param.coeff.extend(coeff)
+    return name
+
+
+def _two_maps(e: CaffeEmitter, node: Node, a: str, b: str) -> str:
+    n, op = node.name, node.op
+    if op == "Sub":
+        return _eltwise(e, n, [a, b], cp.EltwiseParameter.SUM, (1.0, -1.0))
+    if op in ELTWISE:
+        return _eltwise(e, n, [a, b], ELTWISE[op])
+    if op == "Div":
+        return _eltwise(e, n, [a, power(e, f"{n}/reciprocal", b, power=-1.0)], cp.EltwiseParameter.PROD)
+    # Minimum: −max(−a, −b)
+    neg_a, neg_b = power(e, f"{n}/neg_a", a, scale=-1.0), power(e, f"{n}/neg_b", b, scale=-1.0)
+    return power(e, n, _eltwise(e, f"{n}/max", [neg_a, neg_b], cp.EltwiseParameter.MAX), scale=-1.0)
+
+
+def _block(node: Node, big: tuple[int, ...], small: tuple[int, ...]) -> tuple[int, int]:
+    """The axes [lo, hi) where ``small`` (left-padded to big's rank) is not 1; it must equal ``big`` there."""
+    padded = (1,) * (len(big) - len(small)) + tuple(small)
+    axes = [i for i, d in enumerate(padded) if d != 1]
+    lo, hi = (axes[0], axes[-1] + 1) if axes else (0, 1)
+    if len(small) > len(big) or any(padded[i] != big[i] for i in range(lo, hi)):
+        raise BackendError(f"{node.describe()}: a map of shape {tuple(small)} broadcast into {tuple(big)} along axes "
+                           "inside its non-1 block has no Caffe form (Scale broadcasts one block of axes)")
+    return lo, hi
+
+
+def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
+    out = node.output.static_shape
+    big, small = (a, b) if tuple(a.static_shape) == tuple(out) else (b, a)
+    if tuple(big.static_shape) != tuple(out):
+        raise BackendError(f"{node.describe()}: both operands ({a.shape}, {b.shape}) broadcast to {out}; Caffe can "
+                           "broadcast only one map into the other")
+    shape = tuple(big.static_shape)
+    lo, hi = _block(node, shape, small.static_shape)
+    n, sb = node.name, e.blob(small)
+    if tuple(small.static_shape) != shape[lo:hi]:
+        layer = e.layer(f"{n}/block", "Reshape", [sb])
+        layer.reshape_param.shape.dim.extend(shape[lo:hi])
+        sb = f"{n}/block"
+    if node.op == "Mul":
+        layer = e.layer(n, "Scale", [e.blob(big), sb])
+        layer.scale_param.axis = lo
+        return n
+    # broadcast exactly: ones·y, with ones = 0·x + 1
+    ones = power(e, f"{n}/ones", e.blob(big), scale=0.0, shift=1.0)
+    layer = e.layer(f"{n}/broadcast", "Scale", [ones, sb])
+    layer.scale_param.axis = lo
+    pair = (e.blob(a), f"{n}/broadcast") if big is a else (f"{n}/broadcast", e.blob(b))
+    return _two_maps(e, node, *pair)
+
+
+# -------------------------------------------------------------------------- reductions
+@caffe_op("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
+def _reduce(e: CaffeEmitter, node: Node) -> str:
+    shape = list(node.inputs[0].static_shape)
+    rank = len(shape)
+    axes = sorted({int(a) % rank for a in node.attrs["axes"]})
+    n, top = node.name, e.blob(node.inputs[0])
+    if node.op == "ReduceMin":
+        top = power(e, f"{n}/neg", top, scale=-1.0)
+    runs: list[list[int]] = []
+    for a in axes:  # runs of adjacent axes, each one Reshape + Pooling
+        if runs and runs[-1][-1] == a - 1:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    count = 1
+    for k, run in enumerate(runs):
+        lo, hi = run[0], run[-1] + 1
+        p, r, q = (int(np.prod(shape[:lo])), int(np.prod(shape[lo:hi])), int(np.prod(shape[hi:])))
+        reshape = e.layer(f"{n}/rows{k}", "Reshape", [top])
+        reshape.reshape_param.shape.dim.extend([p, 1, r, q])
+        pool = e.layer(f"{n}/pool{k}", "Pooling", [f"{n}/rows{k}"])
+        pp = pool.pooling_param
+        pp.pool = cp.PoolingParameter.AVE if node.op in ("ReduceMean", "ReduceSum") else cp.PoolingParameter.MAX
+        pp.kernel_h, pp.kernel_w, pp.stride_h, pp.stride_w = r, 1, 1, 1
+        top = f"{n}/pool{k}"
+        count *= r
+        shape[lo:hi] = [1] * (hi - lo)
+    if node.op == "ReduceSum":
+        top = power(e, f"{n}/sum", top, scale=float(count))
+    elif node.op == "ReduceMin":
+        top = power(e, f"{n}/min", top, scale=-1.0)
+    final = e.layer(n, "Reshape", [top])
+    final.reshape_param.shape.dim.extend(int(d) for d in node.output.static_shape)
+    return n
+
+
+# --------------------------------------------------------------------------- softmax
+@caffe_op("LogSoftmax")
+def _log_softmax(e: CaffeEmitter, node: Node) -> str:
+    layer = e.layer(f"{node.name}/softmax", "Softmax", [e.blob(node.inputs[0])])
+    layer.softmax_param.axis = int(node.attrs.get("axis", -1)) % max(len(node.output.static_shape), 1)
+    e.layer(node.name, "Log", [f"{node.name}/softmax"])
+    return node.name
+
+
+# -------------------------------------------------------------------------------- pad
+def _tap_kernel(begin: int, end: int) -> tuple[int, int, int]:
+    """(kernel size, symmetric pad, index of the 1-tap) of a copy along one axis padded (begin, end)."""
+    return 1 + abs(end - begin), max(begin, end), abs(end - begin) if end >= begin else 0
+
+
+@caffe_op("Pad")
+def _pad(e: CaffeEmitter, node: Node) -> str:
+    pads = [(int(b), int(a)) for b, a in node.attrs["pads"]]
+    shape = node.inputs[0].static_shape
+    if float(node.attrs.get("value", 0.0)) != 0.0:
+        raise BackendError(f"{node.describe()}: Pad with the value {node.attrs['value']} has no exact Caffe form "
+                           "(only zeros: a convolution's own padding)")
+    if pads[0] != (0, 0):
+        raise BackendError(f"{node.describe()}: padding the batch axis has no Caffe form")
+    x = e.blob(node.inputs[0])
+    if len(shape) == 2:
+        cb, ce = pads[1]
+        w = np.zeros((shape[1] + cb + ce, shape[1]))
+        w[np.arange(cb, cb + shape[1]), np.arange(shape[1])] = 1.0
+        layer = e.layer(node.name, "InnerProduct", [x])
+        layer.inner_product_param.num_output = int(w.shape[0])
+        layer.inner_product_param.bias_term = False
+        set_blob(layer.blobs.add(), w)
+        return node.name
+    if len(shape) != 4 or node.inputs[0].layout != "NCHW":
+        raise BackendError(f"{node.describe()}: Pad of a rank-{len(shape)} tensor has no Caffe form (NCHW maps and "
+                           "[N, C] only)")
+    (cb, ce), (hb, he), (wb, we) = pads[1], pads[2], pads[3]
+    c = int(shape[1])
+    kh, ph, th = _tap_kernel(hb, he)
+    kw, pw, tw = _tap_kernel(wb, we)
+    layer = e.layer(node.name, "Convolution", [x])
+    p = layer.convolution_param
+    if cb or ce:  # 1×1 embedding of C channels into C + cb + ce
+        w = np.zeros((c + cb + ce, c, kh, kw))
+        w[np.arange(cb, cb + c), np.arange(c), th, tw] = 1.0
+    else:  # depthwise copy
+        w = np.zeros((c, 1, kh, kw))
+        w[:, 0, th, tw] = 1.0
+        p.group = c
+    p.num_output = int(w.shape[0])
+    p.kernel_h, p.kernel_w, p.pad_h, p.pad_w = kh, kw, ph, pw
+    p.bias_term = False
+    set_blob(layer.blobs.add(), w)
+    return node.name

@@ -1,0 +1,65 @@
+"""MaxPool/AvgPool, SAME and VALID, over sizes, kernels and strides: converted models equal TF's outputs.
+
+TF SAME pads unevenly (one more cell at the end) whenever the total pad is odd; Caffe pads both sides
+alike, rounds its window count up and divides AVE sums by windows clipped to the padded input
+(backends/caffe/pool_geometry.py). Each graph holds several pools of one input (one per kernel/stride
+pair), so one conversion covers many cases; each runs in OpenCV dnn and in the real SSD-Caffe and every
+output is compared with TensorFlow's own. Inputs are signed (N(0,1)), so a max that read a zero pad, or
+an average that counted one, would show.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ops_harness import check_op
+
+KERNELS_STRIDES = [(k, s) for k, s in itertools.product((1, 2, 3, 4), (1, 2, 3)) if not (k == 1 and s == 1)]
+
+
+def _pools(mode: str, padding: str) -> Any:
+    import tensorflow as tf
+
+    def fn(x: Any) -> tuple[Any, ...]:
+        pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+        outs = [pool(x, (k, k), (s, s), padding) for k, s in KERNELS_STRIDES if padding == "SAME" or k <= 5]
+        outs.append(pool(x, (3, 2), (2, 1), padding))  # non-square kernel and stride
+        return tuple(outs)
+
+    return fn
+
+
+SIZES = [(5, 5), (6, 6), (7, 8), (9, 12), (10, 11)]
+CASES = list(itertools.product(("max", "avg"), ("SAME", "VALID"), SIZES))
+
+
+@pytest.mark.parametrize(("mode", "padding", "hw"), CASES, ids=[f"{m}-{p}-{h}x{w}" for m, p, (h, w) in CASES])
+def test_pooling_matches_tf(tmp_path: Path, mode: str, padding: str, hw: tuple[int, int], real_caffe: Any) -> None:
+    x = np.random.default_rng(hw[0] * 31 + hw[1]).normal(size=(1, *hw, 3)).astype(np.float32)
+    result = check_op(tmp_path, _pools(mode, padding), [x.shape], flavor="ssd", inputs=[x],
+                      runtimes=("opencv", real_caffe))
+    assert len(result.report["outputs"]) == len(KERNELS_STRIDES) + 1
+    assert "Pooling" in result.layer_types
+
+
+def test_uneven_same_max_pool_is_one_pooling_layer(tmp_path: Path) -> None:
+    """3×3/2 SAME on an even input pads (0, 1): Caffe's round-up covers it, no extra layer."""
+    import tensorflow as tf
+
+    result = check_op(tmp_path, lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME"), [(1, 8, 8, 4)], flavor="ssd")
+    assert result.layer_types == ["Input", "Pooling"]
+    assert "pad_h: 0" in (result.out / "deploy.prototxt").read_text() or "pad_h" not in (
+        result.out / "deploy.prototxt").read_text()
+
+
+def test_same_avg_pool_with_begin_pad_gets_divisor_correction(tmp_path: Path, real_caffe: Any) -> None:
+    """3×3/1 SAME pads (1, 1): Caffe divides border windows by 9, TF by the valid count; a Scale fixes it."""
+    import tensorflow as tf
+
+    result = check_op(tmp_path, lambda x: tf.nn.avg_pool2d(x, 3, 1, "SAME"), [(1, 7, 6, 2)], flavor="portable",
+                      runtimes=("opencv", real_caffe))
+    assert result.layer_types == ["Input", "Pooling", "Scale"]
