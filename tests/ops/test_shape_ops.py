@@ -284,3 +284,30 @@ def test_refused_names_node_and_reason(tmp_path: Path, fn: Callable[..., Any], n
     message = str(info.value)
     assert str(model) in message and f"'{node}" in message and reason in message, message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _mixed_net(x: Any) -> Any:
+    """Conv → Split/Concat → SpaceToBatch dilated depthwise → strided slice → Tile → nearest ×2 → transposed
+    conv → Transpose: every structural op in one network."""
+    tf = _tf()
+    y = tf.nn.relu(tf.nn.conv2d(x, _weights(3, 3, 4, 6, seed=8) * 0.3, 1, "SAME"))
+    a, b = tf.split(y, [2, 4], axis=3)
+    y = tf.nn.depthwise_conv2d(tf.concat([b, a], axis=3), _weights(3, 3, 6, 1, seed=9) * 0.3, [1, 1, 1, 1], "SAME",
+                               dilations=[2, 2])
+    y = tf.tile(y[:, 1:8, ::2, :], [1, 1, 2, 1])
+    y = tf.compat.v1.image.resize_nearest_neighbor(y, [14, 20])
+    y = tf.nn.conv2d_transpose(y, _weights(3, 3, 5, 6, seed=10) * 0.3, [1, 28, 40, 5], 2, "SAME")
+    return tf.transpose(y, [0, 2, 1, 3])
+
+
+def test_cli_verify_per_layer_finds_no_divergence(tmp_path: Path, capsys: Any) -> None:
+    """`--verify --per-layer` (TF vs OpenCV, blob by blob) on a network using the structural ops: exit 0, every
+    blob within its bound."""
+    from transpiler.cli import main
+
+    model = freeze(_mixed_net, [(1, 9, 10, 4)], tmp_path / "mixed.pb")
+    assert main([str(model), "-o", str(tmp_path / "out"), "--verify", "--per-layer"]) == 0
+    out = capsys.readouterr().out
+    compared = [line for line in out.splitlines() if "blobs compared" in line]
+    assert compared and compared[0].rstrip().endswith(" 0 beyond tolerance"), out
+    assert int(compared[0].split("verify: ")[1].split()[0]) >= 8, out
