@@ -172,15 +172,24 @@ def check_verify_options(args: argparse.Namespace) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """Keep TF's C++ and absl log lines out of --verify's output (unless the user asked for them)."""
+    """Import TensorFlow without its log noise (C++ lines printed before absl logging is set up, which
+    ``TF_CPP_MIN_LOG_LEVEL`` does not silence in TF 2.21), unless ``TF_CPP_MIN_LOG_LEVEL=0`` asks for it."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        import absl.logging
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401  (imported here only to silence what its import prints)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import absl.logging
 
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
+    absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 def _dims(shape: Sequence[int]) -> str:
@@ -233,11 +242,11 @@ def run_convert(argv: Sequence[str]) -> int:
     for note in result.report.get("notes", []):
         print(f"note: {note}")
     if args.verify:
+        progress("verify: loading TensorFlow (a few seconds) ...")
         quiet_tensorflow()
         from transpiler.verify.harness import VerifyOptions, check, print_result, verify_model
 
-        progress("verify: running the source graph in TensorFlow (loading it takes a few seconds) and the Caffe "
-                 "model in OpenCV dnn ...")
+        progress("verify: running the source graph in TensorFlow and the Caffe model ...")
         vres = verify_model(VerifyOptions(args.model, out, args.verify_input, args.per_layer, args.tolerance))
         print_result(vres, args.tolerance)
         check(vres)

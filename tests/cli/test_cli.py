@@ -26,7 +26,7 @@ def cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 
 
 def small_graph(path: Path, shape: tuple[int | None, ...] = (1, 16, 16, 3), extra: str = "") -> Path:
-    """conv → batch norm → relu6 → depthwise conv → elu/cumsum... built with TF, frozen."""
+    """conv → batch norm → relu6 → depthwise conv (→ selu, or cumsum → LRN) built with TF, frozen."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -38,8 +38,8 @@ def small_graph(path: Path, shape: tuple[int | None, ...] = (1, 16, 16, 3), extr
                                                  is_training=False)
         y = tf.nn.relu6(y)
         y = tf.nn.depthwise_conv2d(y, rng.normal(size=(3, 3, 8, 1)).astype(np.float32), [1, 1, 1, 1], "SAME")
-        if extra == "elu":
-            y = tf.nn.elu(y)
+        if extra == "selu":
+            y = tf.nn.selu(y)
         if extra == "unsupported":
             y = tf.nn.local_response_normalization(tf.math.cumsum(y, axis=3))
         tf.identity(y, name="output")
@@ -90,16 +90,20 @@ def test_verify_fails_with_its_own_code_and_names_first_divergence(tmp_path: Pat
 
 
 def test_plugin_adds_op_handler_and_pass(tmp_path: Path) -> None:
-    model = small_graph(tmp_path / "elu.pb", extra="elu")
+    """The README's example plugin, run as the README writes it (from the repository root, by path)."""
+    model = small_graph(tmp_path / "selu.pb", extra="selu")
     plain = cli("inspect", model)
-    assert plain.returncode == 2 and "Elu" in plain.stderr
-    shown = cli("inspect", model, "--plugin", "plugin_elu", "--all-passes")
+    assert plain.returncode == 2 and "Selu" in plain.stderr
+    shown = cli("inspect", model, "--plugin", "examples/plugins/plugin_selu.py", "--all-passes")
     assert shown.returncode == 0, shown.stderr
-    assert "mark-elu" in shown.stdout.splitlines()[0]  # in the pipeline
-    assert "= Elu(" in shown.stdout and "plugin_seen=True" in shown.stdout
-    converted = cli(model, "-o", tmp_path / "out", "--plugin", str(HERE / "plugin_elu.py"), "--verify")
+    assert "count-selu" in shown.stdout.splitlines()[0]  # in the pipeline
+    assert "= Selu(" in shown.stdout and "count-selu: no op-count change" in shown.stdout
+    converted = cli(model, "-o", tmp_path / "out", "--plugin", "examples/plugins/plugin_selu.py", "--verify",
+                    "--tolerance", "1e-5")
     assert converted.returncode == 0, converted.stderr
-    assert 'type: "ELU"' in (tmp_path / "out" / "deploy.prototxt").read_text()
+    assert "output:0" in converted.stdout and " ok" in converted.stdout
+    text = (tmp_path / "out" / "deploy.prototxt").read_text()
+    assert 'type: "ELU"' in text and "alpha: 1.67326" in text and 'type: "Permute"' not in text
 
 
 def test_inspect_after_pass_and_dot(tmp_path: Path) -> None:
