@@ -82,12 +82,22 @@ class CaffeEmitter:
             layer = self.layer(v.name, "Input", [])
             layer.input_param.shape.add().dim.extend(int(d) for d in v.static_shape)
             self.bind(v, v.name)
-        for node in graph.nodes:
+        problems: list[str] = []
+        for node in graph.nodes:  # every node is tried: all that cannot be written are reported at once
             fn = EMITTERS.get(node.op)
-            if fn is None:
-                raise BackendError(f"{node.describe()}: no Caffe layer for IR op {node.op}")
-            top = fn(self, node)
+            try:
+                if fn is None:
+                    raise BackendError(f"{node.describe()}: no Caffe layer for IR op {node.op}")
+                top = fn(self, node)
+            except BackendError as exc:
+                problems.append(str(exc))
+                top = node.name  # a stand-in, so that its readers are checked too
             self.bind(node.output, top)
+        if problems:
+            source = graph.metadata.get("source", graph.name)
+            listing = "\n".join(f"  - {p}" for p in problems)
+            raise BackendError(f"{source}: {len(problems)} node(s) cannot be written for Caffe flavor "
+                               f"'{self.flavor.name}' (nothing was written):\n{listing}")
         for v in graph.outputs:
             self.blob(v)
         return self.result
@@ -347,5 +357,6 @@ def _detection_output(e: CaffeEmitter, node: Node) -> str:
 
 
 def emit_caffe(graph: Graph, flavor: Flavor) -> Emitted:
-    """Emit the whole graph; raises :class:`BackendError` naming the first node that cannot be written."""
+    """Emit the whole graph; raises one :class:`BackendError` naming the model file and every node that cannot
+    be written (no Caffe layer for its op, a layer the flavor lacks, a form with no exact Caffe equivalent)."""
     return CaffeEmitter(flavor).emit(graph)

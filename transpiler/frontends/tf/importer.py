@@ -217,6 +217,7 @@ def import_graphdef(
         raise UnsupportedModelError(f"{source}: {count} node(s) use ops with no handler", problems)
 
     graph = Graph(name or Path(source).stem)
+    graph.metadata["source"] = source  # the model file, for messages of later stages (the Caffe emitter)
     ctx = ImportContext(graph, nodes, source)
     for spec, tname in zip(input_specs, input_names, strict=True):
         ctx.values[tname] = _make_input(ctx, spec, tname)
