@@ -311,3 +311,37 @@ def test_cli_verify_per_layer_finds_no_divergence(tmp_path: Path, capsys: Any) -
     compared = [line for line in out.splitlines() if "blobs compared" in line]
     assert compared and compared[0].rstrip().endswith(" 0 beyond tolerance"), out
     assert int(compared[0].split("verify: ")[1].split()[0]) >= 8, out
+
+
+BAD_SHAPES = [
+    ("Squeeze", (1, 4, 5, 3), {"axes": (1,)}, r"cannot squeeze axes \[1\]"),
+    ("Reshape", (1, 4, 5, 3), {"shape": (1, 7, -1)}, "cannot reshape"),
+    ("Transpose", (1, 4, 5), {"perm": (0, 2, 1, 3)}, "does not fit shape"),
+    ("SliceAxis", (1, 4, 5, 3), {"axis": 2, "begin": 3, "end": 7}, "does not fit shape"),
+    ("Upsample", (1, 4, 5), {"factors": (2, 2)}, "needs a 4-D map"),
+    ("Flatten", None, {"axis": 1}, "unknown rank"),
+]
+
+
+@pytest.mark.parametrize(("op", "shape", "attrs", "reason"), BAD_SHAPES, ids=[b[0] for b in BAD_SHAPES])
+def test_shape_inference_names_the_node_never_asserts(op: str, shape: Any, attrs: dict[str, Any], reason: str
+                                                     ) -> None:
+    from transpiler.errors import IRError
+    from transpiler.ir import DType, Graph, infer_node
+
+    g = Graph("bad")
+    x = g.add_input("x", DType.FLOAT32, shape)
+    node = g.add_node(op, [x], 1, attrs, name="the_node")
+    with pytest.raises(IRError, match=reason) as info:
+        infer_node(node)
+    assert "'the_node'" in str(info.value)
+
+
+def test_concat_of_mismatched_shapes_names_the_node() -> None:
+    from transpiler.errors import IRError
+    from transpiler.ir import DType, Graph, infer_node
+
+    g = Graph("bad")
+    a, b = g.add_input("a", DType.FLOAT32, (1, 4, 5, 3)), g.add_input("b", DType.FLOAT32, (1, 4, 6, 3))
+    with pytest.raises(IRError, match=r"do not concatenate on axis 3.*'cat'"):
+        infer_node(g.add_node("Concat", [a, b], 1, {"axis": 3}, name="cat"))

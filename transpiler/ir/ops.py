@@ -481,6 +481,12 @@ def _infer_concat(node: Node) -> list[tuple[DType, Shape | None]]:
         return [(node.inputs[0].dtype, None)]
     first = list(shapes[0])  # type: ignore[arg-type]
     axis = _norm_axis(int(node.attrs["axis"]), len(first))
+    for s in shapes:
+        others = [(d, e) for i, (d, e) in enumerate(zip(first, s, strict=False)) if i != axis]  # type: ignore[arg-type]
+        if len(s) != len(first) or not 0 <= axis < len(first) or any(  # type: ignore[arg-type]
+                d is not None and e is not None and d != e for d, e in others):
+            raise IRError(f"shapes {[list(t) for t in shapes]} do not concatenate on axis {axis} "  # type: ignore[arg-type]
+                          f"({node.describe()})")
     total: int | None = 0
     for s in shapes:
         d = s[axis]  # type: ignore[index]
@@ -506,7 +512,11 @@ def resolve_reshape(in_shape: Shape | None, target: Sequence[int]) -> Shape:
 
 
 def _infer_reshape(node: Node) -> list[tuple[DType, Shape | None]]:
-    return [(node.inputs[0].dtype, resolve_reshape(node.inputs[0].shape, node.attrs["shape"]))]
+    s = node.inputs[0].shape
+    out = resolve_reshape(s, node.attrs["shape"])
+    if s is not None and None not in s and None not in out and int(np.prod(s)) != int(np.prod(out)):  # type: ignore[arg-type]
+        raise IRError(f"cannot reshape {s} ({int(np.prod(s))} elements) to {out} ({node.describe()})")  # type: ignore[arg-type]
+    return [(node.inputs[0].dtype, out)]
 
 
 def _eval_reshape(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
@@ -516,14 +526,17 @@ def _eval_reshape(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 def _infer_transpose(node: Node) -> list[tuple[DType, Shape | None]]:
     s = node.inputs[0].shape
     perm = node.attrs["perm"]
+    if s is not None and sorted(int(p) for p in perm) != list(range(len(s))):
+        raise IRError(f"permutation {list(perm)} does not fit shape {s} ({node.describe()})")
     return [(node.inputs[0].dtype, None if s is None else tuple(s[p] for p in perm))]
 
 
 def _infer_squeeze(node: Node) -> list[tuple[DType, Shape | None]]:
-    s = node.inputs[0].shape
-    assert s is not None
+    s = known_shape(node)
     axes = node.attrs.get("axes") or [i for i, d in enumerate(s) if d == 1]
     axes = {_norm_axis(int(i), len(s)) for i in axes}
+    if any(not 0 <= i < len(s) or s[i] != 1 for i in axes):
+        raise IRError(f"cannot squeeze axes {sorted(axes)} of shape {s} ({node.describe()})")
     return [(node.inputs[0].dtype, tuple(d for i, d in enumerate(s) if i not in axes))]
 
 
@@ -534,7 +547,8 @@ def _eval_squeeze(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_flatten(node: Node) -> list[tuple[DType, Shape | None]]:
     s = node.inputs[0].shape
-    assert s is not None
+    if s is None:
+        raise IRError(f"Flatten of a tensor of unknown rank ({node.describe()})")
     axis = int(node.attrs.get("axis", 1))
     tail = s[axis:]
     size = None if any(d is None for d in tail) else int(np.prod(tail))  # type: ignore[arg-type]
