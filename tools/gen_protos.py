@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Schemas, relative to the repository root.
 PROTOS: tuple[str, ...] = (
     "transpiler/frontends/tf/proto/tf_graph.proto",
+    "transpiler/frontends/tf/proto/saved_model.proto",
     "backends/caffe/proto/caffe_schema.proto",
 )
 

@@ -1,0 +1,106 @@
+"""CRC-32C (Castagnoli), as TensorFlow checkpoints and LevelDB tables use it, in numpy.
+
+The checksum is the reflected CRC with polynomial 0x82F63B78, initial state 0xFFFFFFFF and final
+xor 0xFFFFFFFF. Per byte ``b`` the state ``s`` advances as ``s' = T[(s ^ b) & 0xFF] ^ (s >> 8)``,
+with ``T`` the 256-entry table of the polynomial.
+
+That recurrence is linear over GF(2): running it from state ``s`` over bytes ``D`` gives
+``Z_n(s) ^ R(D)``, where ``R(D)`` is the run from state 0 and ``Z_n`` is the run of ``n = len(D)``
+zero bytes (a linear map on 32-bit states). So a long input is cut into ``C`` equal chunks whose
+``R`` values numpy computes side by side (one vectorised table step per byte position), and the
+chunks are chained with ``s <- Z_L(s) ^ R(chunk)``; ``Z_L`` is applied through four 256-entry
+tables, one per state byte. The 14 MB of a MobileNetV2 checkpoint check in well under a second.
+
+Storage formats keep a *masked* CRC, so that a CRC of data that itself holds CRCs stays
+well-distributed: ``mask(c) = rotr32(c, 15) + 0xA282EAD8 (mod 2**32)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["crc32c", "mask", "unmask"]
+
+_POLY = 0x82F63B78
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+
+
+def _make_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(_POLY), table >> 1).astype(np.uint32)
+    return table
+
+
+_TABLE = _make_table()
+_TABLE_LIST: list[int] = [int(v) for v in _TABLE]
+# Below this size the plain byte loop is faster than setting up the vectorised chunks.
+_SMALL = 4096
+_zero_run_tables: dict[int, list[list[int]]] = {}
+
+
+def _run_bytes(state: int, data: bytes | memoryview) -> int:
+    """The recurrence over ``data`` from ``state`` (no initial or final xor), one byte at a time."""
+    table = _TABLE_LIST
+    for b in bytes(data):
+        state = table[(state ^ b) & 0xFF] ^ (state >> 8)
+    return state
+
+
+def _zero_run(length: int) -> list[list[int]]:
+    """Four tables ``Z[k][v] = Z_length(v << 8k)``: ``Z_length(s)`` is the xor over the 4 bytes of ``s``."""
+    cached = _zero_run_tables.get(length)
+    if cached is not None:
+        return cached
+    # Images of the 32 basis states, advanced together over `length` zero bytes.
+    states = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))
+    for _ in range(length):
+        states = _TABLE[states & 0xFF] ^ (states >> 8)
+    basis = [int(v) for v in states]
+    tables: list[list[int]] = []
+    for k in range(4):
+        row = [0] * 256
+        for v in range(1, 256):
+            low = v & -v  # lowest set bit: row[v] = row[v without it] ^ image of that bit
+            row[v] = row[v ^ low] ^ basis[8 * k + low.bit_length() - 1]
+        tables.append(row)
+    if len(_zero_run_tables) < 64:
+        _zero_run_tables[length] = tables
+    return tables
+
+
+def _run_vectorised(state: int, data: np.ndarray) -> int:
+    n = data.size
+    chunks = max(1, int(np.sqrt(n * 15)))  # balances numpy steps (n/C of them) against C chains
+    length = n // chunks
+    body = data[: chunks * length].reshape(chunks, length).T.copy()  # row j: byte j of every chunk
+    parts = np.zeros(chunks, dtype=np.uint32)
+    table = _TABLE
+    for row in body:
+        parts = table[(parts ^ row) & 0xFF] ^ (parts >> 8)
+    z0, z1, z2, z3 = _zero_run(length)
+    for part in parts.tolist():
+        state = z0[state & 0xFF] ^ z1[(state >> 8) & 0xFF] ^ z2[(state >> 16) & 0xFF] ^ z3[state >> 24] ^ part
+    return _run_bytes(state, data[chunks * length :].tobytes())
+
+
+def crc32c(data: bytes | bytearray | memoryview | np.ndarray, crc: int = 0) -> int:
+    """CRC-32C of ``data``; ``crc`` continues a previous result (``crc32c(a + b) == crc32c(b, crc32c(a))``)."""
+    state = (crc ^ _U32) & _U32
+    if isinstance(data, np.ndarray):
+        array = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    else:
+        array = np.frombuffer(data, dtype=np.uint8)
+    state = _run_bytes(state, array.tobytes()) if array.size < _SMALL else _run_vectorised(state, array)
+    return state ^ _U32
+
+
+def mask(crc: int) -> int:
+    """The masked form stored in LevelDB blocks and TensorFlow bundles."""
+    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+def unmask(masked: int) -> int:
+    rot = (masked - _MASK_DELTA) & _U32
+    return ((rot >> 17) | (rot << 15)) & _U32
