@@ -345,3 +345,20 @@ def test_concat_of_mismatched_shapes_names_the_node() -> None:
     a, b = g.add_input("a", DType.FLOAT32, (1, 4, 5, 3)), g.add_input("b", DType.FLOAT32, (1, 4, 6, 3))
     with pytest.raises(IRError, match=r"do not concatenate on axis 3.*'cat'"):
         infer_node(g.add_node("Concat", [a, b], 1, {"axis": 3}, name="cat"))
+
+
+OTHER_FLAVORS = [("opencv", ("opencv",)), ("portable", ("opencv", "real")), ("kernels", ("real",))]
+FLAVOR_CASES = [(c, f, r) for c in CASES if c.name in ("strided_slice_spatial_strides", "split_splitv", "tile",
+                                                        "conv2d_backprop_input", "resize_nearest",
+                                                        "space_to_batch_dilated_conv", "transpose")
+                for f, r in OTHER_FLAVORS]
+
+
+@pytest.mark.parametrize(("case", "flavor", "runtimes"), FLAVOR_CASES,
+                         ids=[f"{c.name}-{f}" for c, f, _ in FLAVOR_CASES])
+def test_shape_op_other_flavors(tmp_path: Path, case: Case, flavor: str, runtimes: tuple[str, ...],
+                                request: Any) -> None:
+    """The same layers in the other flavors; kernels (our DepthwiseConvolution, with native dilation for the
+    SpaceToBatch case) runs in the real SSD-Caffe only, as OpenCV cannot create that layer."""
+    chosen = [r if r == "opencv" else request.getfixturevalue("real_caffe") for r in runtimes]
+    check_op(tmp_path, case.fn, case.shapes, flavor=flavor, runtimes=chosen, tol=max(_bound(case), 1e-12))
