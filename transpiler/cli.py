@@ -176,7 +176,7 @@ def quiet_tensorflow() -> None:
     ``TF_CPP_MIN_LOG_LEVEL`` does not silence in TF 2.21), unless ``TF_CPP_MIN_LOG_LEVEL=0`` asks for it."""
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get("TF_CPP_MIN_LOG_LEVEL") or "3"  # unset or empty: quiet
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     sys.stderr.flush()
     saved = os.dup(2)
