@@ -32,7 +32,8 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"})
 # Ops that read the layout from their input value (PriorBox only needs the spatial size); ops registered
 # with ``register_op(..., layout_free=True)`` (element-wise, plugins' too) are treated the same.
 LAYOUT_FREE = frozenset({"Relu", "Relu6", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Neg",
-                         "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox", "Deconv", "Upsample"})
+                         "Square", "Identity", "Cast", "Pool", "BatchNorm", "PriorBox", "Deconv", "Upsample",
+                         "Refused"})
 AXIS_OPS = frozenset({"Concat", "Softmax", "LogSoftmax", "SliceAxis"})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"})
 

@@ -1,4 +1,5 @@
-"""Caffe layers for the IR's structural ops: SliceAxis (Slice), Deconv and Upsample (Deconvolution).
+"""Caffe layers for the IR's structural ops: SliceAxis (Slice), Deconv and Upsample (Deconvolution); a
+``Refused`` node (a source op with no exact Caffe form) is reported with its reason by the emitter's sweep.
 
 - ``SliceAxis`` ``x[b:e]`` on one axis: Caffe ``Slice`` layers. OpenCV's ``forward(layer)`` returns a layer's
   *first* top only, and a one-top Slice is refused by OpenCV, so the kept part is always the first top of
@@ -43,6 +44,12 @@ def slice_layers(e: CaffeEmitter, name: str, bottom: str, shape: tuple[int, ...]
     layer.slice_param.axis = axis
     layer.slice_param.slice_point.append(end)
     return name
+
+
+@caffe_op("Refused")
+def _refused(e: CaffeEmitter, node: Node) -> str:
+    raise BackendError(f"node '{node.source_names[0] if node.source_names else node.name}' ({node.attrs['tf_op']}): "
+                       f"{node.attrs['reason']}")
 
 
 @caffe_op("SliceAxis")

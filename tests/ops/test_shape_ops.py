@@ -362,3 +362,22 @@ def test_shape_op_other_flavors(tmp_path: Path, case: Case, flavor: str, runtime
     SpaceToBatch case) runs in the real SSD-Caffe only, as OpenCV cannot create that layer."""
     chosen = [r if r == "opencv" else request.getfixturevalue("real_caffe") for r in runtimes]
     check_op(tmp_path, case.fn, case.shapes, flavor=flavor, runtimes=chosen, tol=max(_bound(case), 1e-12))
+
+
+def test_every_refused_node_is_listed_at_once(tmp_path: Path) -> None:
+    """Refusals do not stop the import: the backend's sweep names them all (and the file), nothing is written."""
+    tf = _tf()
+
+    def fn(x: Any) -> tuple[Any, ...]:
+        return (tf.identity(x[:, ::-1], name="flip"),
+                tf.identity(tf.compat.v1.image.resize_nearest_neighbor(x, [8, 10], align_corners=True), name="ac"),
+                tf.nn.relu(x[:, :, :, ::2]))
+
+    model = freeze(fn, [(1, 4, 5, 3)], tmp_path / "model.pb")
+    with pytest.raises(TranspilerError) as info:
+        convert_graph(model, tmp_path / "out", "ssd")
+    message = str(info.value)
+    assert message.startswith(str(model)) and "3 node(s) cannot be written" in message, message
+    for reason in ("reversed slice", "align_corners", "stride 2 on axis 3"):
+        assert reason in message, message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -32,6 +32,9 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
 - ``Cast``: ``to`` (a DType). ``Shape``. ``StridedSlice``/``Pack``/``Fill``/``Range``: shape arithmetic,
   only ever constant-folded.
 
+Structural ops (``SliceAxis``, ``Deconv``, ``Upsample``, ``SpaceToBatch``/``BatchToSpace``, ``Refused``) are
+described in their section near the end.
+
 Shape inference (:func:`infer_node`) sets dtype and shape of a node's outputs; :func:`evaluate` runs a
 node on numpy arrays (constant folding, and the reference interpreter in tests).
 """
@@ -759,6 +762,8 @@ def _infer_ssd_postprocess(node: Node) -> list[tuple[DType, Shape | None]]:
 # ``Upsample(x)``: ``factors=(fh, fw)``, nearest neighbour by whole factors: ``y[i, j] = x[i // fh, j // fw]``.
 # ``SpaceToBatch(x)``/``BatchToSpace(x)``: TF's SpaceToBatchND/BatchToSpaceND on an NHWC map, ``block``
 #   (bh, bw) and ``pads``/``crops`` ((top, bottom), (left, right)); only ever folded into a dilated Conv.
+# ``Refused(x...)``: a source node with no exact Caffe form (``reason``, ``tf_op``), kept with its output
+#   ``shape``/``dtype`` so the backend's up-front sweep lists it with every other node it cannot write.
 
 def known_shape(node: Node, i: int = 0) -> tuple[int, ...]:
     """The fully known static shape of input ``i``; an :class:`IRError` naming the node otherwise."""
@@ -878,7 +883,12 @@ def _eval_batch_to_space(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     return [y[:, t : h * bh - b, left : w * bw - r]]
 
 
+def _infer_refused(node: Node) -> list[tuple[DType, Shape | None]]:
+    return [(node.attrs["dtype"], tuple(node.attrs["shape"]))]
+
+
 def _register_shape_ops() -> None:
+    register_op("Refused", _infer_refused)
     register_op("SliceAxis", _infer_slice_axis, _eval_slice_axis)
     register_op("Deconv", _infer_deconv, _eval_deconv)
     register_op("Upsample", _infer_upsample, _eval_upsample)

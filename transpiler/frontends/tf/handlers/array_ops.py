@@ -200,6 +200,13 @@ def pack(ctx: ImportContext, node: Any) -> list[Value]:
 
 
 # ----------------------------------------------------------------- slicing feature maps
+def refuse(ctx: ImportContext, node: Any, inputs: list[Value], shape: tuple[int, ...], reason: str) -> Value:
+    """Keep a TF node with no exact Caffe form as an IR ``Refused`` node of its TF output shape: import goes on,
+    and the backend's up-front sweep lists it (file, node, reason) with every other gap; nothing is written."""
+    attrs = {"reason": reason, "tf_op": node.op, "shape": tuple(int(d) for d in shape), "dtype": inputs[0].dtype}
+    return ctx.add("Refused", node, inputs, attrs).output
+
+
 def _is_map(ctx: ImportContext, v: Value) -> bool:
     """A float tensor of known shape that is not computable from constants: real data, not shape arithmetic."""
     return (v.dtype.is_float and v.shape is not None and None not in v.shape and len(v.shape) > 0
@@ -251,6 +258,8 @@ def _slice_chain(ctx: ImportContext, node: Any, x: Value, index: list[Any], suff
     if len(entries) > len(shape):
         raise UnsupportedModelError(f"{ctx.where(node)}: {len(entries)} slice specs for a rank-{len(shape)} tensor")
     entries += [slice(None)] * (len(shape) - len(entries))
+    # numpy's own result shape for the index (a zero-size view: no memory)
+    final = tuple(np.broadcast_to(np.int8(0), shape)[tuple(index)].shape)
     cuts: list[tuple[int, int, int, int]] = []  # (axis, begin, end, stride)
     kept = list(shape)
     for a, (e, dim) in enumerate(zip(entries, shape, strict=True)):
@@ -259,12 +268,12 @@ def _slice_chain(ctx: ImportContext, node: Any, x: Value, index: list[Any], suff
             count = len(range(start, stop, step))
             if count == 0:
                 raise UnsupportedModelError(f"{ctx.where(node)}: the slice of axis {a} is empty")
-            if step < 0:
-                raise UnsupportedModelError(f"{ctx.where(node)}: a reversed slice (stride {step}) of axis {a} has "
-                                            "no Caffe layer")
+            if step < 0 and count > 1:
+                return refuse(ctx, node, [x], final, f"a reversed slice (stride {step}) of axis {a} has no Caffe layer")
             if step > 1 and count > 1 and (len(shape) != 4 or a not in (1, 2)):
-                raise UnsupportedModelError(f"{ctx.where(node)}: stride {step} on axis {a} has no exact Caffe form "
-                                            "(only on the spatial axes of a 4-D map)")
+                return refuse(ctx, node, [x], final, f"stride {step} on axis {a} has no exact Caffe form (only on "
+                              "the spatial axes of a 4-D map)")
+            step = abs(step)
             kept[a] = count
             if count != dim:
                 cuts.append((a, start, start + (count - 1) * step + 1, step if count > 1 else 1))
@@ -276,8 +285,6 @@ def _slice_chain(ctx: ImportContext, node: Any, x: Value, index: list[Any], suff
             kept[a] = 1
             if dim != 1:
                 cuts.append((a, i, i + 1, 1))
-    # numpy's own result shape for the index (a zero-size view: no memory)
-    final = tuple(np.broadcast_to(np.int8(0), shape)[tuple(index)].shape)
     reshape = final != tuple(kept)
     for k, (a, begin, end, step) in enumerate(cuts):
         last_cut = k == len(cuts) - 1 and not reshape

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from transpiler.errors import UnsupportedModelError
+from transpiler.frontends.tf.handlers.array_ops import refuse
 from transpiler.frontends.tf.importer import ImportContext
 from transpiler.frontends.tf.registry import tf_op
 from transpiler.ir.core import Value
@@ -52,12 +53,14 @@ def conv2d_backprop_input(ctx: ImportContext, node: Any) -> list[Value]:
     strides = [int(s) for s in ctx.attr(node, "strides", [1, 1, 1, 1])]
     dilations = [int(d) for d in ctx.attr(node, "dilations", [1, 1, 1, 1])]
     padding = ctx.attr(node, "padding", "VALID")
+    if len(sizes) != 4 or filt.ndim != 4:
+        raise UnsupportedModelError(f"{ctx.where(node)}: input_sizes {sizes} / filter {list(filt.shape)} are not "
+                                    "those of a 2-D transposed convolution")
     if dilations[1:3] != [1, 1]:
-        raise UnsupportedModelError(f"{ctx.where(node)}: dilated transposed convolution (dilations "
-                                    f"{dilations[1:3]}) is not supported")
-    if padding not in ("SAME", "VALID") or len(sizes) != 4 or filt.ndim != 4:
-        raise UnsupportedModelError(f"{ctx.where(node)}: padding {padding} / input_sizes {sizes} / filter "
-                                    f"{list(filt.shape)} not supported")
+        return [refuse(ctx, node, [x], tuple(sizes), f"dilated transposed convolution (dilations "
+                       f"{dilations[1:3]}) is not supported")]
+    if padding not in ("SAME", "VALID"):
+        return [refuse(ctx, node, [x], tuple(sizes), f"padding {padding} is not supported (SAME, VALID)")]
     kh, kw, cout, cin = filt.shape
     if cin != c or sizes[3] != cout:
         raise UnsupportedModelError(f"{ctx.where(node)}: filter {list(filt.shape)} does not fit input channels {c} "
@@ -83,14 +86,15 @@ def conv2d_backprop_input(ctx: ImportContext, node: Any) -> list[Value]:
 @tf_op("ResizeNearestNeighbor")
 def resize_nearest(ctx: ImportContext, node: Any) -> list[Value]:
     x = ctx.input(node, 0)
-    _, h, w, _ = _static_map(ctx, node, x)
+    n, h, w, c = _static_map(ctx, node, x)
     oh, ow = (int(s) for s in ctx.static_input(node, 1, "size").reshape(-1))
     if oh % h or ow % w:
-        raise UnsupportedModelError(f"{ctx.where(node)}: resizing {h}x{w} to {oh}x{ow} is not by whole factors")
+        return [refuse(ctx, node, [x], (n, oh, ow, c), f"resizing {h}x{w} to {oh}x{ow} is not by whole factors; "
+                       "no exact Caffe form")]
     fh, fw = oh // h, ow // w
     if ctx.attr(node, "align_corners", False) and ((fh > 1 and h > 1) or (fw > 1 and w > 1)):
-        raise UnsupportedModelError(f"{ctx.where(node)}: align_corners=True nearest resizing does not repeat "
-                                    "pixels evenly; no exact Caffe form")
+        return [refuse(ctx, node, [x], (n, oh, ow, c), "align_corners=True nearest resizing does not repeat "
+                       "pixels evenly; no exact Caffe form")]
     if (fh, fw) == (1, 1):
         return ctx.add("Identity", node, [x]).outputs
     return ctx.add("Upsample", node, [x], {"factors": (fh, fw)}).outputs
