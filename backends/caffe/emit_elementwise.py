@@ -19,7 +19,8 @@ Two maps of one shape: ``Eltwise`` SUM (Sub: coefficients 1, −1), PROD, MAX; `
 2 roundings); ``min(a, b) = −max(−a, −b)`` (exact). A map ``y`` that broadcasts into ``x`` (its non-1 axes
 one block that equals x's, e.g. squeeze-excite's (N, C, 1, 1) against (N, C, H, W)): ``x·y`` is a Scale
 with two bottoms (``y`` reshaped to that block, ``axis`` its start); for the other ops ``y`` is first
-broadcast exactly as ``Scale(ones, y)`` with ``ones = Power(scale 0, shift 1)(x)`` (finite x).
+broadcast exactly as ``Scale(ones, y)`` with ``ones = Power(scale 0, shift 1)(x)`` (finite x). A map whose
+1-axes lie between its other axes (``(N, 1, H, W)`` into ``(N, C, H, W)``) is repeated by a Concat of copies.
 
 Reductions over any axes (``ReduceMean/Max/Min/Sum``): each run of adjacent reduced axes is a Reshape of
 the blob to ``(P, 1, R, Q)`` (P: the axes before, R: the run, Q: those after; Caffe blobs are row-major)
@@ -204,15 +205,27 @@ def _two_maps(e: CaffeEmitter, node: Node, a: str, b: str) -> str:
     return power(e, n, _eltwise(e, f"{n}/max", [neg_a, neg_b], cp.EltwiseParameter.MAX), scale=-1.0)
 
 
-def _block(node: Node, big: tuple[int, ...], small: tuple[int, ...]) -> tuple[int, int]:
-    """The axes [lo, hi) where ``small`` (left-padded to big's rank) is not 1; it must equal ``big`` there."""
+def _block(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[int, int] | None:
+    """The axes [lo, hi) where ``small`` (left-padded to big's rank) is not 1, if it equals ``big`` there."""
     padded = (1,) * (len(big) - len(small)) + tuple(small)
     axes = [i for i, d in enumerate(padded) if d != 1]
     lo, hi = (axes[0], axes[-1] + 1) if axes else (0, 1)
-    if len(small) > len(big) or any(padded[i] != big[i] for i in range(lo, hi)):
-        raise BackendError(f"{node.describe()}: a map of shape {tuple(small)} broadcast into {tuple(big)} along axes "
-                           "inside its non-1 block has no Caffe form (Scale broadcasts one block of axes)")
+    if any(padded[i] != big[i] for i in range(lo, hi)):
+        return None
     return lo, hi
+
+
+def _tile(e: CaffeEmitter, node: Node, blob: str, small: tuple[int, ...], big: tuple[int, ...]) -> str:
+    """``blob`` (shape ``small``, same rank) repeated along each axis where it is 1 and ``big`` is not: Concat of
+    copies of the same blob, exact."""
+    shape = list(small)
+    for axis, (s, b) in enumerate(zip(small, big, strict=True)):
+        if s == 1 and b != 1:
+            name = f"{node.name}/tile{axis}"
+            layer = e.layer(name, "Concat", [blob] * int(b))
+            layer.concat_param.axis = axis
+            blob, shape[axis] = name, b
+    return blob
 
 
 def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
@@ -222,8 +235,20 @@ def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
         raise BackendError(f"{node.describe()}: both operands ({a.shape}, {b.shape}) broadcast to {out}; Caffe can "
                            "broadcast only one map into the other")
     shape = tuple(big.static_shape)
-    lo, hi = _block(node, shape, small.static_shape)
     n, sb = node.name, e.blob(small)
+    if len(small.static_shape) > len(shape):
+        raise BackendError(f"{node.describe()}: cannot broadcast {small.shape} into {shape}")
+    block = _block(shape, small.static_shape)
+    if block is None:  # 1s between its non-1 axes (e.g. (N, 1, H, W) into (N, C, H, W)): repeat it by Concat
+        padded = (1,) * (len(shape) - len(small.static_shape)) + tuple(small.static_shape)
+        if len(padded) != len(small.static_shape):
+            layer = e.layer(f"{n}/rank", "Reshape", [sb])
+            layer.reshape_param.shape.dim.extend(padded)
+            sb = f"{n}/rank"
+        full = _tile(e, node, sb, padded, shape)
+        pair = (e.blob(a), full) if big is a else (full, e.blob(b))
+        return _two_maps(e, node, *pair)
+    lo, hi = block
     if tuple(small.static_shape) != shape[lo:hi]:
         layer = e.layer(f"{n}/block", "Reshape", [sb])
         layer.reshape_param.shape.dim.extend(shape[lo:hi])
