@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,11 +84,19 @@ def load_builtins() -> None:
 _LOADED: set[str] = set()
 
 
+def _with_current_folder() -> None:
+    """Put the current folder on ``sys.path``, as ``python -m`` does, so that the ``tf2caffe`` script finds
+    ``--plugin NAME`` modules there too."""
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+
+
 def load_plugins(modules: Sequence[str]) -> list[str]:
     """Import user modules (once each), after the built-ins; returns the notes on what they replaced.
 
-    ``NAME`` is imported as a module (``sys.path`` includes the current folder when run as
-    ``python -m transpiler``); a name ending in ``.py`` or containing a ``/`` is loaded as a file.
+    ``NAME`` is imported as a module, from the current folder or ``sys.path``; a name ending in ``.py`` or
+    containing a ``/`` is loaded as a file.
     """
     load_builtins()
     for name in modules:
@@ -107,6 +116,7 @@ def load_plugins(modules: Sequence[str]) -> list[str]:
                 sys.modules[path.stem] = module  # so its registrations can name it
                 spec.loader.exec_module(module)
             else:
+                _with_current_folder()
                 importlib.import_module(name)
         except UsageError:
             raise
