@@ -52,6 +52,13 @@ def _refused(e: CaffeEmitter, node: Node) -> str:
                        f"{node.attrs['reason']}")
 
 
+@caffe_op("SpaceToBatch", "BatchToSpace")
+def _space_batch(e: CaffeEmitter, node: Node) -> str:
+    raise BackendError(f"{node.describe()}: no Caffe layer moves space into the batch; only the pattern "
+                       "SpaceToBatchND → Conv2D/DepthwiseConv2dNative (VALID, stride 1) → BatchToSpaceND (a dilated "
+                       "convolution) converts")
+
+
 @caffe_op("SliceAxis")
 def _slice_axis(e: CaffeEmitter, node: Node) -> str:
     x = node.inputs[0]

@@ -381,3 +381,12 @@ def test_every_refused_node_is_listed_at_once(tmp_path: Path) -> None:
     for reason in ("reversed slice", "align_corners", "stride 2 on axis 3"):
         assert reason in message, message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_space_to_batch_without_its_conv_is_refused_with_the_pattern(tmp_path: Path) -> None:
+    tf = _tf()
+    model = freeze(lambda x: tf.nn.relu(tf.space_to_batch_nd(x, [2, 2], [[0, 0], [1, 0]])), [(1, 4, 5, 3)],
+                   tmp_path / "model.pb")
+    with pytest.raises(TranspilerError, match="SpaceToBatchND.*only the pattern") as info:
+        convert_graph(model, tmp_path / "out", "ssd")
+    assert str(model) in str(info.value)
