@@ -64,11 +64,12 @@ CAFFE_FORMS: dict[str, tuple[str, ...]] = {
     "ExpandDims": ("Reshape",),
     "Transpose": ("Permute",),
     # structural ops (rows as their emitters, backends/caffe/emit_shapes.py, write them)
-    "Slice": ("Slice", "Slice+Pooling"),
-    "StridedSlice": ("Slice", "Slice+Pooling", "Reshape"),
+    "Slice": ("Slice", "Slice+Reshape", "Slice+Permute+Reshape"),
+    "StridedSlice": ("Slice", "Slice+Pooling", "Reshape", "Slice+Reshape", "Slice+Permute+Reshape"),
     "Split": ("Slice",),
     "SplitV": ("Slice",),
-    "Unpack": ("Slice+Reshape",),
+    "Unpack": ("Slice+Reshape", "Slice+Permute+Reshape"),
+    "Pack": ("Reshape+Concat", "Permute+Reshape+Concat"),
     "Tile": ("Concat",),
     "ResizeNearestNeighbor": ("Deconvolution",),
     "SpaceToBatchND": ("(folded into a dilated convolution)",),
@@ -78,7 +79,7 @@ ALIASES = {"AddV2": "Add", "Inv": "Reciprocal", "FusedBatchNormV2": "FusedBatchN
            "FusedBatchNormV3": "FusedBatchNorm", "PadV2": "Pad", "Concat": "ConcatV2"}
 # Ops that only compute shapes/constants or pass values through: gone before the backend.
 FOLDED = frozenset({"Const", "Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
-                    "PlaceholderWithDefault", "EnsureShape", "Shape", "Cast", "Fill", "Range", "Pack"})
+                    "PlaceholderWithDefault", "EnsureShape", "Shape", "Cast", "Fill", "Range"})
 
 
 def _layers(form: str) -> list[str]:
