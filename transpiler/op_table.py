@@ -69,7 +69,7 @@ CAFFE_FORMS: dict[str, tuple[str, ...]] = {
     "Split": ("Slice",),
     "SplitV": ("Slice",),
     "Unpack": ("Slice+Reshape", "Slice+Permute+Reshape"),
-    "Pack": ("Reshape+Concat", "Permute+Reshape+Concat"),
+    "Pack": ("Reshape+Concat", "Permute+Reshape+Concat", "Deconvolution"),  # the last: FPN nearest upsampling
     "Tile": ("Concat",),
     "ResizeNearestNeighbor": ("Deconvolution",),
     "SpaceToBatchND": ("(folded into a dilated convolution)",),
