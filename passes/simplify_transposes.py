@@ -2,6 +2,7 @@
 
 - ``Transpose(Transpose(x, p), q)`` → ``Transpose(x, p∘q)``; identity permutations vanish.
 - A Transpose that only moves size-1 axes (the other axes keep their order) is a Reshape.
+- ``Transpose(Softmax(Transpose(x, P), a), P⁻¹)`` → ``Softmax(x, P[a])`` (LogSoftmax too).
 - ``Reshape(Reshape(x))`` → one Reshape; a Reshape to the input's own shape vanishes.
 - ``FullyConnected(Reshape(Transpose(x, (0,2,3,1)), (N,−1)), w)``: the transpose folds into the
   weights. With ``x`` of shape (N,C,H,W), the NHWC flattening reads column ``(h·W + w)·C + c``; the
@@ -30,6 +31,27 @@ def _drop(graph: Graph, node: Node) -> None:
     src, out = node.inputs[0], node.output
     graph.replace_all_uses_with(out, src)
     graph.remove(node)
+
+
+def _softmax_between(graph: Graph, before: Node) -> bool:
+    """``Transpose(Softmax(Transpose(x, P), a), Q)`` with ``P[Q[k]] = k`` is ``Softmax(x, P[a])`` (TF writes a
+    softmax on another axis as transposes around a last-axis softmax)."""
+    perm = tuple(before.attrs["perm"])
+    soft = before.output.users[0] if len(before.output.uses) == 1 else None
+    if soft is None or soft.op not in ("Softmax", "LogSoftmax") or len(soft.output.uses) != 1:
+        return False
+    after = soft.output.users[0]
+    if (after.op != "Transpose" or any(o is soft.output or o is before.output for o in graph.outputs)
+            or any(perm[q] != k for k, q in enumerate(after.attrs["perm"]))):
+        return False
+    soft.attrs["axis"] = perm[int(soft.attrs.get("axis", -1)) % len(perm)]
+    graph.set_input(soft, 0, before.inputs[0])
+    out, final = soft.output, after.output
+    out.shape, out.layout, out.tf_name, out.tf_perm = final.shape, final.layout, final.tf_name, final.tf_perm
+    graph.replace_all_uses_with(final, out)
+    graph.remove(after)
+    graph.remove(before)
+    return True
 
 
 def _fold_into_fc(graph: Graph, transpose: Node) -> bool:
@@ -77,7 +99,7 @@ class SimplifyTransposes(Pass):
                     node.attrs["perm"] = tuple(prev.attrs["perm"][p] for p in perm)
                     graph.set_input(node, 0, prev.inputs[0])
                     graph.remove(prev)
-                elif _fold_into_fc(graph, node):
+                elif _fold_into_fc(graph, node) or _softmax_between(graph, node):
                     pass
                 elif _only_unit_moves(x.shape, perm) and node.output.shape is not None:
                     node.op = "Reshape"

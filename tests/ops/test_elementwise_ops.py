@@ -71,6 +71,12 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
         add(f"min-maps-{r}d", tf.minimum, [shape, shape], SIGNED, ["Eltwise"])
         add(f"squared_difference-{r}d", tfm.squared_difference, [shape, shape], SIGNED, ["Eltwise", "Power"])
 
+    # softmax on another axis: TF writes transposes around a last-axis softmax; they fold into Softmax's axis
+    add("softmax-axis1-4d", lambda x: tf.nn.softmax(x, axis=1), [X4], SIGNED, ["Softmax"])
+    add("softmax-axis2-4d", lambda x: tf.nn.softmax(x, axis=2), [X4B], SIGNED, ["Softmax"])
+    add("log_softmax-axis1-4d", lambda x: tf.nn.log_softmax(x, axis=1), [X4], SIGNED, ["Softmax", "Log"])
+    add("softmax-axis1-3d", lambda x: tf.nn.softmax(x, axis=1), [(2, 5, 4)], SIGNED, ["Softmax"])
+    add("softmax-axis0-2d", lambda x: tf.nn.softmax(x, axis=0), [X2], SIGNED, ["Softmax"])
     # constants that vary over more than the channel axis (per-channel ones fold into a Scale as before)
     add("add-const-hwc", lambda x: x + _const(5, 7, 3), [X4], SIGNED, ["Scale"])
     add("sub-const-w", lambda x: x - _const(1, 7, 1), [X4], SIGNED, ["Scale"])
@@ -128,11 +134,14 @@ def test_op_matches_tf_in_opencv_and_real_caffe(tmp_path: Path, name: str, cases
     result = check_op(tmp_path, fn, shapes, flavor="ssd", runtimes=("opencv", real_caffe),
                       inputs=random_inputs(shapes, seed=len(name), low=low, high=high))
     assert set(layers) <= set(result.layer_types), result.layer_types
+    if "softmax-axis" in name:
+        assert "Permute" not in result.layer_types, result.layer_types
 
 
 @pytest.mark.parametrize("flavor", ["portable", "bvlc"])
 @pytest.mark.parametrize("name", ["softplus-4d", "min-const-hwc", "squeeze-excite", "add-broadcast", "sum-3-drop",
-                                  "max-13-keep", "pad-spatial-uneven", "log_softmax-4d"])
+                                  "max-13-keep", "pad-spatial-uneven", "log_softmax-4d",
+                                  "softmax-axis2-4d"])
 def test_op_in_other_flavors(tmp_path: Path, name: str, flavor: str, cases: dict[str, Any], real_caffe: Any) -> None:
     fn, shapes, (low, high), _ = cases[name]
     check_op(tmp_path, fn, shapes, flavor=flavor, runtimes=("opencv", real_caffe),
