@@ -274,6 +274,8 @@ def run_inspect(argv: Sequence[str]) -> int:
     print(f"# ran: {', '.join(ran) if ran else '(none: imported IR)'}")
     for r in manager.records:
         print(f"#   {r.name}: {r.diff_text()}")
+    for note in graph.metadata.get("notes", []):
+        print(f"# note: {note}")
     sys.stdout.write(to_dot(graph) if args.format == "dot" else to_text(graph))
     return 0
 

@@ -88,3 +88,18 @@ def test_layout_free_plugin_op_emits_no_permute(model: Path, tmp_path: Path, lay
                  env={"PLUGIN_RELU6_LAYOUT_FREE": "1" if layout_free else "0"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("Permute" in layer_types(tmp_path / "out")) != layout_free
+
+
+def test_a_builtin_registered_after_a_plugin_does_not_take_its_place() -> None:
+    """Order independence: whichever is imported first, the plugin's entry stays, and the replacement is noted."""
+    from transpiler import plugins
+
+    kind = "test entry"
+    assert plugins.claim(kind, "Op", "my_plugin")
+    assert not plugins.claim(kind, "Op", "transpiler.frontends.tf.handlers.nn_ops")  # built-in, later: refused
+    assert plugins.registered_by(kind, "Op") == "my_plugin" and plugins.plugin_of(kind, "Op") == "my_plugin"
+    assert plugins.claim(kind, "Other", "transpiler.ir.ops") and plugins.plugin_of(kind, "Other") is None
+    assert plugins.claim(kind, "Other", "my_plugin")  # a plugin replaces a built-in
+    assert plugins.plugin_of(kind, "Other") == "my_plugin"
+    assert any("plugin 'my_plugin' replaces the test entry for Other (from transpiler.ir.ops)" in n
+               for notes in plugins._NOTES.values() for n in notes)
