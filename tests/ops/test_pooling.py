@@ -60,6 +60,46 @@ def test_same_avg_pool_with_begin_pad_gets_divisor_correction(tmp_path: Path, re
     """3×3/1 SAME pads (1, 1): Caffe divides border windows by 9, TF by the valid count; a Scale fixes it."""
     import tensorflow as tf
 
-    result = check_op(tmp_path, lambda x: tf.nn.avg_pool2d(x, 3, 1, "SAME"), [(1, 7, 6, 2)], flavor="portable",
-                      runtimes=("opencv", real_caffe))
+    x = np.random.default_rng(4).normal(size=(1, 7, 6, 2)).astype(np.float32)
+    result = check_op(tmp_path, lambda x: tf.nn.avg_pool2d(x, 3, 1, "SAME"), [x.shape], flavor="portable",
+                      runtimes=("opencv", real_caffe), inputs=[x])
     assert result.layer_types == ["Input", "Pooling", "Scale"]
+    # the Scale is needed: Caffe's own average (the Pooling blob) differs from TF's at the border
+    entry, output = result.report["inputs"][0], result.report["outputs"][0]
+    blobs = real_caffe.forward(result.out / "deploy.prototxt", result.out / "deploy.caffemodel",
+                               [x.transpose(entry["permutation"])])
+    pooled, final = blobs[f"{output['caffe_blob']}/pool"], blobs[output["caffe_blob"]]
+    assert np.abs(pooled - final)[:, :, 1:-1, 1:-1].max() < 1e-6  # interior windows: 9 valid cells in both
+    assert np.abs(pooled - final).max() > 1e-2
+
+
+def test_pool_without_caffe_window_grid_is_refused() -> None:
+    """Pads Caffe cannot reach (here 3 at the end of a 2-wide window: no pad < kernel aligns the windows) are
+    refused naming the node, not written approximately."""
+    from transpiler.backends.caffe.emitter import emit_caffe
+    from transpiler.backends.caffe.flavors import get_flavor
+    from transpiler.errors import BackendError
+    from transpiler.ir import Graph
+    from transpiler.ir.dtypes import DType
+    from transpiler.ir.ops import infer_node
+
+    g = Graph("pool")
+    x = g.add_input("x", DType.FLOAT32, (1, 2, 4, 4), layout="NCHW")
+    node = g.add_node("Pool", [x], 1, {"mode": "max", "kernel": (2, 2), "strides": (1, 1), "padding": "EXPLICIT",
+                                       "pads": (0, 3, 0, 0), "global_pool": False}, name="odd_pool")
+    infer_node(node)
+    g.outputs = [node.output]
+    with pytest.raises(BackendError, match=r"odd_pool.*pad < kernel"):
+        emit_caffe(g, get_flavor("ssd"))
+
+
+@pytest.mark.parametrize(("k", "s", "hw"), [(2, 1, (6, 5)), (4, 1, (7, 7)), (3, 3, (8, 10)), (1, 2, (7, 6))])
+@pytest.mark.parametrize("flavor", ["opencv", "bvlc", "kernels"])
+def test_pooling_in_every_flavor(tmp_path: Path, k: int, s: int, hw: tuple[int, int], flavor: str,
+                                 real_caffe: Any) -> None:
+    import tensorflow as tf
+
+    x = np.random.default_rng(k * 10 + s).normal(size=(1, *hw, 3)).astype(np.float32)
+    runtimes = ("opencv",) if flavor == "opencv" else ("opencv", real_caffe)
+    check_op(tmp_path, lambda x: (tf.nn.max_pool2d(x, k, s, "SAME"), tf.nn.avg_pool2d(x, k, s, "SAME")), [x.shape],
+             flavor=flavor, inputs=[x], runtimes=runtimes)
