@@ -396,3 +396,22 @@ def test_space_to_batch_without_its_conv_is_refused_with_the_pattern(tmp_path: P
     with pytest.raises(TranspilerError, match=r"SpaceToBatchND.*only the pattern") as info:
         convert_graph(model, tmp_path / "out", "ssd")
     assert str(model) in str(info.value)
+
+
+def test_keras_decoder_layers(tmp_path: Path, real_caffe: Any) -> None:
+    """The Keras spellings: Conv2DTranspose (dynamic output shape, folded), UpSampling2D, Cropping2D,
+    Concatenate, a dilated Conv2D; the transposed conv's bias folds into the Deconvolution."""
+    tf = _tf()
+    keras = tf.keras
+    inp = keras.Input((9, 10, 4), batch_size=1)
+    y = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inp)
+    y = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same")(y)
+    y = keras.layers.Cropping2D(((1, 2), (0, 3)))(y)
+    u = keras.layers.Cropping2D(((1, 2), (0, 3)))(keras.layers.UpSampling2D((2, 2))(inp))
+    y = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=2)(keras.layers.Concatenate()([y, u]))
+    model = keras.Model(inp, y)
+    rng = np.random.default_rng(11)
+    for weight in model.weights:
+        weight.assign(rng.normal(size=weight.shape).astype(np.float32) * 0.3)
+    result = check_op(tmp_path, lambda x: model(x), [(1, 9, 10, 4)], runtimes=("opencv", real_caffe))
+    assert set(result.layer_types) == {"Input", "Convolution", "ReLU", "Deconvolution", "Slice", "Concat"}
