@@ -156,6 +156,8 @@ CASES: dict[str, Case] = {
     "tolerance-zero": Case(["small.pb", "-o", "out", "--tolerance", "0"], 2, ["--tolerance", "positive"]),
     "tolerance-negative": Case(["small.pb", "-o", "out", "--tolerance=-1e-3"], 2, ["--tolerance", "positive"]),
     "model-missing": Case(["nope.pb", "-o", "out"], 2, ["nope.pb"]),
+    "model-without-outputs": Case(["only_input.pbtxt", "-o", "out"], 2, ["only_input.pbtxt", "nothing to convert"],
+                                  setup="only_input.pbtxt"),
     "internal-error": Case(["small.pb", "-o", "out"], 70,
                            ["internal error", "IndexError", "issue tracker", "TF2CAFFE_TRACEBACK=1"],
                            plugin="builtin_pass_bug"),
@@ -216,6 +218,9 @@ def test_error_sweep(name: str, small_model: Path, tmp_path: Path) -> None:
         (work / "taken").write_text("a file, not a folder\n")
     if case.setup == "text.png":
         (work / "text.png").write_text("not a picture\n")
+    if case.setup == "only_input.pbtxt":
+        (work / "only_input.pbtxt").write_text('node { name: "x" op: "Placeholder" attr { key: "dtype" value { '
+                                               'type: DT_FLOAT } } }\n')
     if case.setup == "pic.png":
         import cv2
 

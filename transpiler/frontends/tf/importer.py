@@ -196,6 +196,9 @@ def import_graphdef(
         nodes[n.name] = n
 
     output_names = [canonical_tensor_name(o) for o in outputs] or _default_outputs(nodes)
+    if not output_names:
+        raise UsageError(f"{source}: nothing to convert: no node computes a result that nobody reads (the graph has "
+                         f"{len(nodes)} node(s), only constants, placeholders or no-ops); name one with --output")
     for o in output_names:
         if split_tensor_name(o)[0] not in nodes:
             raise UsageError(f"{source}: --output '{o}' names no node of the graph{_suggest(o, nodes)}")
