@@ -123,6 +123,14 @@ def _reshape_up(x: Any) -> Any:
     return tf.nn.relu(tf.reshape(x, [1, 2, 3, 5]))
 
 
+def _squeeze_excite(x: Any) -> tuple[Any, ...]:
+    """A vector made a 1×1 map again (squeeze-and-excitation): only size-1 axes move, so no Permute."""
+    tf = _tf()
+    pooled = tf.reduce_mean(x, axis=[1, 2])
+    gate = tf.nn.sigmoid(tf.nn.conv2d(tf.reshape(pooled, [1, 1, 1, 6]), _weights(1, 1, 6, 6, seed=12), 1, "VALID"))
+    return x * gate, tf.expand_dims(tf.expand_dims(pooled, 1), 1)
+
+
 def _transpose(x: Any) -> tuple[Any, ...]:
     tf = _tf()
     return (tf.transpose(x, [0, 2, 1, 3]), tf.transpose(x, [0, 3, 1, 2]), tf.transpose(x, [3, 1, 2, 0]))
@@ -194,6 +202,8 @@ CASES = [
          frozenset({"Pooling", "Reshape", "Flatten"})),
     Case("reshape", _reshape, ((1, 4, 6, 3),), True, frozenset({"Reshape", "Permute", "Flatten"})),
     Case("reshape_rank3_to_map", _reshape_up, ((1, 6, 5),), True, frozenset({"Reshape", "Permute", "ReLU"})),
+    Case("reshape_vector_to_map", _squeeze_excite, ((1, 5, 4, 6),), False,
+         frozenset({"Pooling", "Flatten", "Reshape", "Convolution", "Sigmoid", "Scale"}), exact=False),
     Case("transpose", _transpose, ((1, 4, 5, 3),), True, frozenset({"Permute", "Reshape"})),
     Case("tile", _tile, ((1, 3, 4, 5),), False, frozenset({"Concat"})),
     Case("tile_then_max", _tile_then_max, ((1, 3, 4, 5),), False, frozenset({"Concat", "Reduction", "Pooling",
