@@ -202,3 +202,22 @@ def test_layout_free_plugin_op_gets_no_transposes() -> None:
         assert "Transpose" in [n.op for n in build(layout_free=False).nodes]  # the default wraps it
     finally:
         OPS.pop("TestCube", None)
+
+
+def test_verify_per_layer_reports_no_divergence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--verify --per-layer on a graph mixing these ops (uneven SAME pools, a broadcast Mul, Elu, Softplus,
+    reductions, LogSoftmax): outputs agree and no blob is reported as diverging."""
+    import tensorflow as tf
+
+    from transpiler.cli import main
+
+    def fn(x: Any, s: Any) -> Any:
+        y = tf.nn.max_pool2d(x, 3, 2, "SAME")
+        z = tf.nn.avg_pool2d(tf.nn.elu(y) * tf.sigmoid(s), 2, 1, "SAME")
+        return tf.reduce_mean(tf.nn.softplus(z), axis=3), tf.nn.log_softmax(tf.reduce_sum(z, axis=[1, 2]))
+
+    model = freeze(fn, [(1, 8, 9, 4), (1, 1, 1, 4)], tmp_path / "mix.pb")
+    code = main([str(model), "-o", str(tmp_path / "out"), "--verify", "--per-layer"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert " 0 beyond tolerance" in out and "blobs compared" in out
