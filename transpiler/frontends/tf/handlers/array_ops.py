@@ -2,6 +2,18 @@
 
 Shape arguments (Reshape's shape, Pad's paddings, Concat's axis...) are read with
 ``ctx.static``, which evaluates shape arithmetic on static shapes, so the IR gets plain attributes.
+
+On data (a float tensor of static shape that constants do not determine) the structural ops are lowered
+to IR ops the Caffe backend writes exactly; on shape arithmetic they stay as the generic ops that
+constant folding evaluates:
+
+- StridedSlice/Slice/Split/SplitV/Unpack: ``x[index]`` in numpy terms → one ``SliceAxis`` per cut axis
+  (Caffe Slice), a 1×1 max ``Pool`` of stride s for a stride on a spatial axis (window i reads element
+  i·s alone), and a ``Reshape`` for dropped (integer index) or added (new-axis) axes.
+- Pack on ``axis``: each input reshaped with a size-1 axis there, then ``Concat`` on it.
+- Tile by ``m`` on an axis: ``Concat`` of m copies on it (np.tile, exact).
+- What has no exact Caffe form (a reversed slice, a stride on a non-spatial axis) becomes a ``Refused``
+  node of the TF shape: the backend lists every such node at once, before writing anything.
 """
 
 from __future__ import annotations
