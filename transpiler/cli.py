@@ -61,6 +61,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="frozen TF graph (.pb binary or .pbtxt text)")
     p.add_argument("--input", action="append", default=[], metavar="NAME[:SHAPE]",
@@ -92,11 +102,11 @@ def convert_parser() -> argparse.ArgumentParser:
     d.add_argument("--class-names", metavar="A,B,...", help="class names in id order (instead of --label-map)")
     d.add_argument("--keep-classes", metavar="LIST", help="keep these classes (names or ids), relabelled 1..K; "
                                                           "or coco-to-voc")
-    d.add_argument("--nms-top-k", type=int, metavar="N",
+    d.add_argument("--nms-top-k", type=positive_int, metavar="N",
                    help="limit NMS candidates per class (faster for many classes; no longer exact, with a warning)")
     d.add_argument("--train-data", default="trainval_lmdb", help="train LMDB (AnnotatedDatum) for train.prototxt")
     d.add_argument("--test-data", default="test_lmdb", help="test LMDB for test.prototxt")
-    d.add_argument("--batch-size", type=int, help="train batch size (default: pipeline.config's, else 32)")
+    d.add_argument("--batch-size", type=positive_int, help="train batch size (default: pipeline.config's, else 32)")
     p.add_argument("--verify", action="store_true", help="compare with TensorFlow through OpenCV dnn (needs "
                                                          f'pip install "{PACKAGE}[verify]": TensorFlow, OpenCV<5)')
     p.add_argument("--verify-input", type=Path, metavar="IMAGE", help="picture to verify with (default: noise)")

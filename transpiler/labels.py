@@ -56,6 +56,8 @@ def read_tf_label_map(path: Path) -> list[ClassName]:
         text = Path(path).read_text()
     except OSError as exc:
         raise UsageError(f"--label-map {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--label-map {path}: not a text file") from None
     items = parse_text_proto(text, str(path)).get("item", [])
     if not items:
         raise UsageError(f"--label-map {path}: no 'item {{ id: ... name: ... }}' entries")

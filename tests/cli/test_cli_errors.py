@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fixture_model
 
 HIDE = "import sys; sys.modules[{name!r}] = None\n"
 FAKE_CV2_5 = "import sys, types; m = types.ModuleType('cv2'); m.__version__ = '5.0.0'; sys.modules['cv2'] = m\n"
@@ -155,6 +156,11 @@ CASES: dict[str, Case] = {
     "passes-unknown": Case(["small.pb", "-o", "out", "--passes", "dce,nosuch"], 2, ["unknown pass 'nosuch'"]),
     "tolerance-zero": Case(["small.pb", "-o", "out", "--tolerance", "0"], 2, ["--tolerance", "positive"]),
     "tolerance-negative": Case(["small.pb", "-o", "out", "--tolerance=-1e-3"], 2, ["--tolerance", "positive"]),
+    "nms-top-k-negative": Case(["small.pb", "-o", "out", "--nms-top-k", "-3"], 2, ["--nms-top-k", "positive"]),
+    "label-map-not-text": Case(["det.pb", "-o", "out", "--label-map", "small.pb"], 2,
+                               ["--label-map small.pb", "not a text file"], setup="detector"),
+    "pipeline-config-not-text": Case(["det.pb", "-o", "out", "--pipeline-config", "small.pb"], 2,
+                                     ["--pipeline-config small.pb", "not a text file"], setup="detector"),
     "model-missing": Case(["nope.pb", "-o", "out"], 2, ["nope.pb"]),
     "model-without-outputs": Case(["only_input.pbtxt", "-o", "out"], 2, ["only_input.pbtxt", "nothing to convert"],
                                   setup="only_input.pbtxt"),
@@ -218,6 +224,8 @@ def test_error_sweep(name: str, small_model: Path, tmp_path: Path) -> None:
         (work / "taken").write_text("a file, not a folder\n")
     if case.setup == "text.png":
         (work / "text.png").write_text("not a picture\n")
+    if case.setup == "detector":
+        shutil.copy(fixture_model("ssdlite_mnv2_1cls_dm035"), work / "det.pb")
     if case.setup == "only_input.pbtxt":
         (work / "only_input.pbtxt").write_text('node { name: "x" op: "Placeholder" attr { key: "dtype" value { '
                                                'type: DT_FLOAT } } }\n')

@@ -92,6 +92,8 @@ def load_pipeline_config(path: Path) -> Message:
         return parse_text_proto(Path(path).read_text(), str(path))
     except OSError as exc:
         raise UsageError(f"--pipeline-config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--pipeline-config {path}: not a text file") from None
 
 
 def ssd_settings(config: Message) -> dict[str, Any]:
