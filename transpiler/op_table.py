@@ -75,7 +75,8 @@ CAFFE_FORMS: dict[str, tuple[str, ...]] = {
     "SpaceToBatchND": ("(folded into a dilated convolution)",),
     "BatchToSpaceND": ("(folded into a dilated convolution)",),
 }
-ALIASES = {"AddV2": "Add", "Inv": "Reciprocal", "FusedBatchNormV2": "FusedBatchNorm",
+ALIASES = {"BatchMatMul": "MatMul", "BatchMatMulV2": "MatMul", "BatchMatMulV3": "MatMul",
+           "AddV2": "Add", "Inv": "Reciprocal", "FusedBatchNormV2": "FusedBatchNorm",
            "FusedBatchNormV3": "FusedBatchNorm", "PadV2": "Pad", "Concat": "ConcatV2"}
 # Ops that only compute shapes/constants or pass values through: gone before the backend.
 FOLDED = frozenset({"Const", "Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",

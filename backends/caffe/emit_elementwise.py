@@ -265,6 +265,16 @@ def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
     return _two_maps(e, node, *pair)
 
 
+@caffe_op("MatMul")
+def _matmul(e: CaffeEmitter, node: Node) -> str:
+    """What matmul-to-fc left: no Caffe layer multiplies two feature maps or transposes InnerProduct's input."""
+    a, b = node.inputs
+    why = ("the first operand is transposed (transpose_a/adj_x)" if node.attrs.get("transpose_a")
+           else "the second operand is not a constant matrix" if b.const is None else "its operands' shapes")
+    raise BackendError(f"{node.describe()}: MatMul of {a.shape} by {b.shape} has no Caffe form: {why} "
+                       "(InnerProduct multiplies by constant weights only)")
+
+
 # -------------------------------------------------------------------------- reductions
 @caffe_op("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
 def _reduce(e: CaffeEmitter, node: Node) -> str:

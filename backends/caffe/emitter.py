@@ -247,6 +247,8 @@ def _fc(e: CaffeEmitter, node: Node) -> str:
     w = _const(node, 1, "weights")
     layer = e.layer(node.name, "InnerProduct", [e.blob(node.inputs[0])])
     layer.inner_product_param.num_output = int(w.shape[0])
+    if int(node.attrs.get("axis", 1)) != 1:
+        layer.inner_product_param.axis = int(node.attrs["axis"])
     layer.inner_product_param.bias_term = len(node.inputs) > 2
     set_blob(layer.blobs.add(), w)
     if len(node.inputs) > 2:

@@ -116,6 +116,9 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
     add("matmul", lambda x: tf.matmul(x, _const(7, 4, low=-1.0)), [X2], SIGNED, ["InnerProduct"])
     add("matmul-transpose-b", lambda x: tf.matmul(x, _const(5, 7, low=-1.0), transpose_b=True), [X2], SIGNED,
         ["InnerProduct"])
+    add("batch-matmul", lambda x: tf.matmul(x, _const(7, 4, low=-1.0)), [(2, 5, 7)], SIGNED, ["InnerProduct"])
+    dense = tf.keras.layers.Dense(6, kernel_initializer="glorot_uniform", bias_initializer="ones")
+    add("keras-dense-3d", lambda x: dense(x), [(2, 5, 7)], SIGNED, ["InnerProduct"])
     return cases
 
 
@@ -221,3 +224,18 @@ def test_verify_per_layer_reports_no_divergence(tmp_path: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert code == 0, out
     assert " 0 beyond tolerance" in out and "blobs compared" in out
+
+
+@pytest.mark.parametrize(("fn_name", "reason"), [("transposed", "transposed"), ("two_maps", "not a constant matrix")])
+def test_matmul_without_caffe_form_is_refused(tmp_path: Path, fn_name: str, reason: str) -> None:
+    import tensorflow as tf
+
+    from transpiler.errors import BackendError
+
+    w = _const(7, 7)
+    fns = {"transposed": (lambda x: tf.matmul(x, w, transpose_a=True), [(7, 7)]),
+           "two_maps": (lambda x, y: tf.matmul(x, y), [(3, 7), (7, 4)])}
+    fn, shapes = fns[fn_name]
+    with pytest.raises(BackendError, match=f"MatMul.*{reason}"):
+        convert_graph(freeze(fn, shapes, tmp_path / "m.pb"), tmp_path / "out", "ssd")
+    assert not (tmp_path / "out").exists()

@@ -10,8 +10,10 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
 - ``Pool(x)``: ``mode`` max/avg, ``kernel``, ``strides``, ``padding``, ``pads``, ``global_pool``.
 - ``BatchNorm(x, scale, offset, mean, var)``: ``epsilon``; ``y = (x−μ)·γ/√(σ²+ε) + β`` on the channel axis.
 - ``Affine(x, scale, bias)``: ``y = x·scale + bias`` per channel (``axis``); folded BN, Caffe Scale.
-- ``FullyConnected(x, w, b)``: ``y = x·wᵀ + b`` with ``w`` of shape (out, in) (Caffe InnerProduct).
-- ``MatMul(a, b)``: ``transpose_a``, ``transpose_b``.
+- ``FullyConnected(x, w, b)``: ``y = x·wᵀ + b`` with ``w`` of shape (out, in) (Caffe InnerProduct), ``x``
+  flattened from ``axis`` (default 1) on.
+- ``MatMul(a, b)``: ``transpose_a``, ``transpose_b``; ``a`` may be a batch of matrices (rank > 2, not
+  transposed) times one matrix ``b``.
 - Element-wise binary with numpy broadcasting: ``Add Sub Mul Div Maximum Minimum``.
 - Unary, element-wise (``layout_free``): ``Relu Relu6 Sigmoid Tanh Exp Log Sqrt Rsqrt Neg Square Abs
   Reciprocal Softplus Identity``; ``Clip(x)``: ``min``, ``max``; ``Elu(x)``: ``alpha``
@@ -352,11 +354,13 @@ def _infer_fc(node: Node) -> list[tuple[DType, Shape | None]]:
     x, w = node.inputs[0], node.inputs[1]
     if x.shape is None or w.shape is None:
         raise IRError(f"fully-connected input or weights of unknown shape ({node.describe()})")
-    return [(x.dtype, (x.shape[0], w.shape[0]))]
+    axis = int(node.attrs.get("axis", 1))
+    return [(x.dtype, (*x.shape[:axis], w.shape[0]))]
 
 
 def _eval_fc(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
-    x = a[0].reshape(a[0].shape[0], -1).astype(np.float64)
+    axis = int(node.attrs.get("axis", 1))
+    x = a[0].reshape(*a[0].shape[:axis], -1).astype(np.float64)
     y = x @ a[1].T.astype(np.float64)
     if len(a) > 2:
         y = y + a[2]
@@ -365,11 +369,12 @@ def _eval_fc(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 
 def _infer_matmul(node: Node) -> list[tuple[DType, Shape | None]]:
     a, b = node.inputs[0].shape, node.inputs[1].shape
-    if a is None or b is None or len(a) != 2 or len(b) != 2:
-        raise IRError(f"MatMul needs two matrices of known shape, got {a} and {b} ({node.describe()})")
-    m = a[1] if node.attrs.get("transpose_a") else a[0]
+    if a is None or b is None or len(a) < 2 or len(b) != 2 or (node.attrs.get("transpose_a") and len(a) != 2):
+        raise IRError(f"MatMul needs a matrix (or a batch of them, not transposed) times a matrix, of known "
+                      f"shapes; got {a} and {b} ({node.describe()})")
+    m = a[1] if node.attrs.get("transpose_a") else a[-2]
     n = b[0] if node.attrs.get("transpose_b") else b[1]
-    return [(node.inputs[0].dtype, (m, n))]
+    return [(node.inputs[0].dtype, (*a[:-2], m, n))]
 
 
 def _eval_matmul(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:

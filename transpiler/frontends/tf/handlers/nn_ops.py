@@ -22,9 +22,11 @@ def _nhwc_only(ctx: ImportContext, node: Any) -> None:
 
 
 def _window_attrs(ctx: ImportContext, node: Any) -> dict[str, Any]:
-    strides = ctx.attr(node, "strides", [1, 1, 1, 1])
-    dilations = ctx.attr(node, "dilations", [1, 1, 1, 1])
+    strides = ctx.int_list(node, "strides", 4, default=[1, 1, 1, 1])
+    dilations = ctx.int_list(node, "dilations", 4, default=[1, 1, 1, 1])
     padding = ctx.attr(node, "padding", "VALID")
+    if padding not in ("SAME", "VALID", "EXPLICIT"):
+        raise UnsupportedModelError(f"{ctx.where(node)}: unknown padding {padding!r}")
     attrs: dict[str, Any] = {
         "strides": (int(strides[1]), int(strides[2])),
         "dilations": (int(dilations[1]), int(dilations[2])),
@@ -32,7 +34,7 @@ def _window_attrs(ctx: ImportContext, node: Any) -> dict[str, Any]:
         "pads": (0, 0, 0, 0),
     }
     if padding == "EXPLICIT":
-        p = [int(v) for v in ctx.attr(node, "explicit_paddings", [])]
+        p = ctx.int_list(node, "explicit_paddings", 8, minimum=0)
         attrs["pads"] = (p[2], p[3], p[4], p[5])
     return attrs
 
@@ -60,7 +62,7 @@ def depthwise_conv2d(ctx: ImportContext, node: Any) -> list[Value]:
 @tf_op("MaxPool", "AvgPool")
 def pool(ctx: ImportContext, node: Any) -> list[Value]:
     _nhwc_only(ctx, node)
-    ksize = ctx.attr(node, "ksize")
+    ksize = ctx.int_list(node, "ksize", 4)
     attrs = {**_window_attrs(ctx, node), "mode": "max" if node.op == "MaxPool" else "avg",
              "kernel": (int(ksize[1]), int(ksize[2])), "global_pool": False}
     attrs.pop("dilations")
@@ -115,8 +117,12 @@ def bias_add(ctx: ImportContext, node: Any) -> list[Value]:
     return ctx.add("Add", node, [ctx.input(node, 0), ctx.input(node, 1)]).outputs
 
 
-@tf_op("MatMul")
+@tf_op("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 def matmul(ctx: ImportContext, node: Any) -> list[Value]:
-    attrs = {"transpose_a": bool(ctx.attr(node, "transpose_a", False)),
-             "transpose_b": bool(ctx.attr(node, "transpose_b", False))}
-    return ctx.add("MatMul", node, [ctx.input(node, 0), ctx.input(node, 1)], attrs).outputs
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    batched = node.op != "MatMul"
+    attrs = {"transpose_a": bool(ctx.attr(node, "adj_x" if batched else "transpose_a", False)),
+             "transpose_b": bool(ctx.attr(node, "adj_y" if batched else "transpose_b", False))}
+    if batched and b.const is not None and b.const.ndim > 2 and all(d == 1 for d in b.const.shape[:-2]):
+        b = ctx.constant(node, b.const.reshape(b.const.shape[-2:]), "/matrix")  # one matrix for the whole batch
+    return ctx.add("MatMul", node, [a, b], attrs).outputs
