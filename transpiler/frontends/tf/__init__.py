@@ -1,24 +1,33 @@
-"""TensorFlow frontend: frozen GraphDef (.pb / .pbtxt) → IR, without importing TensorFlow."""
+"""TensorFlow frontend: frozen GraphDef (.pb / .pbtxt) or SavedModel → IR, without importing TensorFlow."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from transpiler.errors import UsageError
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
 from transpiler.frontends.tf.loader import load_graphdef
 from transpiler.frontends.tf.od_api_ssd import import_od_api_ssd, is_od_api_ssd
 from transpiler.frontends.tf.registry import TF_HANDLERS, tf_op
+from transpiler.frontends.tf.saved_model import find_saved_model, import_saved_model
 from transpiler.ir.core import Graph
 
 
-def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs: Sequence[str] = ()) -> Graph:
+def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs: Sequence[str] = (),
+                  signature: str | None = None) -> Graph:
     """Read a frozen TF graph and import it as IR.
 
     An Object Detection API SSD detector (recognised by its postprocessor) is imported whole, with its
     pre/post-processing as IR (see :mod:`od_api_ssd`), unless ``--output`` asks for other tensors.
-    Otherwise the region between ``inputs`` and ``outputs`` is imported as it is.
+    Otherwise the region between ``inputs`` and ``outputs`` is imported as it is. A SavedModel
+    (its directory or ``saved_model.pb``, recognised by content) is read without TensorFlow: its
+    ``signature`` (default ``serving_default``) with the weights from its checkpoint (see :mod:`saved_model`).
     """
+    if find_saved_model(path) is not None:
+        return import_saved_model(path, inputs=inputs, outputs=outputs, signature=signature)
+    if signature is not None:
+        raise UsageError(f"{path}: --signature applies to SavedModels; this is not one")
     graphdef = load_graphdef(path)
     name = Path(path).stem if Path(path).stem != "model" else Path(path).resolve().parent.name
     if not outputs and is_od_api_ssd(graphdef):

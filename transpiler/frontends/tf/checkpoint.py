@@ -14,7 +14,8 @@ as a little-endian uint32), then the strings' bytes back to back. The entry's CR
 stored bytes, except that for strings the lengths enter it as those uint32 values, exactly as
 the inner checksum does; it is verified for every tensor read. Any mismatch, a missing shard, or
 an entry pointing past a shard's end raises :class:`~transpiler.errors.ModelLoadError` naming the
-file.
+file. Tensors stored in slices (partitioned variables; their slices sit under keys that start with
+a 0 byte) are refused when read.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class TensorEntry:
     offset: int
     size: int
     crc32c: int  # masked
+    sliced: bool = False  # stored in slices under other keys (a partitioned or size-sharded variable)
 
 
 class Checkpoint:
@@ -84,15 +86,14 @@ class Checkpoint:
         for raw_key, value in table.items():
             key = raw_key.decode("utf-8", "replace")
             entry = self._parse(saved_model_pb2.BundleEntryProto, value, f"the entry of '{key}'")
-            if entry.slices:
-                raise UnsupportedModelError(f"checkpoint '{self.index_path}': '{key}' is a partitioned "
-                                            "variable (stored in slices), which is not supported")
+            if raw_key.startswith(b"\x00"):
+                continue  # one slice of a partitioned tensor (an encoded name); see `sliced`
             if not 0 <= entry.shard_id < self.num_shards:
                 raise ModelLoadError(f"checkpoint index '{self.index_path}': '{key}' is in shard "
                                      f"{entry.shard_id}, but there are {self.num_shards}")
             shape = tuple(int(d.size) for d in entry.shape.dim)
             self.entries[key] = TensorEntry(key, entry.dtype, shape, entry.shard_id, entry.offset, entry.size,
-                                            entry.crc32c)
+                                            entry.crc32c, bool(entry.slices))
         self._shards: dict[int, bytes] = {}
 
     def _parse(self, cls: type[_M], data: bytes, what: str) -> _M:
@@ -126,6 +127,10 @@ class Checkpoint:
         entry = self.entries.get(key)
         if entry is None:
             raise ModelLoadError(f"checkpoint '{self.index_path}' has no tensor '{key}'")
+        if entry.sliced:
+            raise UnsupportedModelError(f"checkpoint '{self.index_path}': '{key}' is stored in slices (a "
+                                        "partitioned variable, or one split by a shard-size policy), which is not "
+                                        "supported")
         data = self._shard(entry.shard)
         path = self.shard_path(entry.shard)
         if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > len(data):
@@ -174,14 +179,13 @@ class Checkpoint:
             lengths.append(value)
         # The checksums see each length as a uint32, not as the varint that is stored.
         crc = crc32c(b"".join(struct.pack("<I", n & 0xFFFFFFFF) for n in lengths))
-        if count:
-            if pos + 4 > len(raw):
-                raise bad("is cut short")
-            (stored,) = struct.unpack_from("<I", raw, pos)
-            if unmask(stored) != crc:
-                raise bad("has a wrong length checksum")
-            crc = crc32c(raw[pos : pos + 4], crc)
-            pos += 4
+        if pos + 4 > len(raw):  # the length checksum is there even for no strings
+            raise bad("is cut short")
+        (stored,) = struct.unpack_from("<I", raw, pos)
+        if unmask(stored) != crc:
+            raise bad("has a wrong length checksum")
+        crc = crc32c(raw[pos : pos + 4], crc)
+        pos += 4
         if pos + sum(lengths) != len(raw):
             raise bad(f"holds {len(raw)} bytes, its lengths say {pos + sum(lengths)}")
         crc = crc32c(raw[pos:], crc)

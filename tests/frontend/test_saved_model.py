@@ -1,0 +1,578 @@
+"""The SavedModel route, checked against TensorFlow itself (no TensorFlow in the conversion).
+
+* our ``saved_model.proto`` declares its fields with TensorFlow's numbers and types;
+* crc32c matches the published test vectors, and its vectorised path equals the byte loop;
+* the checkpoint reader returns exactly what ``tf.train.load_checkpoint`` returns, for checkpoints
+  TF wrote with several shards, dtypes float16/float32/float64/int32/int64/bool/string, empty,
+  scalar and large tensors, and an index of several blocks;
+* damaged checkpoints (a flipped byte in a value or an index block, a bad footer magic, truncated
+  files) are refused naming the file; through the CLI, exit 2, one line, nothing written;
+* SavedModels written by Keras 3 ``model.export``, ``tf.saved_model.save(keras_model)``, a
+  ``tf.Module`` with two signatures, TF1's SavedModelBuilder (resource and ref variables) and a
+  MobileNetV2 convert, and the Caffe net run by OpenCV matches the SavedModel's own signature run
+  by TF: max|Δ| ≤ 1e-4·max|ref|;
+* both ways of binding variables to checkpoint keys (object graph, restore subgraph) give the same
+  values wherever both apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from transpiler.convert import ConvertOptions, convert
+from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
+from transpiler.frontends.tf import load_tf_model
+from transpiler.frontends.tf.checkpoint import Checkpoint
+from transpiler.frontends.tf.crc32c import crc32c, mask, unmask
+from transpiler.frontends.tf.proto import saved_model_pb2 as ours
+from transpiler.frontends.tf.saved_model import find_saved_model, load_saved_model
+from transpiler.frontends.tf.sstable import read_table
+from transpiler.verify.runners import load_opencv_net, run_opencv
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    return tensorflow
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) schema
+# ----------------------------------------------------------------------------------------------
+
+
+def _real_oneof(field: Any) -> str | None:
+    """The field's oneof, ignoring the synthetic one proto3 makes for an ``optional`` field."""
+    oneof = field.containing_oneof
+    if oneof is None or (oneof.name == "_" + field.name and len(oneof.fields) == 1):
+        return None
+    return str(oneof.name)
+
+
+def _compare_subset(mine: Any, theirs: Any, seen: set[str], problems: list[str]) -> None:
+    """Every field we declare exists in TF's message with the same number, type, repetition, oneof."""
+    if mine.full_name in seen:
+        return
+    seen.add(mine.full_name)
+    their_fields = {f.name: f for f in theirs.fields}
+    for a in mine.fields:
+        where = f"{theirs.full_name}.{a.name}"
+        b = their_fields.get(a.name)
+        if b is None:
+            problems.append(f"{where}: not in TensorFlow's message")
+            continue
+        for attr in ("number", "type", "is_repeated", "is_packed"):
+            if getattr(a, attr) != getattr(b, attr):
+                problems.append(f"{where}: {attr} {getattr(a, attr)} != TF {getattr(b, attr)}")
+        oneof_a, oneof_b = _real_oneof(a), _real_oneof(b)
+        if oneof_a != oneof_b:
+            problems.append(f"{where}: oneof {oneof_a} != TF {oneof_b}")
+        if a.message_type is not None:
+            if a.message_type.name != b.message_type.name:
+                problems.append(f"{where}: type {a.message_type.name} != TF {b.message_type.name}")
+            _compare_subset(a.message_type, b.message_type, seen, problems)
+        if a.enum_type is not None:
+            mine_values = {(v.name, v.number) for v in a.enum_type.values}
+            their_values = {(v.name, v.number) for v in b.enum_type.values}
+            if not mine_values <= their_values:
+                problems.append(f"{where}: enum {a.enum_type.name}: {mine_values - their_values} not in TF's")
+
+
+def test_schema_matches_tensorflow(tf: Any) -> None:
+    from tensorflow.core.protobuf import saved_model_pb2, tensor_bundle_pb2, trackable_object_graph_pb2
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    pairs: list[tuple[Any, Any]] = [
+        (ours.SavedModel, saved_model_pb2.SavedModel),
+        (ours.TrackableObjectGraph, trackable_object_graph_pb2.TrackableObjectGraph),
+        (ours.BundleHeaderProto, tensor_bundle_pb2.BundleHeaderProto),
+        (ours.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto),
+    ]
+    for mine, theirs in pairs:
+        _compare_subset(mine.DESCRIPTOR, theirs.DESCRIPTOR, seen, problems)
+    assert not problems, "\n".join(problems)
+    # the walk reached every message of our schema
+    declared = {m.full_name for m in _all_messages(ours.DESCRIPTOR.message_types_by_name.values())}
+    assert declared - seen <= {m for m in declared if m.endswith("Entry")}, declared - seen
+
+
+def _all_messages(messages: Any) -> list[Any]:
+    out = []
+    for m in messages:
+        out.append(m)
+        out.extend(_all_messages(m.nested_types))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) crc32c
+# ----------------------------------------------------------------------------------------------
+
+
+def test_crc32c_published_vectors() -> None:
+    # RFC 3720 (iSCSI) appendix B.4, and the common check value of "123456789"
+    assert crc32c(bytes(32)) == 0x8A9136AA
+    assert crc32c(b"\xff" * 32) == 0x62A8AB43
+    assert crc32c(bytes(range(32))) == 0x46DD794E
+    assert crc32c(bytes(range(31, -1, -1))) == 0x113FDB5C
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"") == 0
+
+
+def test_crc32c_vectorised_equals_byte_loop() -> None:
+    from transpiler.frontends.tf import crc32c as module
+
+    data = np.random.default_rng(1).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    for n in (4095, 4096, 4097, 10_007, 65_536, 300_000):
+        assert crc32c(data[:n]) == module._run_bytes(0xFFFFFFFF, data[:n]) ^ 0xFFFFFFFF, n
+    assert crc32c(data[1000:], crc32c(data[:1000])) == crc32c(data)
+    for value in (0, 1, 0xFFFFFFFF, crc32c(data)):
+        assert unmask(mask(value)) == value
+
+
+# ----------------------------------------------------------------------------------------------
+# (c) checkpoints TF wrote
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    rng = np.random.default_rng(0)
+    values: dict[str, Any] = {
+        "f32_scalar": np.float32(2.5),
+        "f32_empty": np.zeros((0, 4), np.float32),
+        "f32_large": rng.normal(size=(300, 1000)).astype(np.float32),  # 1.2 MB, more than one index block
+        "f16": rng.normal(size=(7, 3)).astype(np.float16),
+        "f64": rng.normal(size=(5,)),
+        "i32": np.arange(-5, 5, dtype=np.int32),
+        "i64": np.array([2**40, -3, 0], np.int64),
+        "bool": np.array([[True, False], [False, True]]),
+        "str": np.array([b"", b"a", b"bytes \xff\x00", b"x" * 300], dtype=object),
+        "str_scalar": np.array(b"just one", dtype=object),
+        "str_empty": np.zeros((0,), dtype=object),
+    }
+    variables = {k: tf.Variable(v) for k, v in values.items() if v.dtype != object}
+    constants = {k: tf.constant(v) for k, v in values.items() if v.dtype == object}
+    module = tf.Module()
+    for k, v in variables.items():
+        setattr(module, k, v)
+    for i in range(4):
+        variables[f"medium{i}"] = tf.Variable(rng.normal(size=(180_000,)).astype(np.float32))  # 720 kB
+    ckpt = tf.train.Checkpoint(**variables)
+
+    def policy(size: int) -> Any:
+        return tf.train.CheckpointOptions(
+            experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=size))
+
+    class OneShardPerTensor(tf.train.experimental.ShardingCallback):  # type: ignore[misc,name-defined]
+        @property
+        def description(self) -> str:
+            return "one shard per tensor"
+
+        def __call__(self, shardable: Any) -> list[dict[str, dict[str, Any]]]:
+            return [{t.checkpoint_key: {t.slice_spec: t.tensor}} for t in shardable]
+
+    paths = {"plain": Path(ckpt.write(str(root / "plain" / "ckpt"))),
+             # several shards, each holding whole tensors
+             "sharded": Path(ckpt.write(str(root / "sharded" / "ckpt"), options=tf.train.CheckpointOptions(
+                 experimental_sharding_callback=OneShardPerTensor()))),
+             # shards smaller than tensors: TF stores the large ones in slices
+             "sliced": Path(ckpt.write(str(root / "sliced" / "ckpt"), options=policy(100_000)))}
+    # strings, and an index with thousands of keys (several data blocks), through the raw save op
+    names = [f"many/{i:05d}/a_long_key_so_that_the_index_spans_several_blocks" for i in range(6000)]
+    raw_prefix = root / "raw" / "ckpt"
+    raw_prefix.parent.mkdir()
+    tf.raw_ops.SaveV2(prefix=str(raw_prefix), tensor_names=[*constants, *names],
+                      shape_and_slices=[""] * (len(constants) + len(names)),
+                      tensors=[*constants.values(), *[tf.constant(i, tf.int64) for i in range(len(names))]])
+    paths["raw"] = raw_prefix
+    return paths
+
+
+def _reference(tf: Any, prefix: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {k: np.asarray(reader.get_tensor(k)) for k in reader.get_variable_to_shape_map()}
+
+
+@pytest.mark.parametrize("which", ["plain", "sharded", "sliced", "raw"])
+def test_checkpoint_matches_tensorflow(tf: Any, checkpoints: dict[str, Path], which: str) -> None:
+    prefix = checkpoints[which]
+    ours_ = Checkpoint(prefix)
+    reference = _reference(tf, prefix)
+    assert set(ours_.entries) == set(reference)
+    for key, ref in reference.items():
+        if ours_.entries[key].sliced:
+            assert which == "sliced" and ref.size * ref.itemsize > 100_000
+            with pytest.raises(UnsupportedModelError, match="stored in slices"):
+                ours_.read(key)
+            continue
+        got = ours_.read(key)
+        assert got.shape == ref.shape, key
+        if ref.dtype.kind in "OS":
+            assert [bytes(x) for x in got.reshape(-1)] == [bytes(x) for x in ref.reshape(-1)], key
+        else:
+            assert got.dtype == ref.dtype, key
+            np.testing.assert_array_equal(got, ref, err_msg=key)
+    if which == "sliced":
+        assert any(e.sliced for e in ours_.entries.values())
+    if which == "sharded":
+        assert not any(e.sliced for e in ours_.entries.values())
+        assert ours_.num_shards > 3
+        assert len({e.shard for e in ours_.entries.values()}) == ours_.num_shards
+    if which == "raw":
+        assert len(ours_.entries) > 6000
+        index = Path(f"{prefix}.index").read_bytes()
+        assert len(index) > 2 * 4096  # several blocks (TF's index block size is 4 KiB)
+
+
+def test_checkpoint_dtypes_seen(checkpoints: dict[str, Path]) -> None:
+    dtypes = {e.dtype for p in checkpoints.values() for e in Checkpoint(p).entries.values()}
+    assert {ours.BundleEntryProto.DESCRIPTOR.fields_by_name["dtype"].enum_type.values_by_name[n].number
+            for n in ("DT_HALF", "DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64", "DT_BOOL", "DT_STRING")} <= dtypes
+
+
+def _copy_checkpoint(prefix: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for f in prefix.parent.iterdir():
+        shutil.copy(f, dest / f.name)
+    return dest / prefix.name
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_checkpoints_refused(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    src = checkpoints["plain"]
+    entry = Checkpoint(src).entries["f32_large/.ATTRIBUTES/VARIABLE_VALUE"]
+
+    prefix = _copy_checkpoint(src, tmp_path / "value")
+    data_file = Path(f"{prefix}.data-00000-of-00001")
+    _flip(data_file, entry.offset + entry.size // 2)
+    ckpt = Checkpoint(prefix)  # the index is intact
+    with pytest.raises(ModelLoadError, match="checksum mismatch") as info:
+        ckpt.read(entry.key)
+    assert str(data_file) in str(info.value)
+
+    for name, damage, fragment in (
+        ("block", lambda b: b[:10] + bytes([b[10] ^ 1]) + b[11:], "checksum mismatch"),
+        ("magic", lambda b: b[:-1] + bytes([b[-1] ^ 1]), "bad magic"),
+        ("cut", lambda b: b[: len(b) - 20], "bad magic"),
+        ("tiny", lambda b: b[:30], "shorter than a table footer"),
+    ):
+        prefix = _copy_checkpoint(src, tmp_path / name)
+        index = Path(f"{prefix}.index")
+        index.write_bytes(damage(index.read_bytes()))
+        with pytest.raises(ModelLoadError, match=fragment) as info:
+            Checkpoint(prefix)
+        assert str(index) in str(info.value) and "\n" not in str(info.value)
+
+    prefix = _copy_checkpoint(src, tmp_path / "short_data")
+    data_file = Path(f"{prefix}.data-00000-of-00001")
+    data_file.write_bytes(data_file.read_bytes()[: entry.offset + 10])
+    with pytest.raises(ModelLoadError, match="past the end") as info:
+        Checkpoint(prefix).read(entry.key)
+    assert str(data_file) in str(info.value)
+
+
+def test_string_checksum_checked(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    src = checkpoints["raw"]
+    entry = Checkpoint(src).entries["str"]
+    prefix = _copy_checkpoint(src, tmp_path / "s")
+    _flip(Path(f"{prefix}.data-00000-of-00001"), entry.offset + entry.size - 1)  # a string byte
+    with pytest.raises(ModelLoadError, match="checksum mismatch"):
+        Checkpoint(prefix).read("str")
+
+
+def test_table_reader_keys_in_order(checkpoints: dict[str, Path]) -> None:
+    table = read_table(f"{checkpoints['raw']}.index")
+    keys = list(table)
+    assert keys == sorted(keys) and keys[0] == b""
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) SavedModels, converted and run in OpenCV against the signature run by TF
+# ----------------------------------------------------------------------------------------------
+
+
+def _calibrate(keras: Any, model: Any, x: np.ndarray, rng: np.random.Generator) -> None:
+    """Give every BatchNormalization the statistics of its real input (random gamma/beta), layer by
+    layer, so a picture's signal reaches the outputs."""
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    taps = keras.Model(model.inputs, [layer.input for layer in bns])
+    for i, bn in enumerate(bns):
+        feats = taps([x], training=False)
+        feat = np.asarray(feats[i] if len(bns) > 1 else feats)
+        axes = tuple(range(feat.ndim - 1))
+        gamma, beta, _, _ = (np.asarray(w) for w in bn.get_weights())
+        bn.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                        rng.normal(0, 0.2, beta.shape).astype(np.float32),
+                        feat.mean(axis=axes), feat.var(axis=axes) + 1e-3])
+
+
+def _small_keras(keras: Any, rng: np.random.Generator, x: np.ndarray) -> Any:
+    inp = keras.Input(x.shape[1:])
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same")(inp)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU(6.0)(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(y)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU()(y)
+    y = keras.layers.Conv2D(12, 1)(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(5)(y)
+    model = keras.Model(inp, y)
+    _calibrate(keras, model, x, rng)
+    return model
+
+
+def _module(tf: Any, rng: np.random.Generator) -> Any:
+    """conv + fused batch norm + relu6 + depthwise + dense, with a second signature for the features."""
+
+    def var(*shape: int, scale: float = 0.3) -> Any:
+        return tf.Variable(rng.normal(0, scale, shape).astype(np.float32))
+
+    class Net(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.b = var(3, 3, 3, 6), var(6)
+            self.gamma, self.beta = tf.Variable(rng.uniform(0.5, 1.5, 6).astype(np.float32)), var(6)
+            self.mean, self.var = var(6, scale=0.5), tf.Variable(rng.uniform(0.5, 2.0, 6).astype(np.float32))
+            self.dw, self.fc, self.fcb = var(3, 3, 6, 1), var(6, 4), var(4)
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 12, 12, 3), tf.float32, name="image")])
+        def features(self, image: Any) -> Any:
+            y = tf.nn.conv2d(image, self.w, 1, "SAME") + self.b
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(y, self.gamma, self.beta, self.mean, self.var,
+                                                       epsilon=1e-3, is_training=False)
+            y = tf.nn.relu6(y)
+            return tf.nn.depthwise_conv2d(y, self.dw, [1, 1, 1, 1], "VALID")
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 12, 12, 3), tf.float32, name="image")])
+        def logits(self, image: Any) -> Any:
+            pooled = tf.reduce_mean(self.features(image), axis=[1, 2])
+            return {"logits": tf.matmul(pooled, self.fc) + self.fcb}
+
+    return Net()
+
+
+def _tf1_builder(tf: Any, path: Path, use_resource: bool, rng: np.random.Generator) -> None:
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, (1, 10, 10, 3), name="x")
+        w = tf1.get_variable("w", initializer=rng.normal(0, 0.3, (3, 3, 3, 4)).astype(np.float32),
+                             use_resource=use_resource)
+        b = tf1.get_variable("b", initializer=rng.normal(0, 0.3, (4,)).astype(np.float32), use_resource=use_resource)
+        y = tf.nn.relu6(tf.nn.conv2d(x, w, 1, "SAME") + b, name="y")
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            builder = tf1.saved_model.Builder(str(path))
+            sig = tf1.saved_model.predict_signature_def({"image": x}, {"scores": y})
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+            builder.save()
+
+
+@pytest.fixture(scope="module")
+def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
+    import keras
+
+    root = tmp_path_factory.mktemp("saved_models")
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, (4, 20, 20, 3)).astype(np.float32)
+    small = _small_keras(keras, rng, x)
+    small.export(str(root / "keras_export"), verbose=False)
+    tf.saved_model.save(small, str(root / "keras_save"))
+    net = _module(tf, rng)
+    tf.saved_model.save(net, str(root / "module"),
+                        signatures={"serving_default": net.logits, "features": net.features})
+    _tf1_builder(tf, root / "tf1_resource", True, rng)
+    _tf1_builder(tf, root / "tf1_ref", False, rng)
+    return {p.name: p for p in root.iterdir()}
+
+
+def _tf_signature(tf: Any, model: Path, signature: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(str(model))
+    fn = loaded.signatures[signature]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
+
+
+def _convert_and_compare(tf: Any, model: Path, out: Path, signature: str | None, x: np.ndarray) -> float:
+    graph = load_tf_model(model, signature=signature)
+    convert(ConvertOptions(model=model, out_dir=out), graph=graph)
+    report = json.loads((out / "conversion.json").read_text())
+    meta = graph.metadata["signature"]
+    (in_key,) = meta["inputs"]
+    ref = _tf_signature(tf, model, meta["name"], {in_key: x})
+    entry = report["inputs"][0]
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    layers = [o["caffe_layer"] for o in report["outputs"]]
+    got = run_opencv(net, {entry["caffe_blob"]: x.transpose(entry["permutation"])}, layers)
+    worst = 0.0
+    assert len(report["outputs"]) == len(meta["outputs"])
+    for (key, _), o in zip(sorted(meta["outputs"].items()), report["outputs"], strict=True):
+        expected = np.transpose(ref[key], o["permutation"])
+        result = got[o["caffe_layer"]]
+        assert result.shape == expected.shape, key
+        err = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-12))
+        assert err <= TOLERANCE, f"{model.name} {key}: max|Δ|/max|ref| = {err:.2e}"
+        worst = max(worst, err)
+    return worst
+
+
+@pytest.mark.parametrize(
+    ("name", "signature", "shape"),
+    [
+        ("keras_export", None, (1, 20, 20, 3)),
+        ("keras_save", None, (1, 20, 20, 3)),
+        ("module", None, (1, 12, 12, 3)),
+        ("module", "features", (1, 12, 12, 3)),
+        ("tf1_resource", None, (1, 10, 10, 3)),
+        ("tf1_ref", None, (1, 10, 10, 3)),
+    ],
+)
+def test_saved_model_matches_tensorflow(tf: Any, saved_models: dict[str, Path], tmp_path: Path, name: str,
+                                        signature: str | None, shape: tuple[int, ...]) -> None:
+    x = np.random.default_rng(3).uniform(-1, 1, shape).astype(np.float32)
+    _convert_and_compare(tf, saved_models[name], tmp_path / "out", signature, x)
+
+
+def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    model = saved_models["keras_export"]
+    assert find_saved_model(model) == model / "saved_model.pb"
+    assert find_saved_model(model / "saved_model.pb") == model / "saved_model.pb"
+    assert find_saved_model(model / "variables" / "variables.index") is None
+    loaded = load_saved_model(model / "saved_model.pb")
+    assert loaded.signature == "serving_default" and set(loaded.signatures) == {"serve", "serving_default"}
+    assert list(loaded.inputs) == ["keras_tensor"] and list(loaded.outputs) == ["output_0"]
+    # signature keys and tensor names both work as --input/--output
+    by_key = load_tf_model(model, inputs=[], outputs=["output_0"])
+    by_name = load_tf_model(model, outputs=[loaded.outputs["output_0"]])
+    assert [v.shape for v in by_key.outputs] == [v.shape for v in by_name.outputs] == [(1, 5)]
+    from transpiler.frontends.tf.importer import InputSpec
+
+    resized = load_tf_model(model, inputs=[InputSpec("keras_tensor", (1, 40, 40, 3))])
+    assert resized.inputs[0].shape == (1, 40, 40, 3)
+    with pytest.raises(UsageError, match="no signature 'nope'"):
+        load_tf_model(model, signature="nope")
+    with pytest.raises(UsageError, match="names no node"):
+        load_tf_model(model, outputs=["output_9"])
+
+
+@pytest.mark.parametrize("name", ["keras_export", "keras_save", "module", "tf1_resource", "tf1_ref"])
+def test_variable_bindings_agree(saved_models: dict[str, Path], name: str) -> None:
+    """The object graph and the restore subgraph bind each variable to the same values."""
+    model = saved_models[name]
+    ckpt = Checkpoint(model / "variables" / "variables")
+    auto = load_saved_model(model)
+    routes = {}
+    for binding in ("object", "restore"):
+        try:
+            routes[binding] = load_saved_model(model, binding=binding)
+        except UnsupportedModelError as exc:
+            # tf.saved_model.save of a Keras 3 model restores other handles than the signature reads;
+            # TF1 SavedModels have no object graph
+            expected_failures = {("keras_save", "restore"), ("tf1_resource", "object"), ("tf1_ref", "object")}
+            assert (name, binding) in expected_failures, exc
+            assert "have no value in the checkpoint" in str(exc)
+    expected_routes = {"tf1_resource": {"restore"}, "tf1_ref": {"restore"}}.get(name, {"object", "restore"})
+    assert {route for _, route in auto.bindings.values()} <= expected_routes
+    for var, (key, _) in auto.bindings.items():
+        for route in routes.values():
+            if var in route.bindings:
+                np.testing.assert_array_equal(ckpt.read(route.bindings[var][0]), ckpt.read(key))
+    assert auto.bindings, "no variable was bound"
+
+
+def test_unbound_variable_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(saved_models["module"], model)
+    shutil.rmtree(model / "variables")
+    with pytest.raises(ModelLoadError, match=r"variables\.index' is missing"):
+        load_saved_model(model)
+
+
+def test_cli_converts_without_tensorflow(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    code = (
+        "import sys\nfrom transpiler.cli import main\n"
+        f"assert main([{str(saved_models['keras_export'])!r}, '-o', {str(out)!r}]) == 0\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / "deploy.caffemodel").is_file()
+
+
+def _cli(*args: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "transpiler", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_refuses_damaged_saved_model(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    src = saved_models["keras_export"]
+    cases = {}
+    model = tmp_path / "bad_value"
+    shutil.copytree(src, model)
+    data_file = model / "variables" / "variables.data-00000-of-00001"
+    ckpt = Checkpoint(src / "variables" / "variables")
+    entry = max(ckpt.entries.values(), key=lambda e: e.size if e.key.startswith("variables/") else 0)
+    _flip(data_file, entry.offset + 3)
+    cases[model] = (data_file, "checksum mismatch")
+    model = tmp_path / "bad_magic"
+    shutil.copytree(src, model)
+    index = model / "variables" / "variables.index"
+    index.write_bytes(index.read_bytes()[:-3] + b"abc")
+    cases[model] = (index, "bad magic")
+    model = tmp_path / "cut_pb"
+    shutil.copytree(src, model)
+    pb = model / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+    cases[model] = (model, "")
+    for model, (named, fragment) in cases.items():
+        out = tmp_path / f"{model.name}_out"
+        result = _cli(model, "-o", out)
+        assert result.returncode == 2, result.stderr
+        assert str(named) in result.stderr and fragment in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# (e) MobileNetV2 (alpha 0.35, 96x96), Keras 3 export and tf.saved_model.save, on real pictures
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_saved_model(tf: Any, tmp_path: Path, pictures: Any) -> None:
+    import keras
+
+    rng = np.random.default_rng(11)
+    x = np.stack([pictures(n, (96, 96)) for n in ("astronaut", "chelsea", "coffee")]).astype(np.float32) / 127.5 - 1
+    model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10,
+                                           classifier_activation=None)
+    _calibrate(keras, model, x, rng)
+    model.export(str(tmp_path / "export"), verbose=False)
+    tf.saved_model.save(model, str(tmp_path / "save"))
+    for kind in ("export", "save"):
+        for i in range(len(x)):
+            _convert_and_compare(tf, tmp_path / kind, tmp_path / f"{kind}_out{i}", None, x[i : i + 1])

@@ -1,0 +1,210 @@
+"""Inline TensorFlow function calls into one flat GraphDef (what a SavedModel's graph needs).
+
+A SavedModel's outer graph reaches the network only through call nodes (``StatefulPartitionedCall``,
+``PartitionedCall``, or a node whose op is a library function's name) whose bodies are
+``FunctionDef``\\ s. :func:`inline_calls` replaces every call, recursively, by a copy of the body:
+
+* a body node ``n`` of a call node ``c`` becomes ``c/n`` (nested calls nest the prefixes);
+* inside a body, an input is either an argument name (it becomes the tensor the caller passed) or
+  ``node:output_arg:index``; the flat output index of ``node`` is the position of ``index`` within
+  the op's output arguments: for ops with one output argument it is ``index`` itself (a list
+  argument like Split's ``output`` or a call's ``output`` is that one argument); ops with several
+  output arguments (FusedBatchNormV3, TopKV2...) are listed in :data:`OUTPUT_ARGS`, and nested
+  function calls by name use the callee's signature;
+* the call's outputs become the tensors the body's ``ret`` map names (aliases resolved at the end,
+  so body node order does not matter).
+
+Control inputs (``^node``) are dropped: they only order side effects (variable reads after
+restores, ``NoOp`` groups), and none remain once variables are constants. An op with several
+output arguments that is not in :data:`OUTPUT_ARGS` is refused by name rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from transpiler.errors import UnsupportedModelError
+from transpiler.frontends.tf.proto import tf_graph_pb2
+
+__all__ = ["CALL_OPS", "OUTPUT_ARGS", "InlinedGraph", "inline_calls"]
+
+CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
+
+# Ops whose outputs are several arguments, each one tensor: output argument names in order.
+OUTPUT_ARGS: dict[str, tuple[str, ...]] = {
+    "FusedBatchNorm": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
+    "FusedBatchNormV2": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
+    "FusedBatchNormV3": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2",
+                         "reserve_space_3"),
+    "Unique": ("y", "idx"),
+    "UniqueV2": ("y", "idx"),
+    "TopK": ("values", "indices"),
+    "TopKV2": ("values", "indices"),
+    "Switch": ("output_false", "output_true"),
+    "Merge": ("output", "value_index"),
+    "MaxPoolWithArgmax": ("output", "argmax"),
+    "NonMaxSuppressionV4": ("selected_indices", "valid_outputs"),
+    "NonMaxSuppressionV5": ("selected_indices", "selected_scores", "valid_outputs"),
+    "CombinedNonMaxSuppression": ("nmsed_boxes", "nmsed_scores", "nmsed_classes", "valid_detections"),
+    "BroadcastGradientArgs": ("r0", "r1"),
+    "QuantizeV2": ("output", "output_min", "output_max"),
+    "Qr": ("q", "r"),
+    "Svd": ("s", "u", "v"),
+}  # fmt: skip
+
+_MAX_DEPTH = 64
+
+
+@dataclass
+class InlinedGraph:
+    """The flat graph, and where each call node's outputs went (``"call:k"`` → tensor)."""
+
+    graph: tf_graph_pb2.GraphDef
+    aliases: dict[str, str] = field(default_factory=dict)
+    calls: dict[str, str] = field(default_factory=dict)  # outer call node → function name
+
+    def resolve(self, tensor: str) -> str:
+        """The tensor of the flat graph that ``tensor`` (a name of the original graph) became."""
+        return _chase(self.aliases, _canonical(tensor))
+
+
+def _canonical(name: str) -> str:
+    _, sep, idx = name.rpartition(":")
+    return name if sep and idx.isdigit() else f"{name}:0"
+
+
+def _chase(aliases: dict[str, str], tensor: str) -> str:
+    seen = 0
+    while tensor in aliases:
+        tensor = aliases[tensor]
+        seen += 1
+        if seen > len(aliases):
+            raise UnsupportedModelError(f"function outputs form a cycle at '{tensor}'")
+    return tensor
+
+
+class _Inliner:
+    def __init__(self, library: tf_graph_pb2.FunctionDefLibrary, source: str) -> None:
+        self.functions = {f.signature.name: f for f in library.function}
+        self.source = source
+        self.nodes: list[tf_graph_pb2.NodeDef] = []
+        self.aliases: dict[str, str] = {}
+        self.calls: dict[str, str] = {}
+        self.stack: list[str] = []
+        # (function, node) → the one output argument it was read through (ops not in OUTPUT_ARGS).
+        self._arg_seen: dict[tuple[str, str], str] = {}
+
+    def callee(self, node: tf_graph_pb2.NodeDef) -> str | None:
+        if node.op in CALL_OPS:
+            return node.attr["f"].func.name
+        return node.op if node.op in self.functions else None
+
+    def outer(self, graph: tf_graph_pb2.GraphDef) -> None:
+        for node in graph.node:
+            inputs = [i for i in node.input if not i.startswith("^")]
+            name = self.callee(node)
+            if name is None:
+                copy = self._copy(node, node.name, [_canonical(i) for i in inputs])
+                self.nodes.append(copy)
+                continue
+            self.calls[node.name] = name
+            outputs = self.function(name, node.name, [_canonical(i) for i in inputs], node)
+            for k, tensor in enumerate(outputs):
+                self.aliases[f"{node.name}:{k}"] = tensor
+
+    def function(self, name: str, prefix: str, args: list[str], caller: tf_graph_pb2.NodeDef) -> list[str]:
+        fdef = self.functions.get(name)
+        where = f"{self.source}: node '{prefix}' ({caller.op})"
+        if fdef is None:
+            raise UnsupportedModelError(f"{where} calls function '{name}', which is not in the library")
+        if name in self.stack or len(self.stack) >= _MAX_DEPTH:
+            raise UnsupportedModelError(f"{where}: function '{name}' calls itself (recursion is not supported)")
+        sig = fdef.signature
+        for arg in sig.input_arg:
+            if arg.number_attr or arg.type_list_attr:
+                raise UnsupportedModelError(f"{where}: function '{name}' takes a list argument '{arg.name}' "
+                                            "(not a concrete function)")
+        if len(args) != len(sig.input_arg):
+            raise UnsupportedModelError(f"{where} passes {len(args)} inputs to '{name}', which takes "
+                                        f"{len(sig.input_arg)}")
+        self.stack.append(name)
+        argmap = {arg.name: tensor for arg, tensor in zip(sig.input_arg, args, strict=True)}
+        body = {n.name: n for n in fdef.node_def}
+
+        def ref(text: str, user: str) -> str:
+            if text in argmap:
+                return argmap[text]
+            node_name, _, rest = text.partition(":")
+            producer = body.get(node_name)
+            if producer is None:
+                raise UnsupportedModelError(f"{self.source}: in function '{name}', node '{user}' reads "
+                                            f"'{text}', which is neither an argument nor a node")
+            arg_name, _, idx = rest.partition(":")
+            return f"{prefix}/{node_name}:{self.flat_index(producer, arg_name, int(idx or 0), name)}"
+
+        for node in fdef.node_def:
+            inputs = [ref(i, node.name) for i in node.input if not i.startswith("^")]
+            callee = self.callee(node)
+            inner = f"{prefix}/{node.name}"
+            if callee is None:
+                self.nodes.append(self._copy(node, inner, inputs))
+                continue
+            outputs = self.function(callee, inner, inputs, node)
+            for k, tensor in enumerate(outputs):
+                self.aliases[f"{inner}:{k}"] = tensor
+        results = []
+        for arg in sig.output_arg:
+            if arg.name not in fdef.ret:
+                raise UnsupportedModelError(f"{where}: function '{name}' does not return '{arg.name}'")
+            results.append(ref(fdef.ret[arg.name], f"<return {arg.name}>"))
+        self.stack.pop()
+        return results
+
+    def flat_index(self, producer: tf_graph_pb2.NodeDef, arg_name: str, index: int, function: str) -> int:
+        names: Iterable[str] | None = OUTPUT_ARGS.get(producer.op)
+        callee = None if producer.op in CALL_OPS else self.functions.get(producer.op)
+        if callee is not None:
+            names = [a.name for a in callee.signature.output_arg]
+        if names is None:
+            # One output argument (possibly a list): the index within it is the output index.
+            previous = self._arg_seen.setdefault((function, producer.name), arg_name)
+            if previous != arg_name:
+                raise UnsupportedModelError(
+                    f"{self.source}: in function '{function}', node '{producer.name}' ({producer.op}) is read "
+                    f"through output arguments '{previous}' and '{arg_name}'; this op's outputs are not known")
+            return index
+        names = list(names)
+        if arg_name not in names:
+            raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
+                                        f"({producer.op}) has no output '{arg_name}'")
+        return names.index(arg_name) + index
+
+    def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> tf_graph_pb2.NodeDef:
+        copy = tf_graph_pb2.NodeDef(name=name, op=node.op, device=node.device)
+        for key, value in node.attr.items():
+            copy.attr[key].CopyFrom(value)
+        copy.input.extend(inputs)
+        return copy
+
+
+def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>") -> InlinedGraph:
+    """Return ``graph`` with every function call replaced by the function's body, recursively.
+
+    Inputs of the result are canonical ``node:index`` names with every alias resolved; the result
+    carries no library. Tensors of the original graph map to the result via :meth:`InlinedGraph.resolve`.
+    """
+    inliner = _Inliner(graph.library, source)
+    inliner.outer(graph)
+    out = tf_graph_pb2.GraphDef()
+    out.versions.CopyFrom(graph.versions)
+    names: set[str] = set()
+    for node in inliner.nodes:
+        if node.name in names:
+            raise UnsupportedModelError(f"{source}: inlining functions makes two nodes named '{node.name}'")
+        names.add(node.name)
+        resolved = [_chase(inliner.aliases, i) for i in node.input]
+        del node.input[:]
+        node.input.extend(resolved)
+    out.node.extend(inliner.nodes)
+    return InlinedGraph(out, inliner.aliases, inliner.calls)

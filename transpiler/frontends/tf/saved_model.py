@@ -1,0 +1,372 @@
+"""SavedModel directory (or its ``saved_model.pb``) → a flat GraphDef with the weights as constants.
+
+No TensorFlow: ``saved_model.pb`` is parsed with our schema (``proto/saved_model.proto``) and the
+checkpoint under ``variables/`` with :mod:`checkpoint`. The steps:
+
+1. pick the MetaGraphDef (the one tagged ``serve`` when there are several) and the signature
+   (``serving_default`` unless one is named); its inputs and outputs name tensors of the outer
+   graph, and its keys (``keras_tensor``, ``output_0``...) are kept to accept them as names;
+2. inline every function call of the outer graph (:mod:`function_inline`);
+3. bind each variable (``VarHandleOp``, or a TF1 ``VariableV2``) to its checkpoint key, two ways:
+
+   * **object graph** (what ``tf.saved_model.load`` does): a call node's last inputs are the
+     variables its function captures, and ``object_graph_def.concrete_functions[f].bound_inputs``
+     names their object-graph nodes; node *i* of the checkpoint's own object graph (stored under
+     ``_CHECKPOINTABLE_OBJECT_GRAPH``) holds the key of that variable's ``VARIABLE_VALUE``;
+   * **restore subgraph** (what a TF1 session loader runs): ``saver_def.restore_op_name`` leads to
+     ``RestoreV2`` nodes; output *k* of one, through ``Identity`` nodes, feeds an
+     ``AssignVariableOp`` (or ``Assign``) on a variable, and element *k* of its ``tensor_names``
+     constant is the key.
+
+   Both are exact; the object graph is used where it binds a variable, the restore subgraph for
+   the rest. A binding whose checkpoint entry disagrees with the variable's declared dtype or
+   shape is refused;
+4. turn every ``ReadVariableOp`` of a bound variable (and every bound ``VariableV2``) into a
+   ``Const`` holding the checkpoint value, and keep only the nodes the signature's outputs need.
+
+Every problem raises a :class:`~transpiler.errors.TranspilerError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
+from transpiler.frontends.tf.checkpoint import Checkpoint
+from transpiler.frontends.tf.function_inline import InlinedGraph, inline_calls
+from transpiler.frontends.tf.importer import InputSpec, import_graphdef
+from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
+from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
+from transpiler.ir.core import Graph
+
+__all__ = ["SavedModelGraph", "find_saved_model", "import_saved_model", "load_saved_model"]
+
+DEFAULT_SIGNATURE = "serving_default"
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_INIT_SIGNATURE = "__saved_model_init_op"
+_REF_VARIABLE_OPS = ("VariableV2", "Variable")
+_VARIABLE_OPS = frozenset({"VarHandleOp", *_REF_VARIABLE_OPS})
+_PASS_THROUGH = frozenset({"Identity", "Snapshot"})
+
+Binding = Literal["auto", "object", "restore"]
+
+
+@dataclass
+class SavedModelGraph:
+    """A signature of a SavedModel as a plain GraphDef the importer takes."""
+
+    graph: tf_graph_pb2.GraphDef
+    source: str
+    signature: str
+    inputs: dict[str, str]  # signature key → tensor of ``graph``
+    outputs: dict[str, str]
+    # variable node → (checkpoint key, "object" or "restore")
+    bindings: dict[str, tuple[str, str]] = field(default_factory=dict)
+    signatures: list[str] = field(default_factory=list)
+    inlined: InlinedGraph | None = None
+
+    def tensor(self, name: str, kind: Literal["input", "output"]) -> str:
+        """A signature key, a tensor of the outer graph, or one of ``graph``, as a tensor of ``graph``."""
+        keys = self.inputs if kind == "input" else self.outputs
+        if name in keys:
+            return keys[name]
+        return self.inlined.resolve(name) if self.inlined is not None else name
+
+
+def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSpec] = (),
+                       outputs: Sequence[str] = (), signature: str | None = None) -> Graph:
+    """Load a SavedModel's signature and import it as IR (the signature's tensors by default).
+
+    ``inputs``/``outputs`` may name signature keys (``keras_tensor``, ``output_0``) or tensors.
+    """
+    model = load_saved_model(path, signature)
+    specs = [InputSpec(model.tensor(s.name, "input"), s.shape) for s in inputs] or [
+        InputSpec(t) for t in model.inputs.values()]
+    names = [model.tensor(o, "output") for o in outputs] or list(model.outputs.values())
+    p = Path(path)
+    name = p.name if p.is_dir() else p.resolve().parent.name
+    graph = import_graphdef(model.graph, inputs=specs, outputs=names, source=model.source, name=name)
+    graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.inputs),
+                                   "outputs": dict(model.outputs)}
+    return graph
+
+
+def find_saved_model(path: str | os.PathLike[str]) -> Path | None:
+    """The ``saved_model.pb`` that ``path`` is or holds, decided by content; None for anything else."""
+    p = Path(path)
+    if p.is_dir():
+        candidate = p / "saved_model.pb"
+        return candidate if candidate.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        with p.open("rb") as f:
+            head = f.read(1)
+    except OSError:
+        return None
+    # A SavedModel starts with field 1 (varint schema version) or field 2 (meta_graphs); a
+    # GraphDef with field 1 (nodes, length-delimited: 0x0a), so one byte tells them apart.
+    if head not in (b"\x08", b"\x12"):
+        return None
+    return p if _parse_saved_model(p, quiet=True) is not None else None
+
+
+def _parse_saved_model(pb_path: Path, quiet: bool = False) -> saved_model_pb2.SavedModel | None:
+    model = saved_model_pb2.SavedModel()
+    try:
+        model.ParseFromString(pb_path.read_bytes())
+    except (DecodeError, OSError) as exc:
+        if quiet:
+            return None
+        raise ModelLoadError(f"cannot load SavedModel '{pb_path}': cannot decode it ({exc}); the file is "
+                             "truncated or corrupt") from None
+    if not model.meta_graphs or not any(m.graph_def.node for m in model.meta_graphs):
+        if quiet:
+            return None
+        raise ModelLoadError(f"cannot load SavedModel '{pb_path}': it holds no graph")
+    return model
+
+
+def _meta_graph(model: saved_model_pb2.SavedModel) -> saved_model_pb2.MetaGraphDef:
+    for meta in model.meta_graphs:
+        if "serve" in meta.meta_info_def.tags:
+            return meta
+    return model.meta_graphs[0]
+
+
+def _choose_signature(meta: saved_model_pb2.MetaGraphDef, name: str | None, source: str) -> str:
+    usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
+    if name is not None:
+        if name not in meta.signature_def:
+            raise UsageError(f"{source}: no signature '{name}' (it has: {', '.join(usable) or 'none'})")
+        return name
+    if DEFAULT_SIGNATURE in meta.signature_def:
+        return DEFAULT_SIGNATURE
+    if len(usable) == 1:
+        return usable[0]
+    raise UsageError(f"{source}: no '{DEFAULT_SIGNATURE}' signature; choose one with --signature "
+                     f"({', '.join(usable) or 'there are none'})")
+
+
+def load_saved_model(path: str | os.PathLike[str], signature: str | None = None, *,
+                     binding: Binding = "auto") -> SavedModelGraph:
+    """Load the SavedModel at ``path`` (its directory or ``saved_model.pb``) for ``signature``.
+
+    ``binding`` chooses how variables find their checkpoint values (see the module docstring);
+    ``"auto"`` uses the object graph and falls back to the restore subgraph.
+    """
+    pb_path = find_saved_model(path) if Path(path).is_dir() else Path(path)
+    shown = os.fspath(path)
+    if pb_path is None or not pb_path.is_file():
+        raise ModelLoadError(f"cannot load SavedModel '{shown}': no saved_model.pb in it")
+    model = _parse_saved_model(pb_path)
+    assert model is not None
+    meta = _meta_graph(model)
+    name = _choose_signature(meta, signature, shown)
+    sig = meta.signature_def[name]
+    for kind, infos in (("input", sig.inputs), ("output", sig.outputs)):
+        for key, info in infos.items():
+            if info.WhichOneof("encoding") != "name":
+                raise UnsupportedModelError(f"{shown}: signature '{name}' {kind} '{key}' is a sparse or "
+                                            "composite tensor, which is not supported")
+
+    inlined = inline_calls(meta.graph_def, shown)
+    inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
+    outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}
+    nodes = {n.name: n for n in inlined.graph.node}
+    needed = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
+    # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value.
+    reads = [n for n in needed if nodes[n].op in ("ReadVariableOp", *_REF_VARIABLE_OPS)]
+    bindings: dict[str, tuple[str, str]] = {}
+    if reads:
+        checkpoint = _open_checkpoint(pb_path.parent, shown)
+        if binding in ("auto", "restore"):
+            for var, key in _restore_bindings(meta, inlined, nodes, shown).items():
+                bindings[var] = (key, "restore")
+        if binding in ("auto", "object"):
+            for var, key in _object_bindings(meta, inlined, nodes, checkpoint, shown).items():
+                bindings[var] = (key, "object")
+        _freeze_variables(nodes, reads, bindings, checkpoint, shown)
+    graph = tf_graph_pb2.GraphDef()
+    graph.versions.CopyFrom(meta.graph_def.versions)
+    keep = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
+    graph.node.extend(n for n in inlined.graph.node if n.name in keep)
+    usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
+    return SavedModelGraph(graph, shown, name, inputs, outputs, bindings, usable, inlined)
+
+
+def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
+    prefix = directory / "variables" / "variables"
+    if not Path(f"{prefix}.index").is_file():
+        raise ModelLoadError(f"cannot load SavedModel '{shown}': the model reads variables, but "
+                             f"'{prefix}.index' is missing")
+    return Checkpoint(prefix)
+
+
+def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], stop: set[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = [t.rsplit(":", 1)[0] for t in tensors]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        if name in stop:
+            continue
+        stack.extend(i.rsplit(":", 1)[0] for i in nodes[name].input)
+    return seen
+
+
+def _through(nodes: dict[str, tf_graph_pb2.NodeDef], tensor: str) -> str:
+    """Follow ``tensor`` back through Identity nodes."""
+    for _ in range(len(nodes) + 1):
+        node = nodes.get(tensor.rsplit(":", 1)[0])
+        if node is None or node.op not in _PASS_THROUGH or not node.input:
+            return tensor
+        tensor = node.input[0]
+    return tensor
+
+
+def _variable(nodes: dict[str, tf_graph_pb2.NodeDef], tensor: str) -> str | None:
+    name = _through(nodes, tensor).rsplit(":", 1)[0]
+    node = nodes.get(name)
+    return name if node is not None and node.op in _VARIABLE_OPS else None
+
+
+def _restore_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
+                      nodes: dict[str, tf_graph_pb2.NodeDef], shown: str) -> dict[str, str]:
+    """variable → key, from RestoreV2 outputs assigned to variables."""
+    found: dict[str, str] = {}
+    names_cache: dict[str, np.ndarray] = {}
+    for node in nodes.values():
+        if node.op not in ("AssignVariableOp", "Assign") or len(node.input) < 2:
+            continue
+        var = _variable(nodes, node.input[0])
+        source = _through(nodes, node.input[1])
+        restore_name, _, index = source.rpartition(":")
+        restore = nodes.get(restore_name)
+        if var is None or restore is None or restore.op not in ("RestoreV2", "Restore") or len(restore.input) < 2:
+            continue
+        if restore_name not in names_cache:
+            const = nodes.get(_through(nodes, restore.input[1]).rsplit(":", 1)[0])
+            if const is None or const.op != "Const":
+                continue
+            names_cache[restore_name] = tensor_to_numpy(const.attr["value"].tensor).reshape(-1)
+            if restore.op == "RestoreV2" and len(restore.input) > 2:
+                slices = nodes.get(_through(nodes, restore.input[2]).rsplit(":", 1)[0])
+                if slices is not None and slices.op == "Const":
+                    spec = tensor_to_numpy(slices.attr["value"].tensor).reshape(-1)
+                    if any(bytes(s) for s in spec):
+                        raise UnsupportedModelError(f"{shown}: the checkpoint holds partitioned variables "
+                                                    f"(restored in slices by '{restore_name}'), which is not "
+                                                    "supported")
+        keys = names_cache[restore_name]
+        k = int(index or 0)
+        if k < len(keys):
+            found[var] = bytes(keys[k]).decode("utf-8")
+    return found
+
+
+def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
+                     nodes: dict[str, tf_graph_pb2.NodeDef], checkpoint: Checkpoint, shown: str) -> dict[str, str]:
+    """variable → key, from the captures of each called function (bound_inputs) and the checkpoint's
+    object graph."""
+    functions = meta.object_graph_def.concrete_functions
+    if not functions or OBJECT_GRAPH_KEY not in checkpoint:
+        return {}
+    raw = checkpoint.read(OBJECT_GRAPH_KEY).reshape(-1)
+    trackable = saved_model_pb2.TrackableObjectGraph()
+    try:
+        trackable.ParseFromString(bytes(raw[0]))
+    except DecodeError:
+        raise ModelLoadError(f"{checkpoint.index_path}: cannot decode the object graph "
+                             f"'{OBJECT_GRAPH_KEY}'") from None
+    saved_nodes = meta.object_graph_def.nodes
+    outer = {n.name: n for n in meta.graph_def.node}
+    found: dict[str, str] = {}
+    for call, function in inlined.calls.items():
+        bound = functions[function].bound_inputs if function in functions else []
+        if not bound:
+            continue
+        data_inputs = [i for i in outer[call].input if not i.startswith("^")]
+        if len(bound) > len(data_inputs):
+            continue
+        for tensor, node_id in zip(data_inputs[-len(bound):], bound, strict=True):
+            var = _variable(nodes, inlined.resolve(tensor))
+            if var is None or not 0 <= node_id < min(len(trackable.nodes), len(saved_nodes)):
+                continue
+            if saved_nodes[node_id].WhichOneof("kind") != "variable":
+                continue
+            keys = [a.checkpoint_key for a in trackable.nodes[node_id].attributes if a.name == "VARIABLE_VALUE"]
+            if len(keys) == 1:
+                found[var] = keys[0]
+    return found
+
+
+def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
+                      bindings: dict[str, tuple[str, str]], checkpoint: Checkpoint, shown: str) -> None:
+    """Replace each needed ReadVariableOp (and VariableV2) by a Const of its checkpoint value."""
+    values: dict[str, np.ndarray] = {}
+    unbound: list[str] = []
+    for name in sorted(reads):
+        node = nodes[name]
+        var = name if node.op in _REF_VARIABLE_OPS else _variable(nodes, node.input[0] if node.input else "")
+        if var is None or var not in bindings:
+            what = f"variable '{var}'" if var else f"'{node.input[0] if node.input else '?'}'"
+            unbound.append(f"node '{name}' ({node.op}) reads {what}")
+            continue
+        if var not in values:
+            key = bindings[var][0]
+            if key not in checkpoint:
+                raise ModelLoadError(f"{shown}: variable '{var}' is restored from '{key}', which is not in "
+                                     f"{checkpoint.index_path}")
+            value = checkpoint.read(key)
+            _check_declared(nodes[var], value, var, key, shown)
+            values[var] = value
+        value = values[var]
+        dtype = node.attr["dtype"].type if "dtype" in node.attr else None
+        if dtype and node.op == "ReadVariableOp" and tensor_dtype(value) not in (None, dtype):
+            raise ModelLoadError(f"{shown}: node '{name}' reads variable '{var}' as {dtype_label(dtype)}, but "
+                                 f"the checkpoint holds {value.dtype}")
+        const = numpy_to_tensor(value)
+        del node.input[:]
+        node.op = "Const"
+        keep = {k: v for k, v in node.attr.items() if k == "_output_shapes"}
+        node.ClearField("attr")
+        for k, v in keep.items():
+            node.attr[k].CopyFrom(v)
+        node.attr["dtype"].type = const.dtype
+        node.attr["value"].tensor.CopyFrom(const)
+    if unbound:
+        raise UnsupportedModelError(f"{shown}: {len(unbound)} variable read(s) have no value in the checkpoint",
+                                    unbound[:10])
+
+
+def tensor_dtype(value: np.ndarray) -> int | None:
+    return numpy_to_tensor(value[:0] if value.ndim else value.reshape(1)[:0]).dtype if value.dtype != object \
+        else tf_graph_pb2.DT_STRING
+
+
+def dtype_label(dtype: int) -> str:
+    return tf_graph_pb2.DataType.Name(dtype) if dtype in tf_graph_pb2.DataType.values() else str(dtype)
+
+
+def _check_declared(var_node: tf_graph_pb2.NodeDef, value: np.ndarray, var: str, key: str, shown: str) -> None:
+    """The checkpoint value must have the dtype and shape the graph declares for the variable."""
+    if "shape" in var_node.attr and not var_node.attr["shape"].shape.unknown_rank:
+        declared = tuple(int(d.size) for d in var_node.attr["shape"].shape.dim)
+        if len(declared) != value.ndim or any(d >= 0 and d != s for d, s in zip(declared, value.shape, strict=True)):
+            raise ModelLoadError(f"{shown}: variable '{var}' is declared {list(declared)}, but its checkpoint "
+                                 f"value '{key}' is {list(value.shape)}")
+    if "dtype" in var_node.attr:
+        declared_type = var_node.attr["dtype"].type % 100
+        if tensor_dtype(value) != declared_type:
+            raise ModelLoadError(f"{shown}: variable '{var}' is declared {dtype_label(declared_type)}, but its "
+                                 f"checkpoint value '{key}' is {value.dtype}")
