@@ -79,7 +79,8 @@ class ImportContext:
     - ``ctx.input(node, i)`` / ``ctx.inputs(node)``: the IR values of the node's data inputs;
     - ``ctx.static(value)`` / ``ctx.static_input(node, i, what)``: a value's contents when it is computable
       from constants (shapes, axes, paddings), else None / a clear error;
-    - ``ctx.attr(node, key, default)``: a NodeDef attribute as a plain Python value;
+    - ``ctx.attr(node, key, default)``: a NodeDef attribute as a plain Python value; ``ctx.int_list(node, key,
+      length)``: an integer list attribute, checked (a malformed node is refused with its name);
     - ``ctx.add(op, node, inputs, attrs)``: add an IR node (its shapes are inferred at once);
       ``ctx.constant(node, array)``: a constant value;
     - ``ctx.where(node)``: ``"<file>: node 'name' (Op)"``, to start error messages.
@@ -150,6 +151,17 @@ class ImportContext:
 
     def constant(self, tf_node: Any, array: np.ndarray, suffix: str = "") -> Value:
         return self.graph.constant(tf_node.name + suffix, array)
+
+    def int_list(self, node: Any, key: str, length: int, *, minimum: int = 1,
+                 default: list[int] | None = None) -> list[int]:
+        """An integer list attribute (strides, ksize, paddings) checked to have ``length`` entries ≥ ``minimum``:
+        a malformed node is refused with its name, never met as an IndexError deep in a handler."""
+        value = self.attr(node, key, default)
+        if (not isinstance(value, list) or len(value) != length
+                or not all(isinstance(v, int) and v >= minimum for v in value)):
+            raise UnsupportedModelError(f"{self.where(node)}: attribute '{key}' must be {length} integers "
+                                        f">= {minimum}, got {value!r}")
+        return value
 
     def where(self, node: Any) -> str:
         return f"{self.source}: node '{node.name}' ({node.op})"
