@@ -117,8 +117,12 @@ def bias_add(ctx: ImportContext, node: Any) -> list[Value]:
     return ctx.add("Add", node, [ctx.input(node, 0), ctx.input(node, 1)]).outputs
 
 
-@tf_op("MatMul")
+@tf_op("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 def matmul(ctx: ImportContext, node: Any) -> list[Value]:
-    attrs = {"transpose_a": bool(ctx.attr(node, "transpose_a", False)),
-             "transpose_b": bool(ctx.attr(node, "transpose_b", False))}
-    return ctx.add("MatMul", node, [ctx.input(node, 0), ctx.input(node, 1)], attrs).outputs
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    batched = node.op != "MatMul"
+    attrs = {"transpose_a": bool(ctx.attr(node, "adj_x" if batched else "transpose_a", False)),
+             "transpose_b": bool(ctx.attr(node, "adj_y" if batched else "transpose_b", False))}
+    if batched and b.const is not None and b.const.ndim > 2 and all(d == 1 for d in b.const.shape[:-2]):
+        b = ctx.constant(node, b.const.reshape(b.const.shape[-2:]), "/matrix")  # one matrix for the whole batch
+    return ctx.add("MatMul", node, [a, b], attrs).outputs
