@@ -7,10 +7,12 @@ first forward, in network order), then calls ``getMemoryShapes`` and ``forward``
 else in the net stays OpenCV's own, so the emitted files run as written.
 
 Parameters are taken from the prototxt itself, parsed with our Caffe schema: OpenCV flattens a
-layer's parameter messages into one string dictionary and may drop messages its own caffe.proto
-lacks. OpenCV does not tell a Python layer its name, so layers are bound to the prototxt's layers
-of that type in network order (the order OpenCV instantiates them); each binding is checked against
-whatever parameters OpenCV did pass, and a disagreement is an error, never a silent mix-up.
+layer's parameter messages into one dictionary of strings (4.14 does pass ``depthwise_conv_param``'s
+and ``clip_param``'s fields, mixed with keys of its own), where names of different messages can
+collide and a message its own caffe.proto lacks may be dropped. OpenCV does not tell a Python layer
+its name, so layers are bound to the prototxt's layers of that type in network order (the order
+OpenCV instantiates them); each binding is checked against whatever parameters OpenCV did pass,
+and a disagreement is an error, never a silent mix-up.
 Weights are the blobs OpenCV read from the caffemodel for that layer.
 
 Layers (NCHW, float32 as in OpenCV):

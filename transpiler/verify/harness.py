@@ -1,5 +1,8 @@
 """``--verify``: feed the same input to TF (source graph) and OpenCV (converted model), compare.
 
+OpenCV runs the emitted files as written; types it lacks run as numpy custom layers (custom_layers.py).
+TF is fed where the conversion was cut, at the input shape the conversion used (tf_graph.py).
+
 Inputs are deterministic: a seeded pseudo-random tensor (uniform in [−1, 1] for float inputs,
 0..255 for integer ones) or a picture (``--verify-input image.png``, read with OpenCV, BGR→RGB,
 resized to the input size; raw 0..255 for integer inputs, mapped to [−1, 1] for float ones).
