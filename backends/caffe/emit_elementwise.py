@@ -13,7 +13,7 @@ Binary, with a scalar constant ``k``: ``x ± k``, ``k − x``, ``k·x`` → one 
 ``max(x, 0)`` → ReLU; ``max(x, k) = relu(x − k) + k`` and ``min(x, k) = k − relu(k − x)``: Power → ReLU →
 Power, ≤ 1 ulp of max(|x|, |k|) from TF (the subtraction and addition round).
 With a constant tensor ``c`` that broadcasts into the map: ``Scale`` whose blob is ``c`` expanded over the
-trailing axes from its first non-1 axis: ``x·c`` (scale), ``x ± c`` / ``c − x`` (scale ±1 plus bias),
+axes from its first to its last non-1 axis: ``x·c`` (scale), ``x ± c`` / ``c − x`` (scale ±1 plus bias),
 ``x/c`` (scale 1/c, ≤ 1 ulp), max/min as above with Scale in place of Power.
 Two maps of one shape: ``Eltwise`` SUM (Sub: coefficients 1, −1), PROD, MAX; ``a/b = a·b⁻¹`` (Power −1,
 2 roundings); ``min(a, b) = −max(−a, −b)`` (exact). A map ``y`` that broadcasts into ``x`` (its non-1 axes
@@ -163,8 +163,10 @@ def _with_tensor(e: CaffeEmitter, node: Node, x: Value, c: np.ndarray, const_fir
         raise BackendError(f"{node.describe()}: constant of shape {c.shape} does not broadcast into the map "
                            f"{tuple(shape)} without growing it")
     padded = c.reshape((1,) * (len(shape) - c.ndim) + c.shape).astype(np.float64)
-    axis = next((i for i, d in enumerate(padded.shape) if d != 1), len(shape) - 1)
-    blob = np.broadcast_to(padded, shape)[(0,) * axis]  # the values over axes axis.. (constant before axis)
+    varying = [i for i, d in enumerate(padded.shape) if d != 1] or [len(shape) - 1]
+    axis, end = varying[0], varying[-1] + 1
+    # the values over axes axis..end−1 (c is constant before axis and after end: Scale broadcasts there)
+    blob = np.broadcast_to(padded, shape)[(0,) * axis + (slice(None),) * (end - axis) + (0,) * (len(shape) - end)]
     ones = np.ones_like(blob)
     n, xb, op = node.name, e.blob(x), node.op
     if op == "Mul":

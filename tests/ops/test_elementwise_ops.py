@@ -87,6 +87,8 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
     add("max-const-hwc", lambda x: tf.maximum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
     add("min-const-hwc", lambda x: tf.minimum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
     add("add-const-2d", lambda x: x + _const(3, 7), [X2], SIGNED, ["Scale"])
+    add("max-const-per-channel", lambda x: tf.maximum(x, _const(3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
+    add("min-const-per-row", lambda x: tf.minimum(x, _const(1, 1, 7, 1) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
     # a map broadcast into another (squeeze-excite and friends), batch 2
     add("squeeze-excite", lambda x, s: x * tf.sigmoid(s), [X4B, (2, 1, 1, 5)], SIGNED, ["Scale"])
     add("add-broadcast", lambda x, s: x + s, [X4B, (2, 1, 1, 5)], SIGNED, ["Scale", "Eltwise"])
