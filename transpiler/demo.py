@@ -118,4 +118,6 @@ def run_demo(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_demo(sys.argv[1:]))
+    from transpiler.cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))  # the CLI's error handling (exit codes, no traceback)
