@@ -404,6 +404,11 @@ def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
     net = _module(tf, rng)
     tf.saved_model.save(net, str(root / "module"),
                         signatures={"serving_default": net.logits, "features": net.features})
+    loop = tf.Module()
+    loop.w = tf.Variable(np.float32(0.5))
+    loop.f = tf.function(lambda x: tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * loop.w), (0, x))[1],
+                         input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    tf.saved_model.save(loop, str(root / "loop"), signatures={"serving_default": loop.f})
     _tf1_builder(tf, root / "tf1_resource", True, rng)
     _tf1_builder(tf, root / "tf1_ref", False, rng)
     return {p.name: p for p in root.iterdir()}
@@ -442,6 +447,7 @@ def _convert_and_compare(tf: Any, model: Path, out: Path, signature: str | None,
     ("name", "signature", "shape"),
     [
         ("keras_export", None, (1, 20, 20, 3)),
+        ("keras_export", "serve", (1, 20, 20, 3)),
         ("keras_save", None, (1, 20, 20, 3)),
         ("module", None, (1, 12, 12, 3)),
         ("module", "features", (1, 12, 12, 3)),
@@ -500,6 +506,22 @@ def test_variable_bindings_agree(saved_models: dict[str, Path], name: str) -> No
             if var in route.bindings:
                 np.testing.assert_array_equal(ckpt.read(route.bindings[var][0]), ckpt.read(key))
     assert auto.bindings, "no variable was bound"
+
+
+def test_while_loop_refused(saved_models: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedModelError, match="While") as info:
+        load_tf_model(saved_models["loop"])
+    assert "/while" in str(info.value)
+
+
+def test_report_names_signature_tensors(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    model = saved_models["keras_export"]
+    convert(ConvertOptions(model=model, out_dir=tmp_path / "o"))
+    report = json.loads((tmp_path / "o" / "conversion.json").read_text())
+    declared = ours.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+    sig = next(m for m in declared.meta_graphs).signature_def["serving_default"]
+    assert [i["tf_tensor"] for i in report["inputs"]] == [sig.inputs["keras_tensor"].name]
+    assert [o["tf_tensor"] for o in report["outputs"]] == [sig.outputs["output_0"].name]
 
 
 def test_unbound_variable_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:

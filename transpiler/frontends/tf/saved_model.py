@@ -71,6 +71,9 @@ class SavedModelGraph:
     bindings: dict[str, tuple[str, str]] = field(default_factory=dict)
     signatures: list[str] = field(default_factory=list)
     inlined: InlinedGraph | None = None
+    # signature key → tensor as the SignatureDef names it (in the outer graph, before inlining)
+    declared_inputs: dict[str, str] = field(default_factory=dict)
+    declared_outputs: dict[str, str] = field(default_factory=dict)
 
     def tensor(self, name: str, kind: Literal["input", "output"]) -> str:
         """A signature key, a tensor of the outer graph, or one of ``graph``, as a tensor of ``graph``."""
@@ -93,8 +96,14 @@ def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSp
     p = Path(path)
     name = p.name if p.is_dir() else p.resolve().parent.name
     graph = import_graphdef(model.graph, inputs=specs, outputs=names, source=model.source, name=name)
-    graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.inputs),
-                                   "outputs": dict(model.outputs)}
+    # Report the tensors by the names the SignatureDef gives them (what saved_model_cli shows), not by
+    # the names they got when the calls were inlined.
+    for kind, resolved, declared in (("tf_inputs", model.inputs, model.declared_inputs),
+                                     ("tf_outputs", model.outputs, model.declared_outputs)):
+        flat = {resolved[k]: t for k, t in declared.items()}
+        graph.metadata[kind] = [flat.get(t, t) for t in graph.metadata.get(kind, [])]
+    graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.declared_inputs),
+                                   "outputs": dict(model.declared_outputs)}
     return graph
 
 
@@ -199,7 +208,9 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     keep = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
     graph.node.extend(n for n in inlined.graph.node if n.name in keep)
     usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
-    return SavedModelGraph(graph, shown, name, inputs, outputs, bindings, usable, inlined)
+    return SavedModelGraph(graph, shown, name, inputs, outputs, bindings, usable, inlined,
+                           {k: v.name for k, v in sorted(sig.inputs.items())},
+                           {k: v.name for k, v in sorted(sig.outputs.items())})
 
 
 def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
