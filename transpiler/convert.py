@@ -18,7 +18,7 @@ from transpiler import detector
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
 from transpiler.backends.caffe.training import TrainingOptions
 from transpiler.backends.caffe.writer import check_writable
-from transpiler.errors import IRError, PluginError, TranspilerError, UsageError
+from transpiler.errors import BackendError, IRError, PluginError, TranspilerError, UsageError
 from transpiler.frontends.tf import InputSpec, load_tf_model
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import PassContext, PassManager, PassRecord, node_in_traceback, with_plugin_passes
@@ -114,7 +114,13 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     graph, manager, ctx = lower(options, graph)
     with naming_the_model(options.model):
         _check_lowered(graph, options)
-        emitted = emit(graph, options.flavor)
+        try:
+            emitted = emit(graph, options.flavor)
+        except BackendError as exc:
+            if options.passes is None:
+                raise
+            raise BackendError(f"{exc}\n(--passes {','.join(options.passes)} replaced the default pipeline, which "
+                               f"lowers these ops: --passes {','.join(default_pipeline(options.flavor))})") from exc
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
     extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
                                         options.training)

@@ -153,6 +153,9 @@ CASES: dict[str, Case] = {
     "passes-empty": Case(["small.pb", "-o", "out", "--passes", ""], 2, ["--passes is empty"]),
     "passes-leave-unlowered-graph": Case(["small.pb", "-o", "out", "--passes", "remove-identity,map-relu6"], 2,
                                          ["--passes remove-identity,map-relu6", "NHWC", "to-nchw"]),
+    "passes-leave-ops-the-backend-cannot-emit": Case(
+        ["small.pb", "-o", "out", "--passes", "remove-identity,fix-same-padding,to-nchw,symmetric-padding"], 2,
+        ["small.pb", "BatchNorm", "replaced the default pipeline", "fold-batchnorm"]),
     "passes-unknown": Case(["small.pb", "-o", "out", "--passes", "dce,nosuch"], 2, ["unknown pass 'nosuch'"]),
     "tolerance-zero": Case(["small.pb", "-o", "out", "--tolerance", "0"], 2, ["--tolerance", "positive"]),
     "tolerance-negative": Case(["small.pb", "-o", "out", "--tolerance=-1e-3"], 2, ["--tolerance", "positive"]),
@@ -172,7 +175,7 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """input 1x16x16x3 → conv 3x3 (3→8) → relu6 → output, frozen with TF."""
+    """input 1x16x16x3 → conv 3x3 (3→8) → batch norm → relu6 → output, frozen with TF."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -180,6 +183,8 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with g.as_default():
         x = tf.compat.v1.placeholder(tf.float32, (1, 16, 16, 3), name="input")
         y = tf.nn.conv2d(x, rng.normal(size=(3, 3, 3, 8)).astype(np.float32), [1, 2, 2, 1], "SAME")
+        y, *_ = tf.compat.v1.nn.fused_batch_norm(y, *(rng.uniform(0.5, 1.5, 8).astype(np.float32) for _ in range(4)),
+                                                 is_training=False)
         tf.identity(tf.nn.relu6(y), name="output")
     path = tmp_path_factory.mktemp("model") / "small.pb"
     path.write_bytes(g.as_graph_def().SerializeToString())
