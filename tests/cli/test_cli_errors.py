@@ -107,6 +107,8 @@ CASES: dict[str, Case] = {
     "out-inside-a-file": Case(["small.pb", "-o", "taken/sub"], 2, ["taken", "is a file"], setup="file"),
     "out-not-writable": Case(["small.pb", "-o", "locked/out"], 2, ["-o locked/out", "cannot write"],
                              setup="immutable"),
+    "out-existing-not-writable": Case(["small.pb", "-o", "locked"], 2, ["-o locked", "cannot write in 'locked'"],
+                                      setup="immutable"),
     "dump-ir-not-writable": Case(["small.pb", "-o", "out", "--dump-ir", "locked/ir"], 2,
                                  ["--dump-ir locked/ir", "cannot write"], setup="immutable"),
     "verify-without-tensorflow": Case(["small.pb", "-o", "out", "--verify"], 2,
