@@ -217,8 +217,11 @@ def contract_lines(report: dict[str, Any]) -> list[str]:
             text += f" transposed {entry['permutation']}"
         if "channel_order" in entry:
             text += f"; channels {entry['channel_order'].upper()}"
-        if not str(entry.get("tf_dtype", "f")).startswith("f"):
-            text += f"; values as TF's {entry['tf_dtype']} pixels (0-255), preprocessing inside the model"
+        dtype = str(entry.get("tf_dtype", "f"))
+        if dtype == "u8":
+            text += "; values as TF's u8 pixels (0-255), preprocessing inside the model"
+        elif not dtype.startswith("f"):
+            text += f"; whole numbers as TF's {dtype} input takes them"
         else:
             text += "; values as TF's input takes them (no preprocessing added)"
         lines.append(text)
