@@ -245,6 +245,8 @@ def run_convert(argv: Sequence[str]) -> int:
     from transpiler.convert import convert
 
     options = _options(args)
+    if args.verify_input is not None:
+        options.picture_input = f"--verify-input {args.verify_input}"  # type: ignore[attr-defined]
     result = convert(options)  # type: ignore[arg-type]
     out = options.output_dir  # type: ignore[attr-defined]
     print(f"converted {args.model} -> {out}/ ({len(result.emitted.net.layer)} layers, flavor {args.flavor})")

@@ -57,6 +57,7 @@ class ConvertOptions:
     class_names: str | None = None
     keep_classes: str | None = None
     training: TrainingOptions = field(default_factory=TrainingOptions)
+    picture_input: str | None = None  # e.g. "--verify-input x.png": every input must take a picture (N×H×W×3)
 
     @property
     def output_dir(self) -> Path:
@@ -125,12 +126,23 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
                                         options.training)
     report["notes"] = [*graph.metadata.get("notes", []), *notes]
+    if options.picture_input:
+        _check_picture_inputs(report, options.picture_input)
     if graph.metadata.get("labels"):
         report["labels"] = graph.metadata["labels"]
     files = write_model(options.output_dir, emitted.net, report, extra)
     log.info("wrote %s (%d layers) in %.2f s", options.output_dir, len(emitted.net.layer),
              time.perf_counter() - start)
     return ConversionResult(graph, emitted, manager.records, ctx.warnings, report, files)
+
+
+def _check_picture_inputs(report: dict[str, Any], flag: str) -> None:
+    """Refuse, before writing, a picture for a model whose inputs are not N×H×W×3 maps."""
+    for entry in report["inputs"]:
+        shape = entry["tf_shape"]
+        if len(shape) != 4 or shape[3] != 3:
+            raise UsageError(f"{flag}: a picture needs an N×H×W×3 input, '{entry['tf_tensor']}' is "
+                             f"{'x'.join(map(str, shape))}")
 
 
 @contextmanager
