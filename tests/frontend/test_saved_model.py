@@ -461,6 +461,26 @@ def test_saved_model_matches_tensorflow(tf: Any, saved_models: dict[str, Path], 
     _convert_and_compare(tf, saved_models[name], tmp_path / "out", signature, x)
 
 
+@pytest.fixture(scope="module")
+def tf_keras_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
+    # tf-keras (Keras 2) exports keep FusedBatchNormV3 and name the output key after the last layer
+    tf_keras = pytest.importorskip("tf_keras", reason="tf-keras is not installed (pip install tf-keras)")
+    root = tmp_path_factory.mktemp("tf_keras")
+    rng = np.random.default_rng(5)
+    model = _small_keras(tf_keras, rng, rng.uniform(-1, 1, (4, 20, 20, 3)).astype(np.float32))
+    tf.saved_model.save(model, str(root / "saved_model_save"))
+    model.save(str(root / "model_save"), save_format="tf")
+    return {p.name: p for p in root.iterdir()}
+
+
+@pytest.mark.parametrize("name", ["saved_model_save", "model_save"])
+def test_tf_keras_saved_model_matches_tensorflow(tf: Any, tf_keras_models: dict[str, Path], tmp_path: Path,
+                                                 name: str) -> None:
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 20, 20, 3)).astype(np.float32)
+    _convert_and_compare(tf, tf_keras_models[name], tmp_path / "out", None, x)
+    assert "FusedBatchNormV3" in {n.op for n in load_saved_model(tf_keras_models[name]).graph.node}
+
+
 def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: Path) -> None:
     model = saved_models["keras_export"]
     assert find_saved_model(model) == model / "saved_model.pb"

@@ -100,8 +100,11 @@ class _Inliner:
             return node.attr["f"].func.name
         return node.op if node.op in self.functions else None
 
-    def outer(self, graph: tf_graph_pb2.GraphDef) -> None:
+    def outer(self, graph: tf_graph_pb2.GraphDef, roots: Iterable[str] | None) -> None:
+        wanted = None if roots is None else _upstream(graph, roots)
         for node in graph.node:
+            if wanted is not None and node.name not in wanted:
+                continue
             inputs = [i for i in node.input if not i.startswith("^")]
             name = self.callee(node)
             if name is None:
@@ -181,21 +184,38 @@ class _Inliner:
         return names.index(arg_name) + index
 
     def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> tf_graph_pb2.NodeDef:
-        copy = tf_graph_pb2.NodeDef(name=name, op=node.op, device=node.device)
-        for key, value in node.attr.items():
-            copy.attr[key].CopyFrom(value)
+        copy = tf_graph_pb2.NodeDef()
+        copy.CopyFrom(node)
+        copy.name = name
+        del copy.input[:]
         copy.input.extend(inputs)
         return copy
 
 
-def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>") -> InlinedGraph:
+def _upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
+    """Names of the outer nodes ``roots`` (nodes or tensors) depend on, control inputs included."""
+    inputs = {n.name: n.input for n in graph.node}
+    seen: set[str] = set()
+    stack = [r.lstrip("^").rsplit(":", 1)[0] if ":" in r else r.lstrip("^") for r in roots]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in inputs:
+            continue
+        seen.add(name)
+        stack.extend(i.lstrip("^").split(":", 1)[0] for i in inputs[name])
+    return seen
+
+
+def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>",
+                 roots: Iterable[str] | None = None) -> InlinedGraph:
     """Return ``graph`` with every function call replaced by the function's body, recursively.
 
+    With ``roots`` (node or tensor names), only the outer nodes they depend on are kept and inlined.
     Inputs of the result are canonical ``node:index`` names with every alias resolved; the result
     carries no library. Tensors of the original graph map to the result via :meth:`InlinedGraph.resolve`.
     """
     inliner = _Inliner(graph.library, source)
-    inliner.outer(graph)
+    inliner.outer(graph, roots)
     out = tf_graph_pb2.GraphDef()
     out.versions.CopyFrom(graph.versions)
     names: set[str] = set()

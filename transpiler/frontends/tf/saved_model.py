@@ -186,7 +186,11 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
                 raise UnsupportedModelError(f"{shown}: signature '{name}' {kind} '{key}' is a sparse or "
                                             "composite tensor, which is not supported")
 
-    inlined = inline_calls(meta.graph_def, shown)
+    # Only what the signature needs, and the restore subgraph (it binds variables to keys).
+    roots = [info.name for info in sig.outputs.values()]
+    if meta.saver_def.restore_op_name:
+        roots.append(meta.saver_def.restore_op_name)
+    inlined = inline_calls(meta.graph_def, shown, roots)
     inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
     outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}
     nodes = {n.name: n for n in inlined.graph.node}
