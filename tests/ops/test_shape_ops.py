@@ -131,6 +131,13 @@ def _squeeze_excite(x: Any) -> tuple[Any, ...]:
     return x * gate, tf.expand_dims(tf.expand_dims(pooled, 1), 1)
 
 
+def _odd_axes(x: Any) -> tuple[Any, ...]:
+    """Negative axes, new axes with an ellipsis, the batch axis, an integer index on the batch."""
+    tf = _tf()
+    return (x[..., tf.newaxis, 1:3], tf.concat([x, x * 2.0], axis=0), x[0, :, :, 0], tf.squeeze(x[:, :, 2:3], [-2]),
+            tf.expand_dims(x[:, 1], -2))
+
+
 def _transpose(x: Any) -> tuple[Any, ...]:
     tf = _tf()
     return (tf.transpose(x, [0, 2, 1, 3]), tf.transpose(x, [0, 3, 1, 2]), tf.transpose(x, [3, 1, 2, 0]))
@@ -204,6 +211,7 @@ CASES = [
     Case("reshape_rank3_to_map", _reshape_up, ((1, 6, 5),), True, frozenset({"Reshape", "Permute", "ReLU"})),
     Case("reshape_vector_to_map", _squeeze_excite, ((1, 5, 4, 6),), False,
          frozenset({"Pooling", "Flatten", "Reshape", "Convolution", "Sigmoid", "Scale"}), exact=False),
+    Case("odd_axes", _odd_axes, ((1, 4, 5, 6),), True, frozenset({"Slice", "Permute", "Reshape", "Concat", "Scale"})),
     Case("transpose", _transpose, ((1, 4, 5, 3),), True, frozenset({"Permute", "Reshape"})),
     Case("tile", _tile, ((1, 3, 4, 5),), False, frozenset({"Concat"})),
     Case("tile_then_max", _tile_then_max, ((1, 3, 4, 5),), False, frozenset({"Concat", "Reduction", "Pooling",
