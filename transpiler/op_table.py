@@ -30,6 +30,7 @@ CAFFE_FORMS: dict[str, tuple[str, ...]] = {
     "BiasAdd": ("(folded into the convolution)", "Scale"),
     "Relu": ("ReLU",),
     "Relu6": ("ReLU6", "Clip", "ReLU+Power+Eltwise"),
+    "ClipByValue": ("Clip", "Power+ReLU"),
     "LeakyRelu": ("ReLU",),
     "Elu": ("ELU",),
     "Sigmoid": ("Sigmoid",),
@@ -95,6 +96,8 @@ def forms_for(op: str, flavor: Flavor | None) -> tuple[list[str], set[str]]:
         return list(forms), set()
     if op == "Relu6":  # each flavor writes exactly one form of it
         forms = ({"ReLU6": "ReLU6", "Clip": "Clip"}.get(flavor.relu6, "ReLU+Power+Eltwise"),)
+    elif op == "ClipByValue":  # Clip where the flavor has it
+        forms = ("Clip",) if "Clip" in flavor.layer_types else ("Power+ReLU",)
     ok = [f for f in forms if set(_layers(f)) <= flavor.layer_types]
     missing = {t for f in forms if f not in ok for t in _layers(f) if t not in flavor.layer_types}
     return ok, missing

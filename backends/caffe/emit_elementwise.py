@@ -12,9 +12,11 @@ Binary, with a scalar constant ``k``: ``x ± k``, ``k − x``, ``k·x`` → one 
 (≤ 1 ulp from TF's division); ``k/x`` → Power(scale 1/k, power −1) = (x/k)⁻¹ (2 roundings);
 ``max(x, 0)`` → ReLU; ``max(x, k) = relu(x − k) + k`` and ``min(x, k) = k − relu(k − x)``: Power → ReLU →
 Power, ≤ 1 ulp of max(|x|, |k|) from TF (the subtraction and addition round).
-With a constant tensor ``c`` that broadcasts into the map: ``Scale`` whose blob is ``c`` expanded over the
-axes from its first to its last non-1 axis: ``x·c`` (scale), ``x ± c`` / ``c − x`` (scale ±1 plus bias),
-``x/c`` (scale 1/c, ≤ 1 ulp), max/min as above with Scale in place of Power.
+With a constant tensor ``c`` that broadcasts into the map: per channel, one ``Scale``: ``x·c`` (scale),
+``x ± c`` / ``c − x`` (scale ±1 plus bias), ``x/c`` (scale 1/c, ≤ 1 ulp). Otherwise ``c`` becomes a map,
+``Scale(ones, c)`` with ``ones = Power(scale 0, shift 1)(x)`` (exact for finite x) and the blob ``c`` over
+the axes from its first to its last non-1 axis, and the two-map forms below apply (max/min then exact).
+OpenCV fuses a one-bottom Scale that follows a Convolution into it and fails unless its blob is per channel.
 Two maps of one shape: ``Eltwise`` SUM (Sub: coefficients 1, −1), PROD, MAX; ``a/b = a·b⁻¹`` (Power −1,
 2 roundings); ``min(a, b) = −max(−a, −b)`` (exact). A map ``y`` that broadcasts into ``x`` (its non-1 axes
 one block that equals x's, e.g. squeeze-excite's (N, C, 1, 1) against (N, C, H, W)): ``x·y`` is a Scale
@@ -34,7 +36,9 @@ Pad with zeros on spatial axes (and/or channels) of an NCHW map: a convolution t
 tap of 1, kernel ``1 + |end − begin|`` per axis with symmetric pad ``max(begin, end)`` and the tap at the
 end (begin < end) or start, the same trick as symmetric-padding. Spatial only: depthwise (group C);
 with channel pads: a 1×1 embedding of C into C + before + after channels. [N, C] pads: InnerProduct
-embedding. Both are exact: every output is one input times 1 plus zeros.
+embedding. Both are exact: every output is one input times 1 plus zeros. A non-zero pad value ``v`` adds
+``v·(1 − inside)``, ``inside`` being a map of ones (``Power(scale 0, shift 1)(x)``) padded the same way,
+then ``Power(scale −v, shift v)``: exact (0 + v, x + 0). [N, C]: the InnerProduct's bias ``v·mask``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from transpiler.backends.caffe.emitter import CaffeEmitter, caffe_op, set_blob
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import BackendError
 from transpiler.ir.core import Node, Value
-from transpiler.ir.ops import broadcast_shape
+from transpiler.ir.ops import broadcast_shape, channel_axis
 
 
 def power(e: CaffeEmitter, name: str, bottom: str, *, power: float = 1.0, scale: float = 1.0,
@@ -167,24 +171,27 @@ def _with_tensor(e: CaffeEmitter, node: Node, x: Value, c: np.ndarray, const_fir
     axis, end = varying[0], varying[-1] + 1
     # the values over axes axis..end−1 (c is constant before axis and after end: Scale broadcasts there)
     blob = np.broadcast_to(padded, shape)[(0,) * axis + (slice(None),) * (end - axis) + (0,) * (len(shape) - end)]
-    ones = np.ones_like(blob)
     n, xb, op = node.name, e.blob(x), node.op
-    if op == "Mul":
-        return _scale(e, n, xb, axis, blob)
-    if op == "Add":
-        return _scale(e, n, xb, axis, ones, blob)
-    if op == "Sub":
-        return _scale(e, n, xb, axis, -ones, blob) if const_first else _scale(e, n, xb, axis, ones, -blob)
-    if op == "Div":
-        if np.any(blob == 0):
-            raise BackendError(f"{node.describe()}: division by a constant with zeros has no exact Caffe form")
-        if const_first:
-            return _scale(e, n, power(e, f"{n}/reciprocal", xb, power=-1.0), axis, blob)
+    if op == "Div" and np.any(blob == 0):
+        raise BackendError(f"{node.describe()}: division by a constant with zeros has no exact Caffe form")
+    if varying == [channel_axis(x.layout, len(shape))] and op in ("Mul", "Add", "Sub", "Div") and not (
+            op == "Div" and const_first):
+        # one per-channel Scale (OpenCV may fuse it into a preceding convolution, which it does right)
+        ones = np.ones_like(blob)
+        if op == "Mul":
+            return _scale(e, n, xb, axis, blob)
+        if op == "Add":
+            return _scale(e, n, xb, axis, ones, blob)
+        if op == "Sub":
+            return _scale(e, n, xb, axis, -ones, blob) if const_first else _scale(e, n, xb, axis, ones, -blob)
         return _scale(e, n, xb, axis, 1.0 / blob)
-    if op == "Maximum":  # relu(x − c) + c
-        return _scale(e, n, relu(e, f"{n}/relu", _scale(e, f"{n}/minus", xb, axis, ones, -blob)), axis, ones, blob)
-    # Minimum: c − relu(c − x)
-    return _scale(e, n, relu(e, f"{n}/relu", _scale(e, f"{n}/neg", xb, axis, -ones, blob)), axis, -ones, blob)
+    # Any other constant becomes a map: Scale(ones, c) with ones = 0·x + 1, then the two-map form. (A one-bottom
+    # Scale with a non-per-channel blob right after a Convolution crashes OpenCV, which fuses it into the conv.)
+    if op == "Div" and not const_first:
+        blob, op = 1.0 / blob, "Mul"
+    ones_map = power(e, f"{n}/ones", xb, scale=0.0, shift=1.0)
+    const_map = _scale(e, f"{n}/const", ones_map, axis, blob)
+    return _two_maps(e, node, const_map, xb, op) if const_first else _two_maps(e, node, xb, const_map, op)
 
 
 def _eltwise(e: CaffeEmitter, name: str, bottoms: list[str], op: int, coeff: tuple[float, ...] = ()) -> str:
@@ -194,8 +201,8 @@ def _eltwise(e: CaffeEmitter, name: str, bottoms: list[str], op: int, coeff: tup
     return name
 
 
-def _two_maps(e: CaffeEmitter, node: Node, a: str, b: str) -> str:
-    n, op = node.name, node.op
+def _two_maps(e: CaffeEmitter, node: Node, a: str, b: str, op: str | None = None) -> str:
+    n, op = node.name, op or node.op
     if op == "Sub":
         return _eltwise(e, n, [a, b], cp.EltwiseParameter.SUM, (1.0, -1.0))
     if op in ELTWISE:
@@ -333,20 +340,25 @@ def _tap_kernel(begin: int, end: int) -> tuple[int, int, int]:
 def _pad(e: CaffeEmitter, node: Node) -> str:
     pads = [(int(b), int(a)) for b, a in node.attrs["pads"]]
     shape = node.inputs[0].static_shape
-    if float(node.attrs.get("value", 0.0)) != 0.0:
-        raise BackendError(f"{node.describe()}: Pad with the value {node.attrs['value']} has no exact Caffe form "
-                           "(only zeros: a convolution's own padding)")
+    value = float(node.attrs.get("value", 0.0))
+    if not np.isfinite(value):
+        raise BackendError(f"{node.describe()}: Pad with the value {value} has no exact Caffe form (the padded "
+                           "cells are added as value·mask, which needs a finite value)")
     if pads[0] != (0, 0):
         raise BackendError(f"{node.describe()}: padding the batch axis has no Caffe form")
     x = e.blob(node.inputs[0])
     if len(shape) == 2:
+        inside = np.zeros(node.output.static_shape[1], dtype=bool)
+        inside[pads[1][0]:pads[1][0] + shape[1]] = True
         cb, ce = pads[1]
         w = np.zeros((shape[1] + cb + ce, shape[1]))
         w[np.arange(cb, cb + shape[1]), np.arange(shape[1])] = 1.0
         layer = e.layer(node.name, "InnerProduct", [x])
         layer.inner_product_param.num_output = int(w.shape[0])
-        layer.inner_product_param.bias_term = False
+        layer.inner_product_param.bias_term = value != 0.0
         set_blob(layer.blobs.add(), w)
+        if value != 0.0:
+            set_blob(layer.blobs.add(), np.where(inside, 0.0, value))
         return node.name
     if len(shape) != 4 or node.inputs[0].layout != "NCHW":
         raise BackendError(f"{node.describe()}: Pad of a rank-{len(shape)} tensor has no Caffe form (NCHW maps and "
@@ -355,17 +367,28 @@ def _pad(e: CaffeEmitter, node: Node) -> str:
     c = int(shape[1])
     kh, ph, th = _tap_kernel(hb, he)
     kw, pw, tw = _tap_kernel(wb, we)
-    layer = e.layer(node.name, "Convolution", [x])
-    p = layer.convolution_param
     if cb or ce:  # 1×1 embedding of C channels into C + cb + ce
         w = np.zeros((c + cb + ce, c, kh, kw))
         w[np.arange(cb, cb + c), np.arange(c), th, tw] = 1.0
     else:  # depthwise copy
         w = np.zeros((c, 1, kh, kw))
         w[:, 0, th, tw] = 1.0
-        p.group = c
-    p.num_output = int(w.shape[0])
-    p.kernel_h, p.kernel_w, p.pad_h, p.pad_w = kh, kw, ph, pw
-    p.bias_term = False
-    set_blob(layer.blobs.add(), w)
-    return node.name
+
+    def copy(name: str, bottom: str) -> str:
+        layer = e.layer(name, "Convolution", [bottom])
+        p = layer.convolution_param
+        p.num_output = int(w.shape[0])
+        if w.shape[1] == 1 and c > 1:
+            p.group = c
+        p.kernel_h, p.kernel_w, p.pad_h, p.pad_w = kh, kw, ph, pw
+        p.bias_term = False
+        set_blob(layer.blobs.add(), w)
+        return name
+
+    if value == 0.0:
+        return copy(node.name, x)
+    # padded cells: 0 + v, the others: x + 0, with the mask from padding a map of ones the same way (exact)
+    zeros = copy(f"{node.name}/zeros", x)
+    mask = copy(f"{node.name}/inside", power(e, f"{node.name}/ones", x, scale=0.0, shift=1.0))
+    fill = power(e, f"{node.name}/fill", mask, scale=-value, shift=value)
+    return _eltwise(e, node.name, [zeros, fill], cp.EltwiseParameter.SUM)

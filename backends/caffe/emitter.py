@@ -283,9 +283,24 @@ def _relu6(e: CaffeEmitter, node: Node) -> str:
 
 @caffe_op("Clip")
 def _clip(e: CaffeEmitter, node: Node) -> str:
-    layer = e.layer(node.name, "Clip", [e.blob(node.inputs[0])])
-    layer.clip_param.min, layer.clip_param.max = float(node.attrs["min"]), float(node.attrs["max"])
-    return node.name
+    lo, hi = float(node.attrs["min"]), float(node.attrs["max"])
+    x = e.blob(node.inputs[0])
+    if "Clip" in e.flavor.layer_types:
+        layer = e.layer(node.name, "Clip", [x])
+        layer.clip_param.min, layer.clip_param.max = lo, hi
+        return node.name
+    # min(max(x, lo), hi) = hi − relu((hi − lo) − relu(x − lo)): Power/ReLU only, within 1 ulp of max(|x|, |lo|,
+    # |hi|) (the shifts round)
+    n = node.name
+    below = e.layer(f"{n}/minus_lo", "Power", [x])
+    below.power_param.shift = -lo
+    e.layer(f"{n}/above_lo", "ReLU", [f"{n}/minus_lo"])
+    room = e.layer(f"{n}/room", "Power", [f"{n}/above_lo"])
+    room.power_param.scale, room.power_param.shift = -1.0, hi - lo
+    e.layer(f"{n}/room_relu", "ReLU", [f"{n}/room"])
+    out = e.layer(n, "Power", [f"{n}/room_relu"])
+    out.power_param.scale, out.power_param.shift = -1.0, hi
+    return n
 
 
 @caffe_op("Concat")

@@ -84,11 +84,23 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
     add("mul-const-hwc", lambda x: x * _const(5, 7, 3, low=-2.0), [X4], SIGNED, ["Scale"])
     add("div-const-hwc", lambda x: x / _const(5, 7, 3), [X4], SIGNED, ["Scale"])
     add("const-div-hwc", lambda x: _const(5, 7, 3) / x, [X4], POSITIVE, ["Power", "Scale"])
-    add("max-const-hwc", lambda x: tf.maximum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
-    add("min-const-hwc", lambda x: tf.minimum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
+    add("max-const-hwc", lambda x: tf.maximum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "Eltwise"])
+    add("min-const-hwc", lambda x: tf.minimum(x, _const(5, 7, 3) - 1.25), [X4], SIGNED, ["Scale", "Eltwise"])
     add("add-const-2d", lambda x: x + _const(3, 7), [X2], SIGNED, ["Scale"])
-    add("max-const-per-channel", lambda x: tf.maximum(x, _const(3) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
-    add("min-const-per-row", lambda x: tf.minimum(x, _const(1, 1, 7, 1) - 1.25), [X4], SIGNED, ["Scale", "ReLU"])
+    # after a convolution (OpenCV fuses a following one-bottom Scale into it: only per-channel ones work there)
+    kernel = _const(3, 3, 3, 4, low=-1.0, high=1.0)
+    add("conv-add-const-hwc", lambda x: tf.nn.conv2d(x, kernel, 1, "SAME") + _const(5, 7, 4), [X4], SIGNED,
+        ["Convolution", "Eltwise"])
+    add("conv-mul-const-w", lambda x: tf.nn.conv2d(x, kernel, 1, "SAME") * _const(1, 7, 1), [X4], SIGNED,
+        ["Convolution", "Eltwise"])
+    add("conv-mul-const-per-channel", lambda x: tf.nn.conv2d(x, kernel, 1, "SAME") * _const(4), [X4], SIGNED,
+        ["Convolution"])
+    add("conv-max-const-hwc", lambda x: tf.maximum(tf.nn.conv2d(x, kernel, 1, "SAME"), _const(5, 7, 4)), [X4],
+        SIGNED, ["Convolution", "Eltwise"])
+    add("conv-pad-value", lambda x: tf.pad(tf.nn.conv2d(x, kernel, 1, "SAME"), [[0, 0], [1, 0], [0, 2], [0, 0]],
+                                           constant_values=2.0), [X4], SIGNED, ["Convolution", "Eltwise"])
+    add("max-const-per-channel", lambda x: tf.maximum(x, _const(3) - 1.25), [X4], SIGNED, ["Scale", "Eltwise"])
+    add("min-const-per-row", lambda x: tf.minimum(x, _const(1, 1, 7, 1) - 1.25), [X4], SIGNED, ["Scale", "Eltwise"])
     # a map broadcast into another (squeeze-excite and friends), batch 2
     add("squeeze-excite", lambda x, s: x * tf.sigmoid(s), [X4B, (2, 1, 1, 5)], SIGNED, ["Scale"])
     add("add-broadcast", lambda x, s: x + s, [X4B, (2, 1, 1, 5)], SIGNED, ["Scale", "Eltwise"])
@@ -114,6 +126,16 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
         [X4], SIGNED, ["Convolution", "Pooling"])
     add("pad-channels", lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 0], [2, 1]]), [X4], SIGNED, ["Convolution"])
     add("pad-2d", lambda x: tf.pad(x, [[0, 0], [2, 1]]), [X2], SIGNED, ["InnerProduct"])
+    add("pad-value-spatial", lambda x: tf.pad(x, [[0, 0], [2, 1], [0, 1], [0, 0]], constant_values=-1.5), [X4],
+        SIGNED, ["Convolution", "Eltwise"])
+    add("pad-value-channels", lambda x: tf.pad(x, [[0, 0], [0, 1], [1, 1], [1, 0]], constant_values=0.75), [X4],
+        SIGNED, ["Convolution", "Eltwise"])
+    add("pad-value-2d", lambda x: tf.pad(x, [[0, 0], [1, 2]], constant_values=3.0), [X2], SIGNED, ["InnerProduct"])
+    # common compositions: hard-swish (MobileNetV3), swish, L2 normalisation over channels, clip_by_value
+    add("hard-swish", lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, [X4], (-5.0, 5.0), ["Eltwise"])
+    add("swish", lambda x: x * tf.sigmoid(x), [X4], SIGNED, ["Sigmoid", "Eltwise"])
+    add("l2-normalize-channels", lambda x: tf.math.l2_normalize(x, axis=3), [X4B], SIGNED, ["Pooling"])
+    add("clip-by-value", lambda x: tf.clip_by_value(x, -0.5, 1.25), [X4], SIGNED, ["ReLU"])
     # MatMul with a constant
     add("matmul", lambda x: tf.matmul(x, _const(7, 4, low=-1.0)), [X2], SIGNED, ["InnerProduct"])
     add("matmul-transpose-b", lambda x: tf.matmul(x, _const(5, 7, low=-1.0), transpose_b=True), [X2], SIGNED,
@@ -145,7 +167,7 @@ def test_op_matches_tf_in_opencv_and_real_caffe(tmp_path: Path, name: str, cases
 
 @pytest.mark.parametrize("flavor", ["portable", "bvlc"])
 @pytest.mark.parametrize("name", ["softplus-4d", "min-const-hwc", "squeeze-excite", "add-broadcast", "sum-3-drop",
-                                  "max-13-keep", "pad-spatial-uneven", "log_softmax-4d",
+                                  "max-13-keep", "pad-spatial-uneven", "log_softmax-4d", "clip-by-value",
                                   "softmax-axis2-4d"])
 def test_op_in_other_flavors(tmp_path: Path, name: str, flavor: str, cases: dict[str, Any], real_caffe: Any) -> None:
     fn, shapes, (low, high), _ = cases[name]
@@ -165,13 +187,13 @@ def test_harness_catches_a_wrong_layer(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_unsupported_forms_are_listed_at_once_before_writing(tmp_path: Path) -> None:
-    """A Pad of ones and a Pad of the batch axis: both nodes are named, with the model file; nothing is written."""
+    """A Pad with NaN and a Pad of the batch axis: both nodes are named, with the model file; nothing is written."""
     import tensorflow as tf
 
     from transpiler.errors import BackendError
 
     def fn(x: Any) -> Any:
-        return (tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0),
+        return (tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=float("nan")),
                 tf.pad(x, [[1, 0], [0, 0], [0, 0], [0, 0]]))
 
     model = freeze(fn, [X4], tmp_path / "model.pb")
@@ -179,7 +201,7 @@ def test_unsupported_forms_are_listed_at_once_before_writing(tmp_path: Path) -> 
         convert_graph(model, tmp_path / "out", "ssd")
     message = str(info.value)
     assert str(model) in message and "2 node(s)" in message
-    assert "value 1.0" in message and "batch axis" in message
+    assert "value nan" in message and "batch axis" in message
     assert not (tmp_path / "out").exists()
 
 

@@ -1,7 +1,8 @@
 """Handlers for TF's element-wise math ops and reductions (numpy broadcasting semantics in the IR).
 
 ``Pow(x, c)`` needs a constant scalar exponent (IR ``Pow``, Caffe ``Power``); ``SquaredDifference(a, b)``
-is ``Square(Sub(a, b))``; ``Reciprocal``/``Inv`` is ``1/x``.
+is ``Square(Sub(a, b))``; ``Reciprocal``/``Inv`` is ``1/x``; ``ClipByValue`` with constant scalar bounds is
+``Clip`` (map-relu6 recognises 0..6).
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ def power(ctx: ImportContext, node: Any) -> list[Value]:
     if exponent is None or exponent.size != 1:
         raise UnsupportedModelError(f"{ctx.where(node)}: Pow needs a constant scalar exponent (Caffe Power)")
     return ctx.add("Pow", node, [ctx.input(node, 0)], {"exponent": float(exponent.reshape(-1)[0])}).outputs
+
+
+@tf_op("ClipByValue")
+def clip_by_value(ctx: ImportContext, node: Any) -> list[Value]:
+    lo, hi = ctx.static(ctx.input(node, 1)), ctx.static(ctx.input(node, 2))
+    if lo is None or hi is None or lo.size != 1 or hi.size != 1:
+        raise UnsupportedModelError(f"{ctx.where(node)}: ClipByValue needs constant scalar bounds")
+    attrs = {"min": float(lo.reshape(-1)[0]), "max": float(hi.reshape(-1)[0])}
+    return ctx.add("Clip", node, [ctx.input(node, 0)], attrs).outputs
 
 
 @tf_op("SquaredDifference")
