@@ -107,6 +107,15 @@ def _fpn_upsample(x: Any) -> tuple[Any, ...]:
     return (twice, od_api, wide)
 
 
+def _not_upsampling(x: Any) -> tuple[Any, ...]:
+    """Stack + Reshape spellings that are *not* a nearest upsampling (the copies land elsewhere): they must
+    keep their general form."""
+    tf = _tf()
+    n, h, w, c = x.shape
+    return (tf.reshape(tf.stack([x, x], axis=3), [n, 2 * h, w, c]),
+            tf.reshape(tf.stack([x, x], axis=1), [n, h, 2 * w, c]))
+
+
 def _squeeze_expand(x: Any) -> tuple[Any, ...]:
     tf = _tf()
     pooled = tf.reduce_max(x, axis=[1, 2], keepdims=True)  # (1, 1, 1, C): Keras' global pool shape
@@ -205,6 +214,8 @@ CASES = [
     Case("pack", _pack, ((1, 4, 5, 3),), True,
          frozenset({"Concat", "Reshape", "Permute", "Power", "Scale", "Flatten"})),
     Case("pack_fpn_upsampling", _fpn_upsample, ((1, 3, 4, 5),), False, frozenset({"Deconvolution"})),
+    Case("pack_reshape_not_upsampling", _not_upsampling, ((1, 3, 4, 5),), True,
+         frozenset({"Concat", "Reshape", "Permute"})),
     Case("squeeze_expand_dims", _squeeze_expand, ((1, 5, 4, 6),), False,
          frozenset({"Pooling", "Reshape", "Flatten"})),
     Case("reshape", _reshape, ((1, 4, 6, 3),), True, frozenset({"Reshape", "Permute", "Flatten"})),
