@@ -444,3 +444,17 @@ def test_keras_decoder_layers(tmp_path: Path, real_caffe: Any) -> None:
         weight.assign(rng.normal(size=weight.shape).astype(np.float32) * 0.3)
     result = check_op(tmp_path, lambda x: model(x), [(1, 9, 10, 4)], runtimes=("opencv", real_caffe))
     assert set(result.layer_types) == {"Input", "Convolution", "ReLU", "Deconvolution", "Slice", "Concat"}
+
+
+def test_space_to_batch_with_larger_crops_than_pads_is_refused(tmp_path: Path) -> None:
+    """Crops beyond the pads would need a negative pad: not folded, so refused (never converted wrongly)."""
+    tf = _tf()
+    w = _weights(3, 3, 3, 2, seed=13)
+
+    def fn(x: Any) -> Any:
+        y = tf.nn.conv2d(tf.space_to_batch_nd(x, [2, 2], [[0, 0], [0, 0]]), w, 1, "VALID")
+        return tf.compat.v1.batch_to_space_nd(y, [2, 2], [[1, 1], [0, 0]])
+
+    model = freeze(fn, [(1, 8, 8, 3)], tmp_path / "model.pb")
+    with pytest.raises(TranspilerError, match=r"BatchToSpaceND.*only the pattern"):
+        convert_graph(model, tmp_path / "out", "ssd")
