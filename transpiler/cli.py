@@ -72,11 +72,14 @@ def positive_int(text: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="frozen TF graph (.pb binary or .pbtxt text)")
+    p.add_argument("model", type=Path, help="frozen TF graph (.pb binary or .pbtxt text), or a SavedModel "
+                                            "(its directory or saved_model.pb)")
     p.add_argument("--input", action="append", default=[], metavar="NAME[:SHAPE]",
                    help="graph input (default: the Placeholders); SHAPE like 1x224x224x3; repeatable")
     p.add_argument("--output", action="append", default=[], metavar="NAME",
                    help="graph output tensor (default: the graph's sinks); repeatable")
+    p.add_argument("--signature", metavar="NAME", help="SavedModel: the signature to convert (default: "
+                                                       "serving_default); --input/--output may name its keys")
     p.add_argument("--flavor", choices=sorted(FLAVORS), default="ssd", help="target Caffe build (default: ssd)")
     p.add_argument("--passes", help="comma-separated pass pipeline replacing the default")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -146,6 +149,7 @@ def _options(args: argparse.Namespace) -> object:
         out_dir=getattr(args, "out", None),
         inputs=[parse_input(t) for t in args.input],
         outputs=list(args.output),
+        signature=args.signature,
         flavor=args.flavor,
         passes=parse_passes(args.passes),
         dump_ir=getattr(args, "dump_ir", None),

@@ -44,6 +44,7 @@ class ConvertOptions:
     out_dir: Path | None = None
     inputs: list[InputSpec] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    signature: str | None = None  # SavedModel signature (default serving_default)
     flavor: str = "ssd"
     passes: list[str] | None = None
     dump_ir: Path | None = None
@@ -81,7 +82,8 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     if options.dump_ir is not None:
         check_writable(options.dump_ir, "--dump-ir")
     if graph is None:
-        graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs)
+        graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs,
+                              signature=options.signature)
     detector_options, config_warnings = detector.prepare(
         graph, pipeline_config=options.pipeline_config, label_map=options.label_map,
         class_names=options.class_names, keep_classes=options.keep_classes, emit=options.emit)

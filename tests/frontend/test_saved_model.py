@@ -564,6 +564,24 @@ def test_cli_converts_without_tensorflow(saved_models: dict[str, Path], tmp_path
     assert (out / "deploy.caffemodel").is_file()
 
 
+def test_cli_signature_and_keys(saved_models: dict[str, Path], tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from transpiler.cli import main
+
+    model = saved_models["module"]
+    declared = ours.SavedModel.FromString((model / "saved_model.pb").read_bytes()).meta_graphs[0].signature_def
+    for signature, outputs in (("features", ["output_0"]), ("serving_default", ["logits"])):
+        out = tmp_path / signature
+        assert main([str(model), "-o", str(out), "--signature", signature, "--input", "image:1x16x16x3",
+                     "--output", outputs[0]]) == 0
+        report = json.loads((out / "conversion.json").read_text())
+        assert [o["tf_tensor"] for o in report["outputs"]] == [declared[signature].outputs[outputs[0]].name]
+        assert report["inputs"][0]["tf_shape"] == [1, 16, 16, 3]
+    assert main([str(model), "-o", str(tmp_path / "x"), "--signature", "nope"]) == 2
+    assert "no signature 'nope' (it has: features, serving_default)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def _cli(*args: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "transpiler", *map(str, args)], capture_output=True, text=True,
                           timeout=120)
