@@ -192,7 +192,7 @@ def _pool(e: CaffeEmitter, node: Node) -> str:
         layer.pooling_param.global_pooling = True
         return node.name
     ph, pw = _pool_plans(node)
-    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["strides"]
+    sh, sw = node.attrs["strides"]
     fix = np.outer(ph.factor, pw.factor)
     needs_fix = mode == "avg" and not np.all(fix == 1.0)
     # slices that drop windows in front first: their kept blob is a second top, which OpenCV cannot fetch by
@@ -204,7 +204,7 @@ def _pool(e: CaffeEmitter, node: Node) -> str:
     layer = e.layer(name, "Pooling", [e.blob(node.inputs[0])])
     p = layer.pooling_param
     p.pool = cp.PoolingParameter.MAX if mode == "max" else cp.PoolingParameter.AVE
-    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = kh, kw, sh, sw, ph.pad, pw.pad
+    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = ph.kernel, pw.kernel, sh, sw, ph.pad, pw.pad
     top = name
     y = node.output.static_shape
     for k, axis in enumerate(steps):  # crop Caffe's extra windows: keep the middle part of a Slice

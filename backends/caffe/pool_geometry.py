@@ -18,6 +18,8 @@ runs past ``H`` into Caffe's padding. There ``avg_tf = avg_caffe · (caffe_divis
 per-position factor that separates into rows × columns: a ``Scale`` layer with a constant (O_h, O_w)
 blob corrects it. That costs one extra float32 rounding (relative error ≤ 2⁻²³ more); where every
 divisor already agrees (no begin pad, e.g. TF SAME with its only extra cell at the end) no Scale is written.
+An axis with a single window covering all of it (the only case where ``k > H + 2b``) is pooled with kernel
+``H`` and no pad instead: the same cells and TF's divisor.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class AxisPlan:
     drop_front: int
     drop_back: int
     factor: np.ndarray
+    kernel: int
 
 
 def tf_pool_count(size: int, k: int, s: int, b: int, e: int) -> int:
@@ -56,6 +59,11 @@ def plan_axis(size: int, k: int, s: int, b: int, e: int, any_pad: bool) -> AxisP
     ``any_pad`` is whether the other axis is padded (Caffe's drop rule looks at both); callers try both.
     """
     out = tf_pool_count(size, k, s, b, e)
+    if out == 1 and k - b >= size:
+        # one window holding the whole axis (only then can k exceed size + 2b): pool the axis with kernel = size,
+        # no pad. Same cells, and AVE divides by size, TF's valid count. (OpenCV refuses kernels larger than
+        # the padded input, which Caffe accepts.)
+        return AxisPlan(0, 0, 0, np.ones(1), size)
     m = 0
     while True:
         p = b + m * s
@@ -66,5 +74,5 @@ def plan_axis(size: int, k: int, s: int, b: int, e: int, any_pad: bool) -> AxisP
             starts = np.arange(m, m + out) * s - p
             caffe_div = np.minimum(starts + k, size + p) - starts
             valid = np.minimum(starts + k, size) - np.maximum(starts, 0)
-            return AxisPlan(p, m, count - out - m, caffe_div / valid)
+            return AxisPlan(p, m, count - out - m, caffe_div / valid, k)
         m += 1

@@ -46,6 +46,24 @@ def test_pooling_matches_tf(tmp_path: Path, mode: str, padding: str, hw: tuple[i
     assert "Pooling" in result.layer_types
 
 
+TINY = [(1, 1), (1, 3), (2, 2), (3, 4), (4, 4), (2, 5)]
+TINY_CASES = list(itertools.product(("max", "avg"), TINY))
+
+
+@pytest.mark.parametrize(("mode", "hw"), TINY_CASES, ids=[f"{m}-{h}x{w}" for m, (h, w) in TINY_CASES])
+def test_same_pooling_on_maps_smaller_than_the_window(tmp_path: Path, mode: str, hw: tuple[int, int],
+                                                      real_caffe: Any) -> None:
+    """Kernels up to 5 and strides up to 4 on 1..5-cell axes: a single window covering the whole axis is pooled
+    with the axis' size as kernel (OpenCV refuses kernels larger than the padded input; Caffe accepts them)."""
+    import tensorflow as tf
+
+    pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+    pairs = [(k, s) for k, s in itertools.product((1, 2, 3, 4, 5), (1, 2, 3, 4)) if not (k == 1 and s == 1)]
+    x = np.random.default_rng(hw[0] * 7 + hw[1]).normal(size=(1, *hw, 2)).astype(np.float32)
+    check_op(tmp_path, lambda x: tuple(pool(x, (k, k), (s, s), "SAME") for k, s in pairs), [x.shape], inputs=[x],
+             runtimes=("opencv", real_caffe))
+
+
 def test_uneven_same_max_pool_is_one_pooling_layer(tmp_path: Path) -> None:
     """3×3/2 SAME on an even input pads (0, 1): Caffe's round-up covers it, no extra layer."""
     import tensorflow as tf
