@@ -502,6 +502,29 @@ def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: P
         load_tf_model(model, outputs=["output_9"])
 
 
+def test_text_saved_model_and_cut_file(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    from google.protobuf import text_format
+
+    src = saved_models["module"]
+    model = tmp_path / "text"
+    shutil.copytree(src, model)
+    pb = model / "saved_model.pb"
+    message = ours.SavedModel.FromString(pb.read_bytes())
+    pb.unlink()
+    (model / "saved_model.pbtxt").write_text(text_format.MessageToString(message))
+    assert find_saved_model(model) == model / "saved_model.pbtxt"
+    assert find_saved_model(model / "saved_model.pbtxt") == model / "saved_model.pbtxt"
+    ours_text = load_saved_model(model)
+    ours_binary = load_saved_model(src)
+    assert ours_text.graph == ours_binary.graph and ours_text.outputs == ours_binary.outputs
+    # a cut saved_model.pb named as a file is reported as a damaged SavedModel
+    cut = tmp_path / "cut" / "saved_model.pb"
+    cut.parent.mkdir()
+    cut.write_bytes((src / "saved_model.pb").read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match=r"cannot load SavedModel .*truncated or corrupt"):
+        load_tf_model(cut)
+
+
 @pytest.mark.parametrize("name", ["keras_export", "keras_save", "module", "tf1_resource", "tf1_ref"])
 def test_variable_bindings_agree(saved_models: dict[str, Path], name: str) -> None:
     """The object graph and the restore subgraph bind each variable to the same values."""

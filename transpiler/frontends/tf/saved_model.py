@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
 from transpiler.frontends.tf.checkpoint import Checkpoint
 from transpiler.frontends.tf.function_inline import InlinedGraph, inline_calls
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
+from transpiler.frontends.tf.loader import looks_like_text
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
 from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
 from transpiler.ir.core import Graph
@@ -108,33 +110,50 @@ def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSp
 
 
 def find_saved_model(path: str | os.PathLike[str]) -> Path | None:
-    """The ``saved_model.pb`` that ``path`` is or holds, decided by content; None for anything else."""
+    """The ``saved_model.pb`` (or ``.pbtxt``) that ``path`` is or holds, decided by content; None for
+    anything else."""
     p = Path(path)
     if p.is_dir():
-        candidate = p / "saved_model.pb"
-        return candidate if candidate.is_file() else None
+        for name in ("saved_model.pb", "saved_model.pbtxt"):
+            if (p / name).is_file():
+                return p / name
+        return None
     if not p.is_file():
         return None
     try:
         with p.open("rb") as f:
-            head = f.read(1)
+            head = f.read(4096)
     except OSError:
         return None
-    # A SavedModel starts with field 1 (varint schema version) or field 2 (meta_graphs); a
-    # GraphDef with field 1 (nodes, length-delimited: 0x0a), so one byte tells them apart.
-    if head not in (b"\x08", b"\x12"):
-        return None
-    return p if _parse_saved_model(p, quiet=True) is not None else None
+    # Binary: a SavedModel starts with field 1 (varint schema version, tag 0x08), which no GraphDef
+    # has, or field 2 (meta_graphs, 0x12), like a GraphDef without nodes but with a library; a
+    # GraphDef with nodes starts with 0x0a.
+    if head[:1] == b"\x08":
+        return p
+    if head[:1] == b"\x12":
+        return p if _parse_saved_model(p, quiet=True) is not None else None
+    if looks_like_text(head):
+        text = head.decode("utf-8", "ignore").lstrip("\ufeff")
+        words = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        first = next((w for w in words if w), "")
+        if first.startswith(("saved_model_schema_version", "meta_graphs")):
+            return p
+    return None
 
 
 def _parse_saved_model(pb_path: Path, quiet: bool = False) -> saved_model_pb2.SavedModel | None:
     model = saved_model_pb2.SavedModel()
     try:
-        model.ParseFromString(pb_path.read_bytes())
-    except (DecodeError, OSError) as exc:
+        data = pb_path.read_bytes()
+        if looks_like_text(data):
+            text_format.Parse(data.decode("utf-8-sig"), model)
+        else:
+            model.ParseFromString(data)
+    except (DecodeError, OSError, UnicodeDecodeError, text_format.ParseError) as exc:
         if quiet:
             return None
-        raise ModelLoadError(f"cannot load SavedModel '{pb_path}': cannot decode it ({exc}); the file is "
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ModelLoadError(f"cannot load SavedModel '{pb_path}': cannot decode it ({reason}); the file is "
                              "truncated or corrupt") from None
     if not model.meta_graphs or not any(m.graph_def.node for m in model.meta_graphs):
         if quiet:
