@@ -2,6 +2,7 @@
 
 from transpiler.backends.caffe import (  # noqa: F401  (importing registers the ops' emitters)
     emit_elementwise,
+    emit_pooling,
     emit_shapes,
 )
 from transpiler.backends.caffe.emitter import EMITTERS, Emitted, caffe_op, emit_caffe

@@ -7,9 +7,7 @@ be compared with its TF tensor (``--verify --per-layer``). Parameter layouts:
 - Convolution: weights (O, I/group, kh, kw), bias (O); symmetric ``pad_h``/``pad_w`` only
   (``symmetric-padding`` ran before), or ``DepthwiseConvolution`` with four pads (kernels flavor).
 - InnerProduct: weights (out, in), bias (out). Scale (+bias): per-channel on ``axis``.
-- Pooling: Caffe sizes outputs with ``ceil((in + 2p − k)/s) + 1`` and pads symmetrically; TF's
-  (possibly uneven) window grid is the part of Caffe's grid kept by Slice layers, and an AVE pool
-  whose divisors differ from TF's valid-cell counts gets a per-position Scale (pool_geometry.py).
+- Pooling: emit_pooling.py (TF's uneven SAME and VALID grids inside Caffe's rounded-up one).
 - Element-wise ops, reductions, LogSoftmax and Pad: emit_elementwise.py.
 """
 
@@ -22,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from transpiler.backends.caffe.flavors import Flavor
-from transpiler.backends.caffe.pool_geometry import AxisPlan, plan_axis
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
@@ -164,69 +161,6 @@ def _conv(e: CaffeEmitter, node: Node) -> str:
     set_blob(layer.blobs.add(), w)
     if p.bias_term:
         set_blob(layer.blobs.add(), _const(node, 2, "bias"))
-    return node.name
-
-
-def _pool_plans(node: Node) -> tuple[AxisPlan, AxisPlan]:
-    """Caffe pads, slices and AVE divisor factors for both axes (see pool_geometry); raises if none fits."""
-    t, b, left, r = node.attrs.get("pads", (0, 0, 0, 0))
-    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["strides"]
-    x = node.inputs[0].static_shape
-    plans = (plan_axis(x[2], kh, sh, t, b, False), plan_axis(x[3], kw, sw, left, r, False))
-    if plans[0] is not None and plans[1] is not None and (plans[0].pad or plans[1].pad):
-        # Caffe's drop rule looks at both pads: plan again knowing one is non-zero
-        plans = (plan_axis(x[2], kh, sh, t, b, True), plan_axis(x[3], kw, sw, left, r, True))
-    if plans[0] is None or plans[1] is None:
-        raise BackendError(f"{node.describe()}: no Caffe pooling window grid contains TF's for pads "
-                           f"{node.attrs.get('pads')} (kernel {kh}x{kw}, stride {sh}x{sw}, input {x[2]}x{x[3]}): "
-                           "Caffe needs pad < kernel")
-    return plans[0], plans[1]
-
-
-@caffe_op("Pool")
-def _pool(e: CaffeEmitter, node: Node) -> str:
-    mode = node.attrs["mode"]
-    if node.attrs.get("global_pool"):
-        layer = e.layer(node.name, "Pooling", [e.blob(node.inputs[0])])
-        layer.pooling_param.pool = cp.PoolingParameter.MAX if mode == "max" else cp.PoolingParameter.AVE
-        layer.pooling_param.global_pooling = True
-        return node.name
-    ph, pw = _pool_plans(node)
-    sh, sw = node.attrs["strides"]
-    fix = np.outer(ph.factor, pw.factor)
-    needs_fix = mode == "avg" and not np.all(fix == 1.0)
-    # slices that drop windows in front first: their kept blob is a second top, which OpenCV cannot fetch by
-    # layer name, so another layer must follow them (the next slice, the Scale, or an identity Power)
-    steps = sorted((a for a, plan in ((2, ph), (3, pw)) if plan.drop_front or plan.drop_back),
-                   key=lambda a: -(ph if a == 2 else pw).drop_front)
-    identity = bool(steps) and (ph if steps[-1] == 2 else pw).drop_front > 0 and not needs_fix
-    name = node.name if not steps and not needs_fix else f"{node.name}/pool"
-    layer = e.layer(name, "Pooling", [e.blob(node.inputs[0])])
-    p = layer.pooling_param
-    p.pool = cp.PoolingParameter.MAX if mode == "max" else cp.PoolingParameter.AVE
-    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w = ph.kernel, pw.kernel, sh, sw, ph.pad, pw.pad
-    top = name
-    y = node.output.static_shape
-    for k, axis in enumerate(steps):  # crop Caffe's extra windows: keep the middle part of a Slice
-        plan = ph if axis == 2 else pw
-        last = k == len(steps) - 1 and not needs_fix and not identity
-        kept = f"{node.name}/crop{axis}" if not last else node.name
-        points = [plan.drop_front] if plan.drop_front else []
-        points += [plan.drop_front + int(y[axis])] if plan.drop_back else []
-        tops = ([f"{kept}/front"] if plan.drop_front else []) + [kept] + ([f"{kept}/back"] if plan.drop_back else [])
-        sl = e.layer(kept, "Slice", [top], tops[0])
-        sl.top.extend(tops[1:])
-        sl.slice_param.axis = axis
-        sl.slice_param.slice_point.extend(points)
-        e.result.layer_of_blob[kept] = kept
-        top = kept
-    if needs_fix:  # avg_tf = avg_caffe · caffe_divisor / valid_count, per output position
-        scale = e.layer(node.name, "Scale", [top])
-        scale.scale_param.axis = 2
-        scale.scale_param.num_axes = 2
-        set_blob(scale.blobs.add(), fix)
-    elif identity:
-        e.layer(node.name, "Power", [top])  # y = (0 + 1·x)^1 = x: names the blob for OpenCV
     return node.name
 
 

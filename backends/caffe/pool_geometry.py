@@ -56,7 +56,8 @@ def tf_pool_count(size: int, k: int, s: int, b: int, e: int) -> int:
 def plan_axis(size: int, k: int, s: int, b: int, e: int, any_pad: bool) -> AxisPlan | None:
     """The smallest Caffe pad ``p = b + m·s < k`` (or ``p = 0``) whose windows contain TF's; None if none does.
 
-    ``any_pad`` is whether the other axis is padded (Caffe's drop rule looks at both); callers try both.
+    ``any_pad``: count windows as if the other axis were padded (Caffe's drop rule looks at both axes,
+    OpenCV's at this one only: emit_pooling splits the pool where the two differ).
     """
     out = tf_pool_count(size, k, s, b, e)
     if out == 1 and k - b >= size:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from ops_harness import check_op
 
-KERNELS_STRIDES = [(k, s) for k, s in itertools.product((1, 2, 3, 4), (1, 2, 3)) if not (k == 1 and s == 1)]
+KERNELS_STRIDES = [(k, s) for k, s in itertools.product((1, 2, 3, 4, 5, 7), (1, 2, 3, 4)) if not (k == 1 and s == 1)]
 
 
 def _pools(mode: str, padding: str) -> Any:
@@ -42,7 +42,8 @@ def test_pooling_matches_tf(tmp_path: Path, mode: str, padding: str, hw: tuple[i
     x = np.random.default_rng(hw[0] * 31 + hw[1]).normal(size=(1, *hw, 3)).astype(np.float32)
     result = check_op(tmp_path, _pools(mode, padding), [x.shape], flavor="ssd", inputs=[x],
                       runtimes=("opencv", real_caffe))
-    assert len(result.report["outputs"]) == len(KERNELS_STRIDES) + 1
+    expected = sum(1 for k, _ in KERNELS_STRIDES if padding == "SAME" or k <= 5) + 1
+    assert len(result.report["outputs"]) == expected
     assert "Pooling" in result.layer_types
 
 
@@ -121,3 +122,15 @@ def test_pooling_in_every_flavor(tmp_path: Path, k: int, s: int, hw: tuple[int, 
     runtimes = ("opencv",) if flavor == "opencv" else ("opencv", real_caffe)
     check_op(tmp_path, lambda x: (tf.nn.max_pool2d(x, k, s, "SAME"), tf.nn.avg_pool2d(x, k, s, "SAME")), [x.shape],
              flavor=flavor, inputs=[x], runtimes=runtimes)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_split_per_axis_where_caffe_and_opencv_count_differently(tmp_path: Path, mode: str,
+                                                                      real_caffe: Any) -> None:
+    """3×3 stride 4 SAME on 9×12 pads H by 1 and W by 0; Caffe (any pad on either axis) drops W's last window
+    starting at 12, OpenCV (per axis) keeps it: the pool is written as two per-axis Poolings."""
+    import tensorflow as tf
+
+    pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+    result = check_op(tmp_path, lambda x: pool(x, 3, 4, "SAME"), [(1, 9, 12, 2)], runtimes=("opencv", real_caffe))
+    assert result.layer_types.count("Pooling") == 2
