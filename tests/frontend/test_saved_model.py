@@ -480,6 +480,32 @@ def test_tf_keras_saved_model_matches_tensorflow(tf: Any, tf_keras_models: dict[
     assert "FusedBatchNormV3" in {n.op for n in load_saved_model(tf_keras_models[name]).graph.node}
 
 
+@pytest.mark.parametrize("name", ["keras_export", "keras_save", "module"])
+def test_same_net_as_tensorflow_freezing(tf: Any, saved_models: dict[str, Path], tmp_path: Path, name: str) -> None:
+    """Our reader gives the net TF's own freezing (convert_variables_to_constants_v2 on the loaded
+    signature) gives: OpenCV outputs equal bit for bit."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    model = saved_models[name]
+    loaded = tf.saved_model.load(str(model))  # keeps the variables alive while freezing
+    fn = loaded.signatures["serving_default"]
+    frozen = tmp_path / "frozen.pb"
+    frozen.write_bytes(convert_variables_to_constants_v2(fn).graph.as_graph_def().SerializeToString())
+    outputs = []
+    for source, out in ((model, tmp_path / "ours"), (frozen, tmp_path / "tf")):
+        convert(ConvertOptions(model=source, out_dir=out))
+        report = json.loads((out / "conversion.json").read_text())
+        entry = report["inputs"][0]
+        x = np.random.default_rng(9).uniform(-1, 1, entry["tf_shape"]).astype(np.float32)
+        net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+        layers = [o["caffe_layer"] for o in report["outputs"]]
+        got = run_opencv(net, {entry["caffe_blob"]: x.transpose(entry["permutation"])}, layers)
+        outputs.append([got[layer] for layer in layers])
+    assert len(outputs[0]) == len(outputs[1])
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: Path) -> None:
     model = saved_models["keras_export"]
     assert find_saved_model(model) == model / "saved_model.pb"
