@@ -14,7 +14,6 @@ import pytest
 from conftest import fixture_model
 
 from transpiler.cli import main
-from transpiler.verify import custom_layers
 from transpiler.verify.harness import VerifyOptions, verify_model
 
 CASES = [  # (flavor, fixture, layer type OpenCV lacks, numpy layer named in the report)
@@ -84,19 +83,6 @@ def test_numpy_layers_are_registered_only_while_verifying(flavor: str, tmp_path:
     net.setInput(np.zeros((1, 3, 16, 16), np.float32))
     with pytest.raises(cv2.error):
         net.forward()
-
-
-def test_binding_by_order_is_checked(tmp_path: Path) -> None:
-    """Layers are bound in network order; params OpenCV passes that contradict the binding are an error."""
-    model = cut_graph(tmp_path / "cut.pb")
-    out = tmp_path / "out"
-    assert main([str(model), "-o", str(out), "--flavor", "kernels", "--input", "pre:0:1x16x16x3"]) == 0
-    layer = next(lay for lay in custom_layers._parse(out / "deploy.prototxt").layer
-                 if lay.type == "DepthwiseConvolution")
-    spec = custom_layers.NUMPY_LAYERS["DepthwiseConvolution"]
-    custom_layers._check_binding(layer, spec, {"num_output": "8", "bias_term": "false", "kernel_h": "3"})
-    with pytest.raises(custom_layers.RuntimeRunError, match=r"num_output=16.*'depthwise'"):
-        custom_layers._check_binding(layer, spec, {"num_output": "16"})
 
 
 def test_verify_at_overridden_placeholder_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

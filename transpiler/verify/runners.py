@@ -52,6 +52,7 @@ class OpenCVNet:
 
     net: Any
     prototxt: Path
+    caffemodel: Path
     custom_types: list[str] = field(default_factory=list)
     built: bool = False
 
@@ -76,7 +77,7 @@ def load_opencv_net(prototxt: Path, caffemodel: Path, *, winograd: bool = False)
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     net.enableWinograd(winograd)
-    return OpenCVNet(net, Path(prototxt), numpy_layer_types(Path(prototxt)))
+    return OpenCVNet(net, Path(prototxt), Path(caffemodel), numpy_layer_types(Path(prototxt)))
 
 
 def run_opencv(net: OpenCVNet | Any, feeds: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict[str, np.ndarray]:
@@ -92,11 +93,13 @@ def run_opencv(net: OpenCVNet | Any, feeds: Mapping[str, np.ndarray], layers: Se
     try:
         if isinstance(net, OpenCVNet) and net.custom_types and not net.built:
             # OpenCV builds its layers at the first forward: our numpy layers must be registered then.
-            with opencv_custom_layers(net.prototxt) as errors:
+            with opencv_custom_layers(net.prototxt, net.caffemodel) as errors:
                 outs = raw.forward(list(layers))
             net.built = True
         else:
             outs = raw.forward(list(layers))
+        if errors:
+            raise errors[0]
     except cv2.error as exc:
         if errors:
             raise errors[0] from exc
