@@ -42,3 +42,23 @@ def test_listing_without_flavor_shows_every_form() -> None:
     rows = dict(table(None))
     assert rows["Relu6"] == "ReLU6 | Clip | ReLU+Power+Eltwise"
     assert rows["Const"].startswith("(folded")
+
+
+@pytest.mark.parametrize("layer_type", ["Bias", "Reduction"])
+def test_layers_left_out_of_common_are_missing_in_opencv(tmp_path: object, layer_type: str) -> None:
+    """Why flavors.COMMON has no Bias or Reduction (BVLC Caffe has both): OpenCV 4.x cannot create them."""
+    from pathlib import Path
+
+    import cv2
+
+    folder = Path(str(tmp_path))
+    (folder / "net.prototxt").write_text(
+        'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n'
+        f'layer {{ name: "y" type: "{layer_type}" bottom: "x" top: "y" }}\n')
+    assert all(layer_type not in f.layer_types for name, f in FLAVORS.items() if name != "bvlc")
+    import numpy as np
+
+    net = cv2.dnn.readNetFromCaffe(str(folder / "net.prototxt"))
+    net.setInput(np.zeros((1, 2, 3, 3), np.float32))
+    with pytest.raises(cv2.error, match=f'type "{layer_type}"'):
+        net.forward("y")  # layers are created on the first forward
