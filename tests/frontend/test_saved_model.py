@@ -292,6 +292,39 @@ def test_damaged_checkpoints_refused(checkpoints: dict[str, Path], tmp_path: Pat
     assert str(data_file) in str(info.value)
 
 
+def test_random_damage_never_crashes(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """Random byte flips and cuts of the index or a shard: the tensors read are TF's, or a clear error."""
+    src = checkpoints["plain"]
+    good = Checkpoint(src)
+    expected = {k: good.read(k) for k in good.entries}
+    rng = np.random.default_rng(2)
+    prefix = _copy_checkpoint(src, tmp_path / "fuzz")
+    files = [Path(f"{prefix}.index"), Path(f"{prefix}.data-00000-of-00001")]
+    originals = [f.read_bytes() for f in files]
+    outcomes = {"error": 0, "same": 0}
+    for trial in range(150):
+        which = trial % 2
+        data = bytearray(originals[which])
+        if trial % 3 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            data[int(rng.integers(0, len(data)))] ^= 1 << int(rng.integers(0, 8))
+        files[which].write_bytes(bytes(data))
+        try:
+            ckpt = Checkpoint(prefix)
+            for key, value in expected.items():
+                got = ckpt.read(key)
+                assert [bytes(v) for v in got.reshape(-1)] == [bytes(v) for v in value.reshape(-1)] \
+                    if value.dtype == object else np.array_equal(got, value)
+            outcomes["same"] += 1
+        except (ModelLoadError, UnsupportedModelError) as exc:
+            assert str(files[which]) in str(exc) and "\n" not in str(exc), exc
+            outcomes["error"] += 1
+        files[which].write_bytes(originals[which])
+    # undetected: flips in the footer's padding or the (unread) metaindex block, which change nothing read
+    assert outcomes["error"] >= 135, outcomes
+
+
 def test_string_checksum_checked(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     src = checkpoints["raw"]
     entry = Checkpoint(src).entries["str"]
@@ -598,6 +631,31 @@ def test_unbound_variable_refused(saved_models: dict[str, Path], tmp_path: Path)
     shutil.rmtree(model / "variables")
     with pytest.raises(ModelLoadError, match=r"variables\.index' is missing"):
         load_saved_model(model)
+
+
+def test_damaged_saved_model_pb_never_crashes(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    """Cut or flipped saved_model.pb: it loads (protobuf has no checksum) or fails with a TranspilerError."""
+    from transpiler.errors import TranspilerError
+
+    model = tmp_path / "m"
+    shutil.copytree(saved_models["keras_export"], model)
+    pb = model / "saved_model.pb"
+    original = pb.read_bytes()
+    rng = np.random.default_rng(4)
+    failures = 0
+    for trial in range(60):
+        data = bytearray(original)
+        if trial % 2:
+            data = data[: int(rng.integers(1, len(data)))]
+        else:
+            data[int(rng.integers(0, len(data)))] ^= 1 << int(rng.integers(0, 8))
+        pb.write_bytes(bytes(data))
+        try:
+            load_tf_model(model)
+        except TranspilerError as exc:
+            assert str(model) in str(exc) and "\n" not in str(exc).split("\n  - ")[0], exc
+            failures += 1
+    assert failures >= 30
 
 
 def test_cli_converts_without_tensorflow(saved_models: dict[str, Path], tmp_path: Path) -> None:
