@@ -6,7 +6,8 @@ refuse to feed a tensor whose static shape disagrees, and would still build what
 the cut. So, before importing the GraphDef:
 
 - every fed tensor ``node:i`` becomes a fresh Placeholder with the fed array's dtype and shape (a
-  fed Placeholder keeps its name and only gets the new shape); every reader of ``node:i`` reads it;
+  fed Placeholder keeps its name and dtype and only gets the new shape); every reader of ``node:i``
+  reads it;
 - the graph is pruned to what the fetches need, which drops what the cut
   removed (preprocessing, the old input);
 - recorded ``_output_shapes`` attributes are dropped, since they describe the old sizes.
@@ -48,12 +49,14 @@ def feed_graph(graph_def: Any, feeds: Mapping[str, np.ndarray], fetches: Sequenc
             raise KeyError(f"tensor {tensor} is not in the graph")
         shape = tf.TensorShape(np.shape(array)).as_proto()
         if node.op == "Placeholder" and index == 0:
-            node.attr["shape"].shape.CopyFrom(shape)
-            node.attr["dtype"].type = tf.as_dtype(np.asarray(array).dtype).as_datatype_enum
+            node.attr["shape"].shape.CopyFrom(shape)  # its dtype stays: TF converts the fed array
             continue
         fresh = f"{node_name}/verify_feed_{index}"
         placeholder = out.node.add(name=fresh, op="Placeholder")
-        placeholder.attr["dtype"].type = tf.as_dtype(np.asarray(array).dtype).as_datatype_enum
+        # The tensor's own dtype is not in the GraphDef: the array's, with float meaning the graph's float32
+        # (as_float64 widens it with everything else).
+        dtype = np.float32 if np.asarray(array).dtype == np.float64 else np.asarray(array).dtype
+        placeholder.attr["dtype"].type = tf.as_dtype(dtype).as_datatype_enum
         placeholder.attr["shape"].shape.CopyFrom(shape)
         renamed[tensor] = f"{fresh}:0"
         refs = {f"{node_name}:{index}"} | ({node_name} if index == 0 else set())
