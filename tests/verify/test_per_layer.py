@@ -128,3 +128,23 @@ def test_flatten_blob_is_the_nchw_flattening(tmp_path: Path) -> None:
     result = verify_model(VerifyOptions(model, out, per_layer=True))
     assert result.ok and result.first_divergence is None
     assert any(c.blob == "flatten" for c in result.layers)
+
+
+def test_fallback_rule_when_tf_cannot_run_float64() -> None:
+    """Without a float64 run, each blob is held to the tolerance times the largest magnitude up to it."""
+    from transpiler.verify.per_layer import compare_blobs
+
+    def no_float64(fetches: list[str], feeds: object) -> dict[str, np.ndarray]:
+        raise TypeError("Value for attr 'T' of double is not in the list of allowed values")
+
+    big = np.full((1, 2, 2, 3), 50.0, np.float32)
+    tiny = np.full((1, 2, 2, 3), 0.02, np.float32)
+    entries = [(name, {"tf_tensor": f"{name}:0", "layer": name, "permutation": [0, 3, 1, 2]})
+               for name in ("big", "tiny", "after")]
+    ref = {"big:0": big, "tiny:0": tiny, "after:0": tiny}
+    got = {"big": big.transpose(0, 3, 1, 2), "tiny": tiny.transpose(0, 3, 1, 2) + 3e-6,  # rounding-sized
+           "after": tiny.transpose(0, 3, 1, 2) * 1.5}  # a real slip
+    report = compare_blobs(entries, ref, got, 1e-4, no_float64)
+    assert "largest max|ref| up to it" in report.rule and "could not run in float64: Value for attr" in report.rule
+    assert [c.ok for c in report.layers] == [True, True, False]
+    assert report.first_divergence is not None and report.first_divergence.blob == "after"
