@@ -625,6 +625,25 @@ def test_report_names_signature_tensors(saved_models: dict[str, Path], tmp_path:
     assert [o["tf_tensor"] for o in report["outputs"]] == [sig.outputs["output_0"].name]
 
 
+def test_binding_that_contradicts_the_graph_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    """Swap the keys the TF1 restore op reads: each variable would get the other's value; refused."""
+    from transpiler.frontends.tf.proto import tf_graph_pb2
+    from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
+
+    model = tmp_path / "swapped"
+    shutil.copytree(saved_models["tf1_resource"], model)
+    message = ours.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+    (names,) = [n for n in message.meta_graphs[0].graph_def.node
+                if n.op == "Const" and n.name.endswith("RestoreV2/tensor_names")]
+    keys = tensor_to_numpy(names.attr["value"].tensor)
+    assert sorted(bytes(k) for k in keys) == [b"b", b"w"]
+    names.attr["value"].tensor.CopyFrom(numpy_to_tensor(keys[::-1].copy()))
+    assert names.attr["value"].tensor.dtype == tf_graph_pb2.DT_STRING
+    (model / "saved_model.pb").write_bytes(message.SerializeToString())
+    with pytest.raises(ModelLoadError, match=r"is declared \[.*\], but its checkpoint value '[bw]' is"):
+        load_saved_model(model)
+
+
 def test_unbound_variable_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:
     model = tmp_path / "m"
     shutil.copytree(saved_models["module"], model)

@@ -220,7 +220,7 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     if reads:
         checkpoint = _open_checkpoint(pb_path.parent, shown)
         if binding in ("auto", "restore"):
-            for var, key in _restore_bindings(meta, inlined, nodes, shown).items():
+            for var, key in _restore_bindings(nodes, shown).items():
                 bindings[var] = (key, "restore")
         if binding in ("auto", "object"):
             for var, key in _object_bindings(meta, inlined, nodes, checkpoint, shown).items():
@@ -274,8 +274,7 @@ def _variable(nodes: dict[str, tf_graph_pb2.NodeDef], tensor: str) -> str | None
     return name if node is not None and node.op in _VARIABLE_OPS else None
 
 
-def _restore_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
-                      nodes: dict[str, tf_graph_pb2.NodeDef], shown: str) -> dict[str, str]:
+def _restore_bindings(nodes: dict[str, tf_graph_pb2.NodeDef], shown: str) -> dict[str, str]:
     """variable → key, from RestoreV2 outputs assigned to variables."""
     found: dict[str, str] = {}
     names_cache: dict[str, np.ndarray] = {}
@@ -286,21 +285,19 @@ def _restore_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
         source = _through(nodes, node.input[1])
         restore_name, _, index = source.rpartition(":")
         restore = nodes.get(restore_name)
-        if var is None or restore is None or restore.op not in ("RestoreV2", "Restore") or len(restore.input) < 2:
+        if var is None or restore is None or restore.op != "RestoreV2" or len(restore.input) < 3:
             continue
         if restore_name not in names_cache:
             const = nodes.get(_through(nodes, restore.input[1]).rsplit(":", 1)[0])
             if const is None or const.op != "Const":
                 continue
             names_cache[restore_name] = tensor_to_numpy(const.attr["value"].tensor).reshape(-1)
-            if restore.op == "RestoreV2" and len(restore.input) > 2:
-                slices = nodes.get(_through(nodes, restore.input[2]).rsplit(":", 1)[0])
-                if slices is not None and slices.op == "Const":
-                    spec = tensor_to_numpy(slices.attr["value"].tensor).reshape(-1)
-                    if any(bytes(s) for s in spec):
-                        raise UnsupportedModelError(f"{shown}: the checkpoint holds partitioned variables "
-                                                    f"(restored in slices by '{restore_name}'), which is not "
-                                                    "supported")
+            slices = nodes.get(_through(nodes, restore.input[2]).rsplit(":", 1)[0])
+            if slices is not None and slices.op == "Const":
+                spec = tensor_to_numpy(slices.attr["value"].tensor).reshape(-1)
+                if any(bytes(s) for s in spec):
+                    raise UnsupportedModelError(f"{shown}: the checkpoint holds partitioned variables (restored "
+                                                f"in slices by '{restore_name}'), which is not supported")
         keys = names_cache[restore_name]
         k = int(index or 0)
         if k < len(keys):
@@ -347,7 +344,7 @@ def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
 def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
                       bindings: dict[str, tuple[str, str]], checkpoint: Checkpoint, shown: str) -> None:
     """Replace each needed ReadVariableOp (and VariableV2) by a Const of its checkpoint value."""
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, tuple[np.ndarray, int]] = {}  # variable → (value, DataType)
     unbound: list[str] = []
     for name in sorted(reads):
         node = nodes[name]
@@ -362,13 +359,14 @@ def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
                 raise ModelLoadError(f"{shown}: variable '{var}' is restored from '{key}', which is not in "
                                      f"{checkpoint.index_path}")
             value = checkpoint.read(key)
-            _check_declared(nodes[var], value, var, key, shown)
-            values[var] = value
-        value = values[var]
-        dtype = node.attr["dtype"].type if "dtype" in node.attr else None
-        if dtype and node.op == "ReadVariableOp" and tensor_dtype(value) not in (None, dtype):
-            raise ModelLoadError(f"{shown}: node '{name}' reads variable '{var}' as {dtype_label(dtype)}, but "
-                                 f"the checkpoint holds {value.dtype}")
+            stored = checkpoint.entries[key].dtype
+            _check_declared(nodes[var], value, stored, var, key, shown)
+            values[var] = (value, stored)
+        value, stored = values[var]
+        read_as = node.attr["dtype"].type % 100 if "dtype" in node.attr else stored
+        if read_as != stored:
+            raise ModelLoadError(f"{shown}: node '{name}' reads variable '{var}' as {_dtype_label(read_as)}, but "
+                                 f"the checkpoint holds {_dtype_label(stored)}")
         const = numpy_to_tensor(value)
         del node.input[:]
         node.op = "Const"
@@ -383,16 +381,12 @@ def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
                                     unbound[:10])
 
 
-def tensor_dtype(value: np.ndarray) -> int | None:
-    return numpy_to_tensor(value[:0] if value.ndim else value.reshape(1)[:0]).dtype if value.dtype != object \
-        else tf_graph_pb2.DT_STRING
-
-
-def dtype_label(dtype: int) -> str:
+def _dtype_label(dtype: int) -> str:
     return tf_graph_pb2.DataType.Name(dtype) if dtype in tf_graph_pb2.DataType.values() else str(dtype)
 
 
-def _check_declared(var_node: tf_graph_pb2.NodeDef, value: np.ndarray, var: str, key: str, shown: str) -> None:
+def _check_declared(var_node: tf_graph_pb2.NodeDef, value: np.ndarray, stored: int, var: str, key: str,
+                    shown: str) -> None:
     """The checkpoint value must have the dtype and shape the graph declares for the variable."""
     if "shape" in var_node.attr and not var_node.attr["shape"].shape.unknown_rank:
         declared = tuple(int(d.size) for d in var_node.attr["shape"].shape.dim)
@@ -401,6 +395,6 @@ def _check_declared(var_node: tf_graph_pb2.NodeDef, value: np.ndarray, var: str,
                                  f"value '{key}' is {list(value.shape)}")
     if "dtype" in var_node.attr:
         declared_type = var_node.attr["dtype"].type % 100
-        if tensor_dtype(value) != declared_type:
-            raise ModelLoadError(f"{shown}: variable '{var}' is declared {dtype_label(declared_type)}, but its "
-                                 f"checkpoint value '{key}' is {value.dtype}")
+        if stored != declared_type:
+            raise ModelLoadError(f"{shown}: variable '{var}' is declared {_dtype_label(declared_type)}, but its "
+                                 f"checkpoint value '{key}' is {_dtype_label(stored)}")
