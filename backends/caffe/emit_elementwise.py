@@ -29,8 +29,9 @@ the blob to ``(P, 1, R, Q)`` (P: the axes before, R: the run, Q: those after; Ca
 and a ``Pooling`` with kernel ``(R, 1)``: MAX, or AVE, whose divisor is R. Sum = AVE · R (Power; 2
 roundings), Min = −MAX(−x). A final Reshape gives the output shape. No Permute, so every flavor runs it.
 
-LogSoftmax = Softmax → Log (log of a rounded probability: absolute error ≈ 1 ulp; −inf where the
-probability underflows, which TF's fused op avoids below ≈ −87).
+LogSoftmax = ``z − log Σ eᶻ``, ``z = x − max x`` (TF's own formula): max and sum as above, broadcast back,
+Exp, Log and Eltwise. (Softmax → Log would be −inf wherever a probability underflows: logit gaps beyond
+≈ 88 in OpenCV, ≈ 103 in Caffe.)
 
 Pad with zeros on spatial axes (and/or channels) of an NCHW map: a convolution that copies the input: one
 tap of 1, kernel ``1 + |end − begin|`` per axis with symmetric pad ``max(begin, end)`` and the tap at the
@@ -224,53 +225,62 @@ def _block(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[int, int] | No
     return lo, hi
 
 
-def _tile(e: CaffeEmitter, node: Node, blob: str, small: tuple[int, ...], big: tuple[int, ...]) -> str:
+def _tile(e: CaffeEmitter, prefix: str, blob: str, small: tuple[int, ...], big: tuple[int, ...]) -> str:
     """``blob`` (shape ``small``, same rank) repeated along each axis where it is 1 and ``big`` is not: Concat of
     copies of the same blob, exact."""
     shape = list(small)
     for axis, (s, b) in enumerate(zip(small, big, strict=True)):
         if s == 1 and b != 1:
-            name = f"{node.name}/tile{axis}"
+            name = f"{prefix}/tile{axis}"
             layer = e.layer(name, "Concat", [blob] * int(b))
             layer.concat_param.axis = axis
             blob, shape[axis] = name, b
     return blob
 
 
+def broadcast_blob(e: CaffeEmitter, name: str, small: str, small_shape: tuple[int, ...], big: str,
+                   big_shape: tuple[int, ...]) -> str:
+    """Blob ``small`` broadcast to ``big_shape`` exactly: ``Scale(ones, small)`` (ones = 0·big + 1) when its
+    non-1 axes are one block equal to big's, else repeated by Concat along each axis it broadcasts on."""
+    padded = (1,) * (len(big_shape) - len(small_shape)) + tuple(small_shape)
+    block = _block(big_shape, small_shape)
+    if block is None:  # 1s between its non-1 axes (e.g. (N, 1, H, W) into (N, C, H, W))
+        if len(padded) != len(small_shape):
+            layer = e.layer(f"{name}/rank", "Reshape", [small])
+            layer.reshape_param.shape.dim.extend(padded)
+            small = f"{name}/rank"
+        return _tile(e, name, small, padded, big_shape)
+    lo, hi = block
+    if tuple(small_shape) != tuple(big_shape[lo:hi]):
+        layer = e.layer(f"{name}/block", "Reshape", [small])
+        layer.reshape_param.shape.dim.extend(big_shape[lo:hi])
+        small = f"{name}/block"
+    ones = power(e, f"{name}/ones", big, scale=0.0, shift=1.0)
+    layer = e.layer(name, "Scale", [ones, small])
+    layer.scale_param.axis = lo
+    return name
+
+
 def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
     out = node.output.static_shape
     big, small = (a, b) if tuple(a.static_shape) == tuple(out) else (b, a)
-    if tuple(big.static_shape) != tuple(out):
+    if tuple(big.static_shape) != tuple(out) or len(small.static_shape) > len(out):
         raise BackendError(f"{node.describe()}: both operands ({a.shape}, {b.shape}) broadcast to {out}; Caffe can "
                            "broadcast only one map into the other")
-    shape = tuple(big.static_shape)
-    n, sb = node.name, e.blob(small)
-    if len(small.static_shape) > len(shape):
-        raise BackendError(f"{node.describe()}: cannot broadcast {small.shape} into {shape}")
-    block = _block(shape, small.static_shape)
-    if block is None:  # 1s between its non-1 axes (e.g. (N, 1, H, W) into (N, C, H, W)): repeat it by Concat
-        padded = (1,) * (len(shape) - len(small.static_shape)) + tuple(small.static_shape)
-        if len(padded) != len(small.static_shape):
-            layer = e.layer(f"{n}/rank", "Reshape", [sb])
-            layer.reshape_param.shape.dim.extend(padded)
-            sb = f"{n}/rank"
-        full = _tile(e, node, sb, padded, shape)
-        pair = (e.blob(a), full) if big is a else (full, e.blob(b))
-        return _two_maps(e, node, *pair)
-    lo, hi = block
-    if tuple(small.static_shape) != shape[lo:hi]:
-        layer = e.layer(f"{n}/block", "Reshape", [sb])
-        layer.reshape_param.shape.dim.extend(shape[lo:hi])
-        sb = f"{n}/block"
-    if node.op == "Mul":
-        layer = e.layer(n, "Scale", [e.blob(big), sb])
+    shape, small_shape = tuple(big.static_shape), tuple(small.static_shape)
+    block = _block(shape, small_shape)
+    if node.op == "Mul" and block is not None:  # one Scale with two bottoms
+        lo, hi = block
+        sb = e.blob(small)
+        if small_shape != shape[lo:hi]:
+            layer = e.layer(f"{node.name}/block", "Reshape", [sb])
+            layer.reshape_param.shape.dim.extend(shape[lo:hi])
+            sb = f"{node.name}/block"
+        layer = e.layer(node.name, "Scale", [e.blob(big), sb])
         layer.scale_param.axis = lo
-        return n
-    # broadcast exactly: ones·y, with ones = 0·x + 1
-    ones = power(e, f"{n}/ones", e.blob(big), scale=0.0, shift=1.0)
-    layer = e.layer(f"{n}/broadcast", "Scale", [ones, sb])
-    layer.scale_param.axis = lo
-    pair = (e.blob(a), f"{n}/broadcast") if big is a else (f"{n}/broadcast", e.blob(b))
+        return node.name
+    full = broadcast_blob(e, f"{node.name}/broadcast", e.blob(small), small_shape, e.blob(big), shape)
+    pair = (e.blob(a), full) if big is a else (full, e.blob(b))
     return _two_maps(e, node, *pair)
 
 
@@ -285,14 +295,13 @@ def _matmul(e: CaffeEmitter, node: Node) -> str:
 
 
 # -------------------------------------------------------------------------- reductions
-@caffe_op("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
-def _reduce(e: CaffeEmitter, node: Node) -> str:
-    shape = list(node.inputs[0].static_shape)
-    rank = len(shape)
-    axes = sorted({int(a) % rank for a in node.attrs["axes"]})
-    n, top = node.name, e.blob(node.inputs[0])
-    if node.op == "ReduceMin":
-        top = power(e, f"{n}/neg", top, scale=-1.0)
+def reduce_blob(e: CaffeEmitter, name: str, top: str, in_shape: tuple[int, ...], axes: list[int], op: str,
+                out_shape: tuple[int, ...]) -> str:
+    """``op`` (ReduceMean/Max/Min/Sum) of blob ``top`` over ``axes``, written as blob ``name`` of ``out_shape``."""
+    shape = list(in_shape)
+    axes = sorted({int(a) % len(shape) for a in axes})
+    if op == "ReduceMin":
+        top = power(e, f"{name}/neg", top, scale=-1.0)
     runs: list[list[int]] = []
     for a in axes:  # runs of adjacent axes, each one Reshape + Pooling
         if runs and runs[-1][-1] == a - 1:
@@ -303,31 +312,47 @@ def _reduce(e: CaffeEmitter, node: Node) -> str:
     for k, run in enumerate(runs):
         lo, hi = run[0], run[-1] + 1
         p, r, q = (int(np.prod(shape[:lo])), int(np.prod(shape[lo:hi])), int(np.prod(shape[hi:])))
-        reshape = e.layer(f"{n}/rows{k}", "Reshape", [top])
+        reshape = e.layer(f"{name}/rows{k}", "Reshape", [top])
         reshape.reshape_param.shape.dim.extend([p, 1, r, q])
-        pool = e.layer(f"{n}/pool{k}", "Pooling", [f"{n}/rows{k}"])
+        pool = e.layer(f"{name}/pool{k}", "Pooling", [f"{name}/rows{k}"])
         pp = pool.pooling_param
-        pp.pool = cp.PoolingParameter.AVE if node.op in ("ReduceMean", "ReduceSum") else cp.PoolingParameter.MAX
+        pp.pool = cp.PoolingParameter.AVE if op in ("ReduceMean", "ReduceSum") else cp.PoolingParameter.MAX
         pp.kernel_h, pp.kernel_w, pp.stride_h, pp.stride_w = r, 1, 1, 1
-        top = f"{n}/pool{k}"
+        top = f"{name}/pool{k}"
         count *= r
         shape[lo:hi] = [1] * (hi - lo)
-    if node.op == "ReduceSum":
-        top = power(e, f"{n}/sum", top, scale=float(count))
-    elif node.op == "ReduceMin":
-        top = power(e, f"{n}/min", top, scale=-1.0)
-    final = e.layer(n, "Reshape", [top])
-    final.reshape_param.shape.dim.extend(int(d) for d in node.output.static_shape)
-    return n
+    if op == "ReduceSum":
+        top = power(e, f"{name}/sum", top, scale=float(count))
+    elif op == "ReduceMin":
+        top = power(e, f"{name}/min", top, scale=-1.0)
+    final = e.layer(name, "Reshape", [top])
+    final.reshape_param.shape.dim.extend(int(d) for d in out_shape)
+    return name
+
+
+@caffe_op("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
+def _reduce(e: CaffeEmitter, node: Node) -> str:
+    return reduce_blob(e, node.name, e.blob(node.inputs[0]), tuple(node.inputs[0].static_shape),
+                       list(node.attrs["axes"]), node.op, tuple(node.output.static_shape))
 
 
 # --------------------------------------------------------------------------- softmax
 @caffe_op("LogSoftmax")
 def _log_softmax(e: CaffeEmitter, node: Node) -> str:
-    layer = e.layer(f"{node.name}/softmax", "Softmax", [e.blob(node.inputs[0])])
-    layer.softmax_param.axis = int(node.attrs.get("axis", -1)) % max(len(node.output.static_shape), 1)
-    e.layer(node.name, "Log", [f"{node.name}/softmax"])
-    return node.name
+    """``z − log Σ eᶻ`` with ``z = x − max x`` along the axis, as TF computes it (Softmax → Log would give −inf
+    where a probability underflows: logit gaps beyond ≈ 88 in OpenCV, ≈ 103 in Caffe)."""
+    n, x = node.name, e.blob(node.inputs[0])
+    shape = tuple(node.inputs[0].static_shape)
+    axis = int(node.attrs.get("axis", -1)) % len(shape)
+    kept = tuple(1 if i == axis else d for i, d in enumerate(shape))
+    peak = reduce_blob(e, f"{n}/max", x, shape, [axis], "ReduceMax", kept)
+    z = _eltwise(e, f"{n}/shifted", [x, broadcast_blob(e, f"{n}/max_b", peak, kept, x, shape)],
+                 cp.EltwiseParameter.SUM, (1.0, -1.0))
+    e.layer(f"{n}/exp", "Exp", [z])
+    total = reduce_blob(e, f"{n}/sum", f"{n}/exp", shape, [axis], "ReduceSum", kept)
+    e.layer(f"{n}/log_sum", "Log", [total])
+    return _eltwise(e, n, [z, broadcast_blob(e, f"{n}/log_sum_b", f"{n}/log_sum", kept, z, shape)],
+                    cp.EltwiseParameter.SUM, (1.0, -1.0))
 
 
 # -------------------------------------------------------------------------------- pad
