@@ -109,12 +109,18 @@ def test_dilated_same_convolution(tmp_path: Path, flavor: str) -> None:
         assert rel_error(ref, got) <= 1e-5, name
 
 
-def test_dilated_depthwise_is_reported_unsupported(tmp_path: Path) -> None:
-    """TF writes it as SpaceToBatchND → conv → BatchToSpaceND; both ops are named at once."""
-    from transpiler.errors import UnsupportedModelError
-
+@pytest.mark.parametrize("flavor", ["ssd", "opencv", "kernels"])
+def test_dilated_depthwise_converts_exactly(tmp_path: Path, flavor: str, real_caffe: object) -> None:
+    """TF writes it as SpaceToBatchND → depthwise conv → BatchToSpaceND; fold-space-to-batch makes it one
+    dilated convolution, equal to TF in OpenCV (not for kernels: OpenCV lacks DepthwiseConvolution) and in
+    the real SSD-Caffe."""
     model = _graph(tmp_path / "m.pb", (10, 9), 3, 1, True, "same", dilation=2)
-    with pytest.raises(UnsupportedModelError) as info:
-        convert_model(model, tmp_path / "out")
-    assert "SpaceToBatchND" in str(info.value) and "BatchToSpaceND" in str(info.value)
-    assert not (tmp_path / "out").exists()
+    report = convert_model(model, tmp_path / "out", flavor=flavor)
+    kinds = [k for _, k, _ in layer_types(tmp_path / "out")]
+    assert "SpaceToBatchND" not in str(kinds) and len(kinds) == 2, kinds
+    assert "dilation" in (tmp_path / "out" / "deploy.prototxt").read_text()
+    x = np.random.default_rng(2).normal(size=(1, 10, 9, 4)).astype(np.float32)
+    runtimes = ([] if flavor == "kernels" else ["opencv"]) + ([real_caffe] if flavor != "opencv" else [])
+    for runtime in runtimes:
+        for name, ref, got in run_both(model, tmp_path / "out", report, x, runtime):
+            assert rel_error(ref, got) <= 1e-5, name
