@@ -63,6 +63,7 @@ class InlinedGraph:
     graph: tf_graph_pb2.GraphDef
     aliases: dict[str, str] = field(default_factory=dict)
     calls: dict[str, str] = field(default_factory=dict)  # outer call node → function name
+    local_names: dict[str, str] = field(default_factory=dict)  # inlined node → its name in its function
 
     def resolve(self, tensor: str) -> str:
         """The tensor of the flat graph that ``tensor`` (a name of the original graph) became."""
@@ -91,6 +92,7 @@ class _Inliner:
         self.nodes: list[tf_graph_pb2.NodeDef] = []
         self.aliases: dict[str, str] = {}
         self.calls: dict[str, str] = {}
+        self.local_names: dict[str, str] = {}
         self.stack: list[str] = []
         # (function, node) → the one output argument it was read through (ops not in OUTPUT_ARGS).
         self._arg_seen: dict[tuple[str, str], str] = {}
@@ -152,6 +154,7 @@ class _Inliner:
             inner = f"{prefix}/{node.name}"
             if callee is None:
                 self.nodes.append(self._copy(node, inner, inputs))
+                self.local_names[inner] = node.name
                 continue
             outputs = self.function(callee, inner, inputs, node)
             for k, tensor in enumerate(outputs):
@@ -227,4 +230,4 @@ def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>",
         del node.input[:]
         node.input.extend(resolved)
     out.node.extend(inliner.nodes)
-    return InlinedGraph(out, inliner.aliases, inliner.calls)
+    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names)

@@ -30,6 +30,7 @@ Every problem raises a :class:`~transpiler.errors.TranspilerError` naming the fi
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,14 @@ class SavedModelGraph:
     # signature key → tensor as the SignatureDef names it (in the outer graph, before inlining)
     declared_inputs: dict[str, str] = field(default_factory=dict)
     declared_outputs: dict[str, str] = field(default_factory=dict)
+    renames: dict[str, str] = field(default_factory=dict)  # inlined node → its shorter name in ``graph``
 
     def tensor(self, name: str, kind: Literal["input", "output"]) -> str:
         """A signature key, a tensor of the outer graph, or one of ``graph``, as a tensor of ``graph``."""
         keys = self.inputs if kind == "input" else self.outputs
         if name in keys:
             return keys[name]
-        return self.inlined.resolve(name) if self.inlined is not None else name
+        return _renamed(self.inlined.resolve(name), self.renames) if self.inlined is not None else name
 
 
 def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSpec] = (),
@@ -230,10 +232,38 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     graph.versions.CopyFrom(meta.graph_def.versions)
     keep = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
     graph.node.extend(n for n in inlined.graph.node if n.name in keep)
+    renames = _short_names([n.name for n in graph.node], inlined.local_names)
+    _rename(graph, renames)
     usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
-    return SavedModelGraph(graph, shown, name, inputs, outputs, bindings, usable, inlined,
+    return SavedModelGraph(graph, shown, name, {k: _renamed(t, renames) for k, t in inputs.items()},
+                           {k: _renamed(t, renames) for k, t in outputs.items()}, bindings, usable, inlined,
                            {k: v.name for k, v in sorted(sig.inputs.items())},
-                           {k: v.name for k, v in sorted(sig.outputs.items())})
+                           {k: v.name for k, v in sorted(sig.outputs.items())}, renames)
+
+
+def _short_names(names: list[str], local: dict[str, str]) -> dict[str, str]:
+    """Inlined node → its name inside its function, where that name is unique in the graph.
+
+    ``StatefulPartitionedCall_1/StatefulPartitionedCall/model/conv1/Conv2D`` becomes
+    ``model/conv1/Conv2D``; names that several functions share (their ``Identity``) keep the prefix.
+    """
+    short = [local.get(n, n) for n in names]
+    counts = Counter(short)
+    taken = set(names) - set(local)  # outer nodes keep their names
+    return {n: s for n, s in zip(names, short, strict=True) if n != s and counts[s] == 1 and s not in taken}
+
+
+def _renamed(tensor: str, renames: dict[str, str]) -> str:
+    node, sep, index = tensor.rpartition(":")
+    return f"{renames.get(node, node)}:{index}" if sep else renames.get(tensor, tensor)
+
+
+def _rename(graph: tf_graph_pb2.GraphDef, renames: dict[str, str]) -> None:
+    for node in graph.node:
+        node.name = renames.get(node.name, node.name)
+        inputs = [_renamed(i, renames) for i in node.input]
+        del node.input[:]
+        node.input.extend(inputs)
 
 
 def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
