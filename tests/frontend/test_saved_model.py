@@ -550,7 +550,13 @@ def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: P
     # signature keys and tensor names both work as --input/--output
     by_key = load_tf_model(model, inputs=[], outputs=["output_0"])
     by_name = load_tf_model(model, outputs=[loaded.outputs["output_0"]])
+    by_outer_name = load_tf_model(model, outputs=[loaded.declared_outputs["output_0"]])
     assert [v.shape for v in by_key.outputs] == [v.shape for v in by_name.outputs] == [(1, 5)]
+    assert [v.shape for v in by_outer_name.outputs] == [(1, 5)]
+    # inlined nodes are named as in their function where unique; such a name works as --output
+    (conv,) = [n.name for n in loaded.graph.node if n.op == "Conv2D" and "/" in n.name][:1]
+    assert not conv.startswith("StatefulPartitionedCall")
+    assert load_tf_model(model, outputs=[conv]).outputs[0].shape == (1, 10, 10, 8)
     from transpiler.frontends.tf.importer import InputSpec
 
     resized = load_tf_model(model, inputs=[InputSpec("keras_tensor", (1, 40, 40, 3))])
