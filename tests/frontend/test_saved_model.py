@@ -437,6 +437,10 @@ def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
     net = _module(tf, rng)
     tf.saved_model.save(net, str(root / "module"),
                         signatures={"serving_default": net.logits, "features": net.features})
+    a, b = keras.Input((8, 8, 3), name="rgb"), keras.Input((8, 8, 3), name="aux")
+    y = keras.layers.Conv2D(4, 3, padding="same")(keras.layers.Add()([a, b]))
+    two = keras.Model([a, b], [keras.layers.GlobalAveragePooling2D()(y), keras.layers.Conv2D(2, 1)(y)])
+    two.export(str(root / "two_in_two_out"), verbose=False)
     loop = tf.Module()
     loop.w = tf.Variable(np.float32(0.5))
     loop.f = tf.function(lambda x: tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * loop.w), (0, x))[1],
@@ -537,6 +541,28 @@ def test_same_net_as_tensorflow_freezing(tf: Any, saved_models: dict[str, Path],
     assert len(outputs[0]) == len(outputs[1])
     for a, b in zip(*outputs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_several_inputs_and_outputs(tf: Any, saved_models: dict[str, Path], tmp_path: Path) -> None:
+    model, out = saved_models["two_in_two_out"], tmp_path / "out"
+    convert(ConvertOptions(model=model, out_dir=out))
+    report = json.loads((out / "conversion.json").read_text())
+    rng = np.random.default_rng(6)
+    feeds = {key: rng.uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32) for key in ("aux", "rgb")}
+    ref = tf.saved_model.load(str(model)).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in feeds.items()})
+    declared = load_saved_model(model)
+    assert [i["tf_tensor"] for i in report["inputs"]] == [declared.declared_inputs[k] for k in ("aux", "rgb")]
+    outputs = [declared.declared_outputs[k] for k in ("output_0", "output_1")]
+    assert [o["tf_tensor"] for o in report["outputs"]] == outputs
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    layers = [o["caffe_layer"] for o in report["outputs"]]
+    got = run_opencv(net, {i["caffe_blob"]: feeds[k].transpose(i["permutation"])
+                           for i, k in zip(report["inputs"], ("aux", "rgb"), strict=True)}, layers)
+    for o, key in zip(report["outputs"], ("output_0", "output_1"), strict=True):
+        expected = np.transpose(ref[key].numpy(), o["permutation"])
+        err = np.abs(got[o["caffe_layer"]] - expected).max() / np.abs(expected).max()
+        assert err <= TOLERANCE, (key, err)
 
 
 def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: Path) -> None:
