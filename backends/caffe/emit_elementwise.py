@@ -22,7 +22,8 @@ Two maps of one shape: ``Eltwise`` SUM (Sub: coefficients 1, −1), PROD, MAX; `
 one block that equals x's, e.g. squeeze-excite's (N, C, 1, 1) against (N, C, H, W)): ``x·y`` is a Scale
 with two bottoms (``y`` reshaped to that block, ``axis`` its start); for the other ops ``y`` is first
 broadcast exactly as ``Scale(ones, y)`` with ``ones = Power(scale 0, shift 1)(x)`` (finite x). A map whose
-1-axes lie between its other axes (``(N, 1, H, W)`` into ``(N, C, H, W)``) is repeated by a Concat of copies.
+1-axes lie between its other axes (``(N, 1, H, W)`` into ``(N, C, H, W)``) is repeated by a Concat of copies,
+and so are both operands when each grows (``(N, 1, H, W) − (N, C, 1, 1)``).
 
 Reductions over any axes (``ReduceMean/Max/Min/Sum``): each run of adjacent reduced axes is a Reshape of
 the blob to ``(P, 1, R, Q)`` (P: the axes before, R: the run, Q: those after; Caffe blobs are row-major)
@@ -262,11 +263,19 @@ def broadcast_blob(e: CaffeEmitter, name: str, small: str, small_shape: tuple[in
 
 
 def _broadcast_maps(e: CaffeEmitter, node: Node, a: Value, b: Value) -> str:
-    out = node.output.static_shape
-    big, small = (a, b) if tuple(a.static_shape) == tuple(out) else (b, a)
-    if tuple(big.static_shape) != tuple(out) or len(small.static_shape) > len(out):
-        raise BackendError(f"{node.describe()}: both operands ({a.shape}, {b.shape}) broadcast to {out}; Caffe can "
-                           "broadcast only one map into the other")
+    out = tuple(node.output.static_shape)
+    big, small = (a, b) if tuple(a.static_shape) == out else (b, a)
+    if tuple(big.static_shape) != out:  # both grow, e.g. (N, 1, H, W) − (N, C, 1, 1): repeat each by Concat
+        tiled: list[str] = []
+        for i, v in enumerate((a, b)):
+            shape = (1,) * (len(out) - len(v.static_shape)) + tuple(v.static_shape)
+            blob = e.blob(v)
+            if len(shape) != len(v.static_shape):
+                layer = e.layer(f"{node.name}/rank{i}", "Reshape", [blob])
+                layer.reshape_param.shape.dim.extend(shape)
+                blob = f"{node.name}/rank{i}"
+            tiled.append(_tile(e, f"{node.name}/in{i}", blob, shape, out))
+        return _two_maps(e, node, tiled[0], tiled[1])
     shape, small_shape = tuple(big.static_shape), tuple(small.static_shape)
     block = _block(shape, small_shape)
     if node.op == "Mul" and block is not None:  # one Scale with two bottoms

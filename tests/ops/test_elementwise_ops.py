@@ -111,6 +111,9 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
     add("add-broadcast-hw-batch1", lambda x, s: x + s, [X4, (1, 5, 7, 1)], SIGNED, ["Scale", "Eltwise"])
     add("min-broadcast-rows", lambda x, s: tf.minimum(x, s), [X2, (3, 1)], SIGNED, ["Scale", "Eltwise"])
     add("mul-broadcast-rows", lambda x, s: x * s, [X2, (3, 1)], SIGNED, ["Scale"])
+    add("sub-both-broadcast", lambda x, s: tf.reduce_max(x, axis=3, keepdims=True) - s, [X4B, (2, 1, 1, 5)], SIGNED,
+        ["Concat", "Eltwise"])
+    add("mul-both-broadcast-2d", lambda x, s: x * s, [(3, 1), (1, 7)], SIGNED, ["Concat", "Eltwise"])
     # reductions over every kind of axis set, with and without keepdims
     for op_name, op in (("mean", tf.reduce_mean), ("sum", tf.reduce_sum), ("max", tf.reduce_max),
                         ("min", tf.reduce_min)):
@@ -231,19 +234,40 @@ def test_layout_free_plugin_op_gets_no_transposes() -> None:
         OPS.pop("TestCube", None)
 
 
-def test_verify_per_layer_reports_no_divergence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--verify --per-layer on a graph mixing these ops (uneven SAME pools, a broadcast Mul, Elu, Softplus,
-    reductions, LogSoftmax): outputs agree and no blob is reported as diverging."""
+def _verify_graphs() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]]:
     import tensorflow as tf
 
-    from transpiler.cli import main
-
-    def fn(x: Any, s: Any) -> Any:
+    def pools(x: Any, s: Any) -> Any:
         y = tf.nn.max_pool2d(x, 3, 2, "SAME")
         z = tf.nn.avg_pool2d(tf.nn.elu(y) * tf.sigmoid(s), 2, 1, "SAME")
         return tf.reduce_mean(tf.nn.softplus(z), axis=3), tf.nn.log_softmax(tf.reduce_sum(z, axis=[1, 2]))
 
-    model = freeze(fn, [(1, 8, 9, 4), (1, 1, 1, 4)], tmp_path / "mix.pb")
+    def unary(x: Any) -> Any:
+        y = tf.sqrt(tf.abs(x) + 0.5) + tf.square(x) - tf.math.rsqrt(tf.exp(x) + 1.0)
+        y = tf.nn.leaky_relu(tf.tanh(y) + tf.math.log(tf.abs(y) + 1.0), 0.1)
+        return tf.pow(tf.maximum(y, -0.5) + 1.0, 1.5) / 3.0
+
+    def binary(x: Any, y: Any, s: Any) -> Any:
+        z = tf.minimum(x, y) * s + tf.maximum(x, _const(5, 7, 3)) - (x / (tf.abs(y) + 0.5))
+        return tf.nn.softmax(tf.math.squared_difference(z, s), axis=2)
+
+    def reductions(x: Any) -> Any:
+        p = tf.pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]], constant_values=0.5)
+        m = tf.reduce_max(p, axis=3, keepdims=True) - tf.reduce_min(p, axis=[1, 2], keepdims=True)
+        return tf.matmul(tf.reduce_sum(m, axis=[1, 2]), _const(3, 4, low=-1.0))
+
+    return {"pools": (pools, [(1, 8, 9, 4), (1, 1, 1, 4)]), "unary": (unary, [X4]),
+            "binary": (binary, [X4, X4, (1, 1, 1, 3)]), "reductions": (reductions, [X4])}
+
+
+@pytest.mark.parametrize("graph", ["pools", "unary", "binary", "reductions"])
+def test_verify_per_layer_reports_no_divergence(tmp_path: Path, graph: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--verify --per-layer on graphs chaining these ops: outputs agree and no blob is reported as diverging."""
+    from transpiler.cli import main
+
+    fn, shapes = _verify_graphs()[graph]
+    model = freeze(fn, shapes, tmp_path / f"{graph}.pb")
     code = main([str(model), "-o", str(tmp_path / "out"), "--verify", "--per-layer"])
     out = capsys.readouterr().out
     assert code == 0, out
