@@ -97,6 +97,14 @@ def _cases() -> dict[str, tuple[Callable[..., Any], list[tuple[int, ...]], tuple
         ["Convolution"])
     add("conv-max-const-hwc", lambda x: tf.maximum(tf.nn.conv2d(x, kernel, 1, "SAME"), _const(5, 7, 4)), [X4],
         SIGNED, ["Convolution", "Eltwise"])
+    squeeze, expand = _const(1, 1, 4, 2, low=-1.0, high=1.0), _const(1, 1, 2, 4, low=-1.0, high=1.0)
+
+    def se_block(x: Any) -> Any:  # squeeze-excite right after a convolution (two-bottom Scale behind a conv)
+        y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        s = tf.nn.relu(tf.nn.conv2d(tf.reduce_mean(y, axis=[1, 2], keepdims=True), squeeze, 1, "VALID"))
+        return y * tf.sigmoid(tf.nn.conv2d(s, expand, 1, "VALID"))
+
+    add("conv-squeeze-excite", se_block, [(2, 5, 7, 3)], SIGNED, ["Convolution", "Scale"])
     add("conv-pad-value", lambda x: tf.pad(tf.nn.conv2d(x, kernel, 1, "SAME"), [[0, 0], [1, 0], [0, 2], [0, 0]],
                                            constant_values=2.0), [X4], SIGNED, ["Convolution", "Eltwise"])
     add("max-const-per-channel", lambda x: tf.maximum(x, _const(3) - 1.25), [X4], SIGNED, ["Scale", "Eltwise"])
