@@ -161,7 +161,14 @@ class ToNCHW(Pass):
             return False
         for v in graph.inputs:
             _convert_value(v)
+        problems: list[str] = []
         for node in graph.nodes:
-            _convert_node(graph, node)
+            try:
+                _convert_node(graph, node)
+            except UnsupportedModelError as exc:  # every such node is reported, at once
+                problems.append(str(exc))
+        if problems:
+            source = graph.metadata.get("source", graph.name)
+            raise UnsupportedModelError(f"{source}: {len(problems)} node(s) have no NCHW form", problems)
         graph.metadata["layout"] = "NCHW"
         return True

@@ -307,3 +307,18 @@ def test_log_softmax_of_far_apart_logits(tmp_path: Path, shape: tuple[int, ...],
     x.reshape(-1, shape[-1])[:, 0] -= 150.0
     result = check_op(tmp_path, tf.nn.log_softmax, [shape], inputs=[x], runtimes=("opencv", real_caffe))
     assert "Softmax" not in result.layer_types
+
+
+def test_layout_refusals_are_listed_at_once(tmp_path: Path) -> None:
+    """Two convolutions whose weights are graph inputs: to-nchw names both, with the model file."""
+    import tensorflow as tf
+
+    from transpiler.errors import UnsupportedModelError
+
+    model = freeze(lambda x, w, v: (tf.nn.conv2d(x, w, 1, "SAME"), tf.nn.conv2d(x, v, 1, "SAME")),
+                   [(1, 4, 4, 3), (3, 3, 3, 2), (1, 1, 3, 2)], tmp_path / "model.pb")
+    with pytest.raises(UnsupportedModelError) as info:
+        convert_graph(model, tmp_path / "out", "ssd")
+    message = str(info.value)
+    assert str(model) in message and "'Conv2D'" in message and "'Conv2D_1'" in message
+    assert not (tmp_path / "out").exists()
