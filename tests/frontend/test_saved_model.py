@@ -193,6 +193,17 @@ def checkpoints(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
                  experimental_sharding_callback=OneShardPerTensor()))),
              # shards smaller than tensors: TF stores the large ones in slices
              "sliced": Path(ckpt.write(str(root / "sliced" / "ckpt"), options=policy(100_000)))}
+    variables["f32_3d"] = tf.Variable(rng.normal(size=(40, 30, 50)).astype(np.float32))
+    ckpt = tf.train.Checkpoint(**variables)
+    paths["sliced_3d"] = Path(ckpt.write(str(root / "sliced_3d" / "ckpt"), options=policy(30_000)))
+    # a TF1 partitioned variable: three slices along the first axis
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        tf1.get_variable("emb", shape=(10, 7, 3), partitioner=tf1.fixed_size_partitioner(3))
+        saver = tf1.train.Saver()
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            paths["partitioned"] = Path(saver.save(session, str(root / "partitioned" / "ckpt")))
     # strings, and an index with thousands of keys (several data blocks), through the raw save op
     names = [f"many/{i:05d}/a_long_key_so_that_the_index_spans_several_blocks" for i in range(6000)]
     raw_prefix = root / "raw" / "ckpt"
@@ -209,7 +220,7 @@ def _reference(tf: Any, prefix: Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(reader.get_tensor(k)) for k in reader.get_variable_to_shape_map()}
 
 
-@pytest.mark.parametrize("which", ["plain", "sharded", "sliced", "raw"])
+@pytest.mark.parametrize("which", ["plain", "sharded", "sliced", "sliced_3d", "partitioned", "raw"])
 def test_checkpoint_matches_tensorflow(tf: Any, checkpoints: dict[str, Path], which: str) -> None:
     prefix = checkpoints[which]
     ours_ = Checkpoint(prefix)
@@ -217,10 +228,7 @@ def test_checkpoint_matches_tensorflow(tf: Any, checkpoints: dict[str, Path], wh
     assert set(ours_.entries) == set(reference)
     for key, ref in reference.items():
         if ours_.entries[key].sliced:
-            assert which == "sliced" and ref.size * ref.itemsize > 100_000
-            with pytest.raises(UnsupportedModelError, match="stored in slices"):
-                ours_.read(key)
-            continue
+            assert which in ("sliced", "sliced_3d", "partitioned")
         got = ours_.read(key)
         assert got.shape == ref.shape, key
         if ref.dtype.kind in "OS":
@@ -228,8 +236,10 @@ def test_checkpoint_matches_tensorflow(tf: Any, checkpoints: dict[str, Path], wh
         else:
             assert got.dtype == ref.dtype, key
             np.testing.assert_array_equal(got, ref, err_msg=key)
-    if which == "sliced":
-        assert any(e.sliced for e in ours_.entries.values())
+    if which.startswith("sliced"):  # large tensors split into slices across shards, assembled
+        assert sum(len(e.slices) > 1 for e in ours_.entries.values()) >= 4
+    if which == "partitioned":
+        assert len(ours_.entries["emb"].slices) == 3
     if which == "sharded":
         assert not any(e.sliced for e in ours_.entries.values())
         assert ours_.num_shards > 3

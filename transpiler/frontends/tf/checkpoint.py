@@ -14,8 +14,9 @@ as a little-endian uint32), then the strings' bytes back to back. The entry's CR
 stored bytes, except that for strings the lengths enter it as those uint32 values, exactly as
 the inner checksum does; it is verified for every tensor read. Any mismatch, a missing shard, or
 an entry pointing past a shard's end raises :class:`~transpiler.errors.ModelLoadError` naming the
-file. Tensors stored in slices (partitioned variables; their slices sit under keys that start with
-a 0 byte) are refused when read.
+file. A tensor stored in slices (a partitioned variable, or one split by a shard-size policy)
+lists them in its entry; each slice is a tensor of its own under an encoded key (:func:`slice_key`),
+and reading the tensor assembles them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from transpiler.frontends.tf.crc32c import crc32c, unmask
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
 from transpiler.frontends.tf.sstable import read_table
 
-__all__ = ["Checkpoint", "TensorEntry"]
+__all__ = ["Checkpoint", "TensorEntry", "slice_key"]
 
 _M = TypeVar("_M", bound=Message)
 
@@ -61,7 +62,13 @@ class TensorEntry:
     offset: int
     size: int
     crc32c: int  # masked
-    sliced: bool = False  # stored in slices under other keys (a partitioned or size-sharded variable)
+    # For a tensor stored in slices (a partitioned variable, or one split by a shard-size policy): per
+    # slice, (start, length) per dimension, length None for the whole dimension.
+    slices: tuple[tuple[tuple[int, int | None], ...], ...] = ()
+
+    @property
+    def sliced(self) -> bool:
+        return bool(self.slices)
 
 
 class Checkpoint:
@@ -83,17 +90,22 @@ class Checkpoint:
         self.num_shards = header.num_shards
         self.byte_order: Literal["<", ">"] = ">" if header.endianness == saved_model_pb2.BundleHeaderProto.BIG else "<"
         self.entries: dict[str, TensorEntry] = {}
+        self._slice_entries: dict[bytes, TensorEntry] = {}  # by encoded slice key
         for raw_key, value in table.items():
             key = raw_key.decode("utf-8", "replace")
             entry = self._parse(saved_model_pb2.BundleEntryProto, value, f"the entry of '{key}'")
-            if raw_key.startswith(b"\x00"):
-                continue  # one slice of a partitioned tensor (an encoded name); see `sliced`
             if not 0 <= entry.shard_id < self.num_shards:
                 raise ModelLoadError(f"checkpoint index '{self.index_path}': '{key}' is in shard "
                                      f"{entry.shard_id}, but there are {self.num_shards}")
             shape = tuple(int(d.size) for d in entry.shape.dim)
-            self.entries[key] = TensorEntry(key, entry.dtype, shape, entry.shard_id, entry.offset, entry.size,
-                                            entry.crc32c, bool(entry.slices))
+            slices = tuple(tuple((int(e.start), int(e.length) if e.HasField("length") else None) for e in s.extent)
+                           for s in entry.slices)
+            item = TensorEntry(key, entry.dtype, shape, entry.shard_id, entry.offset, entry.size, entry.crc32c,
+                               slices)
+            if raw_key.startswith(b"\x00"):  # one slice of a sliced tensor, under an encoded key
+                self._slice_entries[raw_key] = item
+            else:
+                self.entries[key] = item
         self._shards: dict[int, bytes] = {}
 
     def _parse(self, cls: type[_M], data: bytes, what: str) -> _M:
@@ -128,9 +140,37 @@ class Checkpoint:
         if entry is None:
             raise ModelLoadError(f"checkpoint '{self.index_path}' has no tensor '{key}'")
         if entry.sliced:
-            raise UnsupportedModelError(f"checkpoint '{self.index_path}': '{key}' is stored in slices (a "
-                                        "partitioned variable, or one split by a shard-size policy), which is not "
-                                        "supported")
+            return self._assemble(entry)
+        return self._read_entry(entry)
+
+    def _assemble(self, entry: TensorEntry) -> np.ndarray:
+        """A sliced tensor: each slice is a tensor of its own under an encoded key; they tile the whole."""
+        parts = []
+        covered = 0
+        for extents in entry.slices:
+            if len(extents) != len(entry.shape):
+                raise ModelLoadError(f"checkpoint index '{self.index_path}': a slice of '{entry.key}' has "
+                                     f"{len(extents)} dimensions, the tensor {len(entry.shape)}")
+            part = self._slice_entries.get(slice_key(entry.key, extents))
+            if part is None:
+                raise ModelLoadError(f"checkpoint index '{self.index_path}': slice {list(extents)} of "
+                                     f"'{entry.key}' is missing")
+            index = tuple(slice(start, None if length is None else start + length) for start, length in extents)
+            parts.append((index, self._read_entry(part)))
+            covered += int(np.prod(part.shape, dtype=np.int64))
+        if covered != int(np.prod(entry.shape, dtype=np.int64)) or entry.dtype == tf_graph_pb2.DT_STRING:
+            raise UnsupportedModelError(f"checkpoint '{self.index_path}': the slices of '{entry.key}' do not tile "
+                                        "it exactly (or hold strings); not supported")
+        full = np.empty(entry.shape, dtype=parts[0][1].dtype)
+        for index, value in parts:
+            if full[index].shape != value.shape:
+                raise ModelLoadError(f"checkpoint index '{self.index_path}': a slice of '{entry.key}' does not "
+                                     "fit its place")
+            full[index] = value
+        return full
+
+    def _read_entry(self, entry: TensorEntry) -> np.ndarray:
+        key = entry.key
         data = self._shard(entry.shard)
         path = self.shard_path(entry.shard)
         if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > len(data):
@@ -194,3 +234,44 @@ class Checkpoint:
             values[i] = raw[pos : pos + n]
             pos += n
         return values, crc
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys of tensor slices. A slice of tensor NAME is stored under
+#   num(0) + string(NAME) + num(rank) + per dimension: signed(start) + signed(length)
+# in TensorFlow's "ordered code" (byte strings that sort like the values they encode), with
+# length -1 for a whole dimension:
+#   num(n):    one byte holding how many bytes follow, then n big-endian without leading zeros;
+#   string(s): s with 0x00 written as 00 FF and 0xFF as FF 00, then 00 01;
+#   signed(v): v as a k-byte two's complement number whose first k bits are flipped (k leading ones
+#              for v >= 0, zeros for v < 0, both followed by v's sign bit), k the fewest bytes with
+#              |v| (or ~v) < 2**(7k - 1).
+# ---------------------------------------------------------------------------------------------
+
+
+def _ordered_num(n: int) -> bytes:
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([len(body)]) + body
+
+
+def _ordered_string(s: bytes) -> bytes:
+    escaped = b"".join(b"\x00\xff" if c == 0 else b"\xff\x00" if c == 0xFF else bytes([c]) for c in s)
+    return escaped + b"\x00\x01"
+
+
+def _ordered_signed(v: int) -> bytes:
+    magnitude = ~v if v < 0 else v
+    k = 1
+    while magnitude >= 1 << (7 * k - 1):
+        k += 1
+    bits = 8 * k
+    header = ((1 << k) - 1) << (bits - k)
+    return ((v & ((1 << bits) - 1)) ^ header).to_bytes(k, "big")
+
+
+def slice_key(name: str, extents: tuple[tuple[int, int | None], ...]) -> bytes:
+    """The index key of one slice of tensor ``name`` ((start, length or None) per dimension)."""
+    out = [_ordered_num(0), _ordered_string(name.encode("utf-8")), _ordered_num(len(extents))]
+    for start, length in extents:
+        out += [_ordered_signed(start if length is not None else 0), _ordered_signed(-1 if length is None else length)]
+    return b"".join(out)
