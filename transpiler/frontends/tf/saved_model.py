@@ -6,7 +6,9 @@ checkpoint under ``variables/`` with :mod:`checkpoint`. The steps:
 1. pick the MetaGraphDef (the one tagged ``serve`` when there are several) and the signature
    (``serving_default`` unless one is named); its inputs and outputs name tensors of the outer
    graph, and its keys (``keras_tensor``, ``output_0``...) are kept to accept them as names;
-2. inline every function call of the outer graph (:mod:`function_inline`);
+2. inline the function calls the signature's outputs and the restore op depend on
+   (:mod:`function_inline`); inlined nodes keep their name inside their function where that is
+   unique in the result (``model/conv1/Conv2D``), else get the call's prefix;
 3. bind each variable (``VarHandleOp``, or a TF1 ``VariableV2``) to its checkpoint key, two ways:
 
    * **object graph** (what ``tf.saved_model.load`` does): a call node's last inputs are the
@@ -23,6 +25,10 @@ checkpoint under ``variables/`` with :mod:`checkpoint`. The steps:
    shape is refused;
 4. turn every ``ReadVariableOp`` of a bound variable (and every bound ``VariableV2``) into a
    ``Const`` holding the checkpoint value, and keep only the nodes the signature's outputs need.
+
+Resource ops other than reads (``ResourceGather``...) and functional control flow (``While``,
+``If``, whose bodies are not inlined) stay as they are, so the importer reports them by name.
+A SavedModel and a frozen graph of the same signature give the same net (tested bit for bit).
 
 Every problem raises a :class:`~transpiler.errors.TranspilerError` naming the file.
 """
