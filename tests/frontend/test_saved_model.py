@@ -418,12 +418,17 @@ def _module(tf: Any, rng: np.random.Generator) -> Any:
     return Net()
 
 
-def _tf1_builder(tf: Any, path: Path, use_resource: bool, rng: np.random.Generator) -> None:
+def _tf1_builder(tf: Any, path: Path, use_resource: bool, rng: np.random.Generator, partitioned: bool = False
+                 ) -> None:
     tf1 = tf.compat.v1
     with tf.Graph().as_default():
         x = tf1.placeholder(tf.float32, (1, 10, 10, 3), name="x")
-        w = tf1.get_variable("w", initializer=rng.normal(0, 0.3, (3, 3, 3, 4)).astype(np.float32),
-                             use_resource=use_resource)
+        if partitioned:  # two pieces along the output channels, each restored from a slice of "w"
+            pieces = tf1.get_variable("w", shape=(3, 3, 3, 4), partitioner=tf1.fixed_size_partitioner(2, axis=3))
+            w = tf.concat(list(pieces), axis=3)
+        else:
+            w = tf1.get_variable("w", initializer=rng.normal(0, 0.3, (3, 3, 3, 4)).astype(np.float32),
+                                 use_resource=use_resource)
         b = tf1.get_variable("b", initializer=rng.normal(0, 0.3, (4,)).astype(np.float32), use_resource=use_resource)
         y = tf.nn.relu6(tf.nn.conv2d(x, w, 1, "SAME") + b, name="y")
         with tf1.Session() as sess:
@@ -458,6 +463,7 @@ def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
     tf.saved_model.save(loop, str(root / "loop"), signatures={"serving_default": loop.f})
     _tf1_builder(tf, root / "tf1_resource", True, rng)
     _tf1_builder(tf, root / "tf1_ref", False, rng)
+    _tf1_builder(tf, root / "tf1_partitioned", True, rng, partitioned=True)
     return {p.name: p for p in root.iterdir()}
 
 
@@ -498,6 +504,7 @@ def _convert_and_compare(tf: Any, model: Path, out: Path, signature: str | None,
         ("module", "features", (1, 12, 12, 3)),
         ("tf1_resource", None, (1, 10, 10, 3)),
         ("tf1_ref", None, (1, 10, 10, 3)),
+        ("tf1_partitioned", None, (1, 10, 10, 3)),
     ],
 )
 def test_saved_model_matches_tensorflow(tf: Any, saved_models: dict[str, Path], tmp_path: Path, name: str,

@@ -18,7 +18,8 @@ checkpoint under ``variables/`` with :mod:`checkpoint`. The steps:
    * **restore subgraph** (what a TF1 session loader runs): ``saver_def.restore_op_name`` leads to
      ``RestoreV2`` nodes; output *k* of one, through ``Identity`` nodes, feeds an
      ``AssignVariableOp`` (or ``Assign``) on a variable, and element *k* of its ``tensor_names``
-     constant is the key.
+     constant is the key (element *k* of ``shape_and_slices``, when set, names the part of the
+     stored tensor a TF1 partitioned variable's piece holds: ``"d0 d1 start,length:-"``).
 
    Both are exact; the object graph is used where it binds a variable, the restore subgraph for
    the rest. A binding whose checkpoint entry disagrees with the variable's declared dtype or
@@ -225,15 +226,19 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value.
     reads = [n for n in needed if nodes[n].op in ("ReadVariableOp", *_REF_VARIABLE_OPS)]
     bindings: dict[str, tuple[str, str]] = {}
+    parts: dict[str, str] = {}  # variable → slice spec, for the parts of a TF1 partitioned variable
     if reads:
         checkpoint = _open_checkpoint(pb_path.parent, shown)
         if binding in ("auto", "restore"):
-            for var, key in _restore_bindings(nodes, shown).items():
+            for var, (key, spec) in _restore_bindings(nodes).items():
                 bindings[var] = (key, "restore")
+                if spec:
+                    parts[var] = spec
         if binding in ("auto", "object"):
             for var, key in _object_bindings(meta, inlined, nodes, checkpoint, shown).items():
                 bindings[var] = (key, "object")
-        _freeze_variables(nodes, reads, bindings, checkpoint, shown)
+                parts.pop(var, None)
+        _freeze_variables(nodes, reads, bindings, parts, checkpoint, shown)
     graph = tf_graph_pb2.GraphDef()
     graph.versions.CopyFrom(meta.graph_def.versions)
     keep = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
@@ -310,10 +315,10 @@ def _variable(nodes: dict[str, tf_graph_pb2.NodeDef], tensor: str) -> str | None
     return name if node is not None and node.op in _VARIABLE_OPS else None
 
 
-def _restore_bindings(nodes: dict[str, tf_graph_pb2.NodeDef], shown: str) -> dict[str, str]:
-    """variable → key, from RestoreV2 outputs assigned to variables."""
-    found: dict[str, str] = {}
-    names_cache: dict[str, np.ndarray] = {}
+def _restore_bindings(nodes: dict[str, tf_graph_pb2.NodeDef]) -> dict[str, tuple[str, str]]:
+    """variable → (key, slice spec or ""), from RestoreV2 outputs assigned to variables."""
+    found: dict[str, tuple[str, str]] = {}
+    names_cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for node in nodes.values():
         if node.op not in ("AssignVariableOp", "Assign") or len(node.input) < 2:
             continue
@@ -327,18 +332,32 @@ def _restore_bindings(nodes: dict[str, tf_graph_pb2.NodeDef], shown: str) -> dic
             const = nodes.get(_through(nodes, restore.input[1]).rsplit(":", 1)[0])
             if const is None or const.op != "Const":
                 continue
-            names_cache[restore_name] = tensor_to_numpy(const.attr["value"].tensor).reshape(-1)
             slices = nodes.get(_through(nodes, restore.input[2]).rsplit(":", 1)[0])
-            if slices is not None and slices.op == "Const":
-                spec = tensor_to_numpy(slices.attr["value"].tensor).reshape(-1)
-                if any(bytes(s) for s in spec):
-                    raise UnsupportedModelError(f"{shown}: the checkpoint holds partitioned variables (restored "
-                                                f"in slices by '{restore_name}'), which is not supported")
-        keys = names_cache[restore_name]
+            specs = tensor_to_numpy(slices.attr["value"].tensor).reshape(-1) \
+                if slices is not None and slices.op == "Const" else None
+            names_cache[restore_name] = (tensor_to_numpy(const.attr["value"].tensor).reshape(-1), specs)
+        keys, specs = names_cache[restore_name]
         k = int(index or 0)
         if k < len(keys):
-            found[var] = bytes(keys[k]).decode("utf-8")
+            spec = bytes(specs[k]).decode("utf-8") if specs is not None and k < len(specs) else ""
+            found[var] = (bytes(keys[k]).decode("utf-8"), spec)
     return found
+
+
+def _slice_of(value: np.ndarray, spec: str, where: str) -> np.ndarray:
+    """The part of ``value`` a TF slice spec names: ``"d0 d1 ... start,length:...:-"`` (``-`` = all)."""
+    *dims, extents = spec.split(" ")
+    ranges = extents.split(":")
+    if tuple(int(d) for d in dims) != value.shape or len(ranges) != value.ndim:
+        raise ModelLoadError(f"{where}: slice '{spec}' does not fit the stored shape {list(value.shape)}")
+    index = []
+    for text in ranges:
+        if text == "-":
+            index.append(slice(None))
+        else:
+            start, length = (int(t) for t in text.split(","))
+            index.append(slice(start, start + length))
+    return value[tuple(index)]
 
 
 def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
@@ -378,7 +397,8 @@ def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
 
 
 def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
-                      bindings: dict[str, tuple[str, str]], checkpoint: Checkpoint, shown: str) -> None:
+                      bindings: dict[str, tuple[str, str]], parts: dict[str, str], checkpoint: Checkpoint,
+                      shown: str) -> None:
     """Replace each needed ReadVariableOp (and VariableV2) by a Const of its checkpoint value."""
     values: dict[str, tuple[np.ndarray, int]] = {}  # variable → (value, DataType)
     unbound: list[str] = []
@@ -395,6 +415,8 @@ def _freeze_variables(nodes: dict[str, tf_graph_pb2.NodeDef], reads: list[str],
                 raise ModelLoadError(f"{shown}: variable '{var}' is restored from '{key}', which is not in "
                                      f"{checkpoint.index_path}")
             value = checkpoint.read(key)
+            if var in parts:  # one part of a partitioned variable
+                value = np.ascontiguousarray(_slice_of(value, parts[var], f"{shown}: variable '{var}'"))
             stored = checkpoint.entries[key].dtype
             _check_declared(nodes[var], value, stored, var, key, shown)
             values[var] = (value, stored)
