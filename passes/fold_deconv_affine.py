@@ -38,7 +38,7 @@ def _fold(graph: Graph, affine: Node) -> bool:
     return True
 
 
-@register_pass("fold-deconv-affine", run_after="fold-batchnorm")
+@register_pass("fold-deconv-affine")
 class FoldDeconvAffine(Pass):
     """Fold a per-channel Affine (BiasAdd, batch norm) into the preceding Deconv."""
 

@@ -83,7 +83,7 @@ def _factors(graph: Graph, reshape: Node) -> tuple[Value, tuple[int, int]] | Non
     return x, (fh, fw)
 
 
-@register_pass("fold-nearest-upsampling", run_after="fold-constants")
+@register_pass("fold-nearest-upsampling")
 class FoldNearestUpsampling(Pass):
     """Rewrite stack/reshape nearest-neighbour upsampling (FPN's) as one Upsample."""
 

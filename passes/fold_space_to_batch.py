@@ -43,7 +43,7 @@ def _fold(graph: Graph, b2s: Node) -> bool:
     return True
 
 
-@register_pass("fold-space-to-batch", run_after="fold-constants")
+@register_pass("fold-space-to-batch")
 class FoldSpaceToBatch(Pass):
     """Fold SpaceToBatchND → Conv → BatchToSpaceND (TF's dilated convolution) into one dilated Conv."""
 

@@ -27,9 +27,9 @@ from transpiler.plugins import load_plugins, plugin_of
 log = logging.getLogger("transpiler")
 
 # The pipeline, in order (pass names).
-FRONT_PASSES = ["remove-identity", "fold-constants", "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm",
-                "input-channel-order", "fix-same-padding", "map-relu6", "select-classes", "ssd-detection-output",
-                "dce"]
+FRONT_PASSES = ["remove-identity", "fold-constants", "fold-space-to-batch", "fold-nearest-upsampling", "dce",
+                "mean-to-pool", "matmul-to-fc", "fold-batchnorm", "fold-deconv-affine", "input-channel-order",
+                "fix-same-padding", "map-relu6", "select-classes", "ssd-detection-output", "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
