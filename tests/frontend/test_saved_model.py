@@ -456,6 +456,11 @@ def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
     y = keras.layers.Conv2D(4, 3, padding="same")(keras.layers.Add()([a, b]))
     two = keras.Model([a, b], [keras.layers.GlobalAveragePooling2D()(y), keras.layers.Conv2D(2, 1)(y)])
     two.export(str(root / "two_in_two_out"), verbose=False)
+    counter = tf.Module()
+    counter.v = tf.Variable(np.float32(1.0))
+    counter.f = tf.function(lambda x: x * counter.v.assign_add(1.0),
+                            input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    tf.saved_model.save(counter, str(root / "counter"), signatures={"serving_default": counter.f})
     loop = tf.Module()
     loop.w = tf.Variable(np.float32(0.5))
     loop.f = tf.function(lambda x: tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * loop.w), (0, x))[1],
@@ -662,6 +667,12 @@ def test_while_loop_refused(saved_models: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedModelError, match="While") as info:
         load_tf_model(saved_models["loop"])
     assert "'while'" in str(info.value)  # the node, by its name in the function
+
+
+def test_signature_writing_variables_refused(saved_models: dict[str, Path]) -> None:
+    """x * v.assign_add(1) computes with v + 1 in TF; with v's stored value it would be silently wrong."""
+    with pytest.raises(UnsupportedModelError, match=r"writes variables \(1 node\(s\), e\.g\. .*AssignAddVariableOp"):
+        load_saved_model(saved_models["counter"])
 
 
 def test_report_names_signature_tensors(saved_models: dict[str, Path], tmp_path: Path) -> None:

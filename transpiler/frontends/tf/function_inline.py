@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from transpiler.errors import UnsupportedModelError
 from transpiler.frontends.tf.proto import tf_graph_pb2
 
-__all__ = ["CALL_OPS", "OUTPUT_ARGS", "InlinedGraph", "inline_calls"]
+__all__ = ["CALL_OPS", "OUTPUT_ARGS", "InlinedGraph", "inline_calls", "upstream"]
 
 CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 
@@ -103,7 +103,7 @@ class _Inliner:
         return node.op if node.op in self.functions else None
 
     def outer(self, graph: tf_graph_pb2.GraphDef, roots: Iterable[str] | None) -> None:
-        wanted = None if roots is None else _upstream(graph, roots)
+        wanted = None if roots is None else upstream(graph, roots)
         for node in graph.node:
             if wanted is not None and node.name not in wanted:
                 continue
@@ -195,7 +195,7 @@ class _Inliner:
         return copy
 
 
-def _upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
+def upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
     """Names of the outer nodes ``roots`` (nodes or tensors) depend on, control inputs included."""
     inputs = {n.name: n.input for n in graph.node}
     seen: set[str] = set()

@@ -49,7 +49,7 @@ from google.protobuf.message import DecodeError
 
 from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
 from transpiler.frontends.tf.checkpoint import Checkpoint
-from transpiler.frontends.tf.function_inline import InlinedGraph, inline_calls
+from transpiler.frontends.tf.function_inline import InlinedGraph, inline_calls, upstream
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
 from transpiler.frontends.tf.loader import looks_like_text
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
@@ -219,6 +219,7 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     if meta.saver_def.restore_op_name:
         roots.append(meta.saver_def.restore_op_name)
     inlined = inline_calls(meta.graph_def, shown, roots)
+    _refuse_writes(meta.graph_def, inlined, [info.name for info in sig.outputs.values()], name, shown)
     inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
     outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}
     nodes = {n.name: n for n in inlined.graph.node}
@@ -275,6 +276,33 @@ def _rename(graph: tf_graph_pb2.GraphDef, renames: dict[str, str]) -> None:
         inputs = [_renamed(i, renames) for i in node.input]
         del node.input[:]
         node.input.extend(inputs)
+
+
+_STATELESS_SCATTER = frozenset({"ScatterNd", "ScatterNdNonAliasingAdd"})
+
+
+def _writes_state(op: str) -> bool:
+    """Ops that change a variable: assignments, optimizer updates, scatters into variables."""
+    if op.startswith("Scatter"):
+        return op not in _STATELESS_SCATTER
+    return op.startswith(("Assign", "ResourceApply", "ResourceSparseApply", "ResourceScatter", "Apply",
+                          "SparseApply")) or op == "ResourceStridedSliceAssign"
+
+
+def _refuse_writes(outer: tf_graph_pb2.GraphDef, inlined: InlinedGraph, outputs: list[str], signature: str,
+                   shown: str) -> None:
+    """A signature that writes variables (``v.assign_add(1)`` before ``x * v``) would compute with the
+    updated value in TF; with every read made a constant of the stored one, it would be silently wrong."""
+    region = upstream(outer, outputs)  # outer nodes, control inputs included
+    calls = [f"{c}/" for c in inlined.calls if c in region]
+    writers = [n for n in outer.node if n.name in region and _writes_state(n.op)]
+    writers += [n for n in inlined.graph.node if n.name.startswith(tuple(calls)) and _writes_state(n.op)] \
+        if calls else []
+    if writers:
+        shown_nodes = ", ".join(f"'{n.name}' ({n.op})" for n in writers[:3])
+        raise UnsupportedModelError(f"{shown}: signature '{signature}' writes variables ({len(writers)} node(s), "
+                                    f"e.g. {shown_nodes}); converted with stored values it would compute "
+                                    "something else, so it is not supported")
 
 
 def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
