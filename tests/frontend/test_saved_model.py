@@ -461,6 +461,10 @@ def saved_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
     counter.f = tf.function(lambda x: x * counter.v.assign_add(1.0),
                             input_signature=[tf.TensorSpec((1, 4), tf.float32)])
     tf.saved_model.save(counter, str(root / "counter"), signatures={"serving_default": counter.f})
+    multi = tf.Module()  # an op with several output arguments, read through its third
+    multi.f = tf.function(lambda x: tf.unique_with_counts(x).count * 2,
+                          input_signature=[tf.TensorSpec((8,), tf.int32)])
+    tf.saved_model.save(multi, str(root / "multi_output_op"), signatures={"serving_default": multi.f})
     loop = tf.Module()
     loop.w = tf.Variable(np.float32(0.5))
     loop.f = tf.function(lambda x: tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * loop.w), (0, x))[1],
@@ -661,6 +665,15 @@ def test_variable_bindings_agree(saved_models: dict[str, Path], name: str) -> No
             if var in route.bindings:
                 np.testing.assert_array_equal(ckpt.read(route.bindings[var][0]), ckpt.read(key))
     assert auto.bindings, "no variable was bound"
+
+
+def test_output_arguments_from_the_op_list(saved_models: dict[str, Path]) -> None:
+    """A body reads ``UniqueWithCounts:count:0``: output 2 (after y and idx), from the SavedModel's op list."""
+    loaded = load_saved_model(saved_models["multi_output_op"])
+    nodes = {n.name: n for n in loaded.graph.node}
+    (mul,) = [n for n in nodes.values() if n.op == "Mul"]
+    unique = [i for i in mul.input if nodes[i.rsplit(":", 1)[0]].op == "UniqueWithCounts"]
+    assert len(unique) == 1 and unique[0].endswith(":2"), list(mul.input)
 
 
 def test_while_loop_refused(saved_models: dict[str, Path]) -> None:

@@ -6,11 +6,13 @@ A SavedModel's outer graph reaches the network only through call nodes (``Statef
 
 * a body node ``n`` of a call node ``c`` becomes ``c/n`` (nested calls nest the prefixes);
 * inside a body, an input is either an argument name (it becomes the tensor the caller passed) or
-  ``node:output_arg:index``; the flat output index of ``node`` is the position of ``index`` within
-  the op's output arguments: for ops with one output argument it is ``index`` itself (a list
-  argument like Split's ``output`` or a call's ``output`` is that one argument); ops with several
-  output arguments (FusedBatchNormV3, TopKV2...) are listed in :data:`OUTPUT_ARGS`, and nested
-  function calls by name use the callee's signature;
+  ``node:output_arg:index``; the flat output index of ``node`` is ``index`` plus the number of
+  tensors of the op's output arguments before ``output_arg`` (an argument is one tensor, or a list
+  of ``attr[number_attr]`` tensors or of ``len(attr[type_list_attr])``). The op's arguments come
+  from the SavedModel's own op list (``stripped_op_list``) when given; otherwise ops with several
+  output arguments (FusedBatchNormV3, TopKV2...) are listed in :data:`OUTPUT_ARGS` and any other
+  op is taken to have one output argument (``index`` itself). Nested function calls by name use
+  the callee's signature;
 * the call's outputs become the tensors the body's ``ret`` map names (aliases resolved at the end,
   so body node order does not matter).
 
@@ -21,7 +23,7 @@ output arguments that is not in :data:`OUTPUT_ARGS` is refused by name rather th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from transpiler.errors import UnsupportedModelError
@@ -39,6 +41,16 @@ OUTPUT_ARGS: dict[str, tuple[str, ...]] = {
                          "reserve_space_3"),
     "Unique": ("y", "idx"),
     "UniqueV2": ("y", "idx"),
+    "UniqueWithCounts": ("y", "idx", "count"),
+    "UniqueWithCountsV2": ("y", "idx", "count"),
+    "ListDiff": ("out", "idx"),
+    "FakeQuantWithMinMaxVarsGradient": ("backprops_wrt_input", "backprop_wrt_min", "backprop_wrt_max"),
+    "QuantizedConv2D": ("output", "min_output", "max_output"),
+    "QuantizedMatMul": ("out", "min_out", "max_out"),
+    "Dequantize": ("output",),
+    "LSTMBlockCell": ("i", "cs", "f", "o", "ci", "co", "h"),
+    "BlockLSTM": ("i", "cs", "f", "o", "ci", "co", "h"),
+    "BlockLSTMV2": ("i", "cs", "f", "o", "ci", "co", "h"),
     "TopK": ("values", "indices"),
     "TopKV2": ("values", "indices"),
     "Switch": ("output_false", "output_true"),
@@ -86,9 +98,11 @@ def _chase(aliases: dict[str, str], tensor: str) -> str:
 
 
 class _Inliner:
-    def __init__(self, library: tf_graph_pb2.FunctionDefLibrary, source: str) -> None:
+    def __init__(self, library: tf_graph_pb2.FunctionDefLibrary, source: str,
+                 op_defs: Mapping[str, tf_graph_pb2.OpDef] | None) -> None:
         self.functions = {f.signature.name: f for f in library.function}
         self.source = source
+        self.op_defs = op_defs
         self.nodes: list[tf_graph_pb2.NodeDef] = []
         self.aliases: dict[str, str] = {}
         self.calls: dict[str, str] = {}
@@ -172,6 +186,11 @@ class _Inliner:
         callee = None if producer.op in CALL_OPS else self.functions.get(producer.op)
         if callee is not None:
             names = [a.name for a in callee.signature.output_arg]
+        elif self.op_defs is not None and producer.op in self.op_defs:
+            return self._from_op_def(self.op_defs[producer.op], producer, arg_name, index, function)
+        elif self.op_defs is not None and producer.op not in CALL_OPS and names is None:
+            raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' uses op "
+                                        f"{producer.op}, which the SavedModel's op list does not describe")
         if names is None:
             # One output argument (possibly a list): the index within it is the output index.
             previous = self._arg_seen.setdefault((function, producer.name), arg_name)
@@ -185,6 +204,33 @@ class _Inliner:
             raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
                                         f"({producer.op}) has no output '{arg_name}'")
         return names.index(arg_name) + index
+
+    def _from_op_def(self, op_def: tf_graph_pb2.OpDef, producer: tf_graph_pb2.NodeDef, arg_name: str, index: int,
+                     function: str) -> int:
+        """Output ``index`` of argument ``arg_name``: after all outputs of the arguments before it; an
+        argument holds ``attr[number_attr]`` tensors, ``len(attr[type_list_attr])``, or one."""
+        defaults = {a.name: a.default_value for a in op_def.attr if a.HasField("default_value")}
+
+        def attr(key: str) -> tf_graph_pb2.AttrValue:
+            if key in producer.attr:
+                return producer.attr[key]
+            if key in defaults:
+                return defaults[key]
+            raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
+                                        f"({producer.op}) has no attribute '{key}'")
+
+        flat = 0
+        for arg in op_def.output_arg:
+            if arg.name == arg_name:
+                return flat + index
+            if arg.number_attr:
+                flat += int(attr(arg.number_attr).i)
+            elif arg.type_list_attr:
+                flat += len(attr(arg.type_list_attr).list.type)
+            else:
+                flat += 1
+        raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
+                                    f"({producer.op}) has no output '{arg_name}'")
 
     def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> tf_graph_pb2.NodeDef:
         copy = tf_graph_pb2.NodeDef()
@@ -209,15 +255,17 @@ def upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
     return seen
 
 
-def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>",
-                 roots: Iterable[str] | None = None) -> InlinedGraph:
+def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>", roots: Iterable[str] | None = None,
+                 op_defs: Mapping[str, tf_graph_pb2.OpDef] | None = None) -> InlinedGraph:
     """Return ``graph`` with every function call replaced by the function's body, recursively.
 
     With ``roots`` (node or tensor names), only the outer nodes they depend on are kept and inlined.
+    ``op_defs`` (a SavedModel's ``stripped_op_list``) gives every op's output arguments exactly;
+    without it, :data:`OUTPUT_ARGS` and the one-argument rule are used.
     Inputs of the result are canonical ``node:index`` names with every alias resolved; the result
     carries no library. Tensors of the original graph map to the result via :meth:`InlinedGraph.resolve`.
     """
-    inliner = _Inliner(graph.library, source)
+    inliner = _Inliner(graph.library, source, op_defs)
     inliner.outer(graph, roots)
     out = tf_graph_pb2.GraphDef()
     out.versions.CopyFrom(graph.versions)

@@ -218,7 +218,8 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     roots = [info.name for info in sig.outputs.values()]
     if meta.saver_def.restore_op_name:
         roots.append(meta.saver_def.restore_op_name)
-    inlined = inline_calls(meta.graph_def, shown, roots)
+    op_list = meta.meta_info_def.stripped_op_list.op
+    inlined = inline_calls(meta.graph_def, shown, roots, {op.name: op for op in op_list} if op_list else None)
     _refuse_writes(meta.graph_def, inlined, [info.name for info in sig.outputs.values()], name, shown)
     inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
     outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}

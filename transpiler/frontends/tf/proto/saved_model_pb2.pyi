@@ -19,7 +19,7 @@ class SavedModel(_message.Message):
 class MetaGraphDef(_message.Message):
     __slots__ = ("meta_info_def", "graph_def", "saver_def", "signature_def", "asset_file_def", "object_graph_def")
     class MetaInfoDef(_message.Message):
-        __slots__ = ("meta_graph_version", "tags", "tensorflow_version", "tensorflow_git_version", "stripped_default_attrs", "function_aliases")
+        __slots__ = ("meta_graph_version", "stripped_op_list", "tags", "tensorflow_version", "tensorflow_git_version", "stripped_default_attrs", "function_aliases")
         class FunctionAliasesEntry(_message.Message):
             __slots__ = ("key", "value")
             KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,18 +28,20 @@ class MetaGraphDef(_message.Message):
             value: str
             def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
         META_GRAPH_VERSION_FIELD_NUMBER: _ClassVar[int]
+        STRIPPED_OP_LIST_FIELD_NUMBER: _ClassVar[int]
         TAGS_FIELD_NUMBER: _ClassVar[int]
         TENSORFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
         TENSORFLOW_GIT_VERSION_FIELD_NUMBER: _ClassVar[int]
         STRIPPED_DEFAULT_ATTRS_FIELD_NUMBER: _ClassVar[int]
         FUNCTION_ALIASES_FIELD_NUMBER: _ClassVar[int]
         meta_graph_version: str
+        stripped_op_list: OpList
         tags: _containers.RepeatedScalarFieldContainer[str]
         tensorflow_version: str
         tensorflow_git_version: str
         stripped_default_attrs: bool
         function_aliases: _containers.ScalarMap[str, str]
-        def __init__(self, meta_graph_version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., tensorflow_version: _Optional[str] = ..., tensorflow_git_version: _Optional[str] = ..., stripped_default_attrs: bool = ..., function_aliases: _Optional[_Mapping[str, str]] = ...) -> None: ...
+        def __init__(self, meta_graph_version: _Optional[str] = ..., stripped_op_list: _Optional[_Union[OpList, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., tensorflow_version: _Optional[str] = ..., tensorflow_git_version: _Optional[str] = ..., stripped_default_attrs: bool = ..., function_aliases: _Optional[_Mapping[str, str]] = ...) -> None: ...
     class SignatureDefEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +62,12 @@ class MetaGraphDef(_message.Message):
     asset_file_def: _containers.RepeatedCompositeFieldContainer[AssetFileDef]
     object_graph_def: SavedObjectGraph
     def __init__(self, meta_info_def: _Optional[_Union[MetaGraphDef.MetaInfoDef, _Mapping]] = ..., graph_def: _Optional[_Union[_tf_graph_pb2.GraphDef, _Mapping]] = ..., saver_def: _Optional[_Union[SaverDef, _Mapping]] = ..., signature_def: _Optional[_Mapping[str, SignatureDef]] = ..., asset_file_def: _Optional[_Iterable[_Union[AssetFileDef, _Mapping]]] = ..., object_graph_def: _Optional[_Union[SavedObjectGraph, _Mapping]] = ...) -> None: ...
+
+class OpList(_message.Message):
+    __slots__ = ("op",)
+    OP_FIELD_NUMBER: _ClassVar[int]
+    op: _containers.RepeatedCompositeFieldContainer[_tf_graph_pb2.OpDef]
+    def __init__(self, op: _Optional[_Iterable[_Union[_tf_graph_pb2.OpDef, _Mapping]]] = ...) -> None: ...
 
 class SaverDef(_message.Message):
     __slots__ = ("filename_tensor_name", "save_tensor_name", "restore_op_name", "max_to_keep", "sharded", "keep_checkpoint_every_n_hours", "version")
