@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -90,3 +92,39 @@ def nvcc() -> str:
     if path is None:
         pytest.skip("nvcc not found (set $NVCC or $CUDA_HOME): CUDA sources not compiled")
     return path
+
+
+@pytest.fixture(scope="session")
+def tf_keras() -> Any:
+    """tf-keras (Keras 2) for the TensorFlow installed, importable by the tests.
+
+    Its wheel is pure Python, but its one dependency is the `tensorflow` distribution, which pip would install
+    beside our `tensorflow-cpu`; so the tests install it once with --no-deps into the test cache (like the
+    real Caffe's sdist) and put that folder on sys.path. Where pip cannot fetch it, skip, except in CI."""
+    try:
+        import tf_keras as module
+
+        return module
+    except ImportError:
+        pass
+    import tensorflow as tf
+
+    from transpiler.kernels.build import cache_dir
+
+    release = ".".join(tf.__version__.split(".")[:2])
+    target = cache_dir() / f"tf-keras-{release}"
+    if not (target / "tf_keras").is_dir():
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".tf-keras-") as tmp:
+            proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", tmp,
+                                   f"tf-keras=={release}.*"], capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                message = f"tf-keras {release}.* could not be installed: {proc.stderr[-600:]}"
+                if os.environ.get("CI"):
+                    pytest.fail(message)
+                pytest.skip(message)
+            os.replace(tmp, target)
+            Path(tmp).mkdir()  # TemporaryDirectory removes its folder on exit
+    sys.path.insert(0, str(target))
+    import tf_keras as module
+
+    return module

@@ -524,9 +524,8 @@ def test_saved_model_matches_tensorflow(tf: Any, saved_models: dict[str, Path], 
 
 
 @pytest.fixture(scope="module")
-def tf_keras_models(tf: Any, tmp_path_factory: Any) -> dict[str, Path]:
+def tf_keras_models(tf: Any, tf_keras: Any, tmp_path_factory: Any) -> dict[str, Path]:
     # tf-keras (Keras 2) exports keep FusedBatchNormV3 and name the output key after the last layer
-    tf_keras = pytest.importorskip("tf_keras", reason="tf-keras is not installed (pip install tf-keras)")
     root = tmp_path_factory.mktemp("tf_keras")
     rng = np.random.default_rng(5)
     model = _small_keras(tf_keras, rng, rng.uniform(-1, 1, (4, 20, 20, 3)).astype(np.float32))
