@@ -183,10 +183,6 @@ def check_verify_options(args: argparse.Namespace) -> None:
         require_verify("--verify")
         if args.verify_input is not None:
             require_picture(args.verify_input, "--verify-input")
-        from transpiler.frontends.tf.saved_model import find_saved_model
-
-        if find_saved_model(args.model) is not None:  # TF would have to run the SavedModel itself: not yet
-            raise UsageError(f"{args.model}: --verify does not run SavedModels yet; convert without --verify")
 
 
 def quiet_tensorflow() -> None:

@@ -252,6 +252,8 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         "warnings": list(warnings),
         "blobs": blobs,
     }
+    if graph.metadata.get("signature"):  # a SavedModel: --verify runs this signature in TF
+        report["signature"] = graph.metadata["signature"]
     if ssd is not None:
         report["ssd"] = _ssd_section(ssd)
         kept = graph.metadata.get("class_selection")

@@ -778,10 +778,10 @@ def test_cli_signature_and_keys(saved_models: dict[str, Path], tmp_path: Path,
     assert main([str(model), "-o", str(tmp_path / "x"), "--signature", "nope"]) == 2
     assert "no signature 'nope' (it has: features, serving_default)" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
-    # until --verify runs the SavedModel itself in TF, it is refused before anything is written
-    assert main([str(model), "-o", str(tmp_path / "x"), "--verify"]) == 2
-    assert "--verify does not run SavedModels yet" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
+    # --verify calls the chosen signature in TF (tests/verify/test_verify_saved_model.py)
+    assert main([str(model), "-o", str(tmp_path / "v"), "--signature", "features", "--input", "image:1x16x16x3",
+                 "--verify"]) == 0
+    assert "signature 'features'" in capsys.readouterr().out
 
 
 def _cli(*args: Any) -> subprocess.CompletedProcess[str]:

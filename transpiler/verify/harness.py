@@ -11,6 +11,11 @@ TF receives the NHWC tensor, Caffe the same values permuted as conversion.json s
 With ``per_layer`` every Caffe blob that conversion.json maps to a TF tensor is compared, in
 network order, and the first one beyond what float32 rounding explains is named: that is where the
 conversion diverges (the rule is per_layer.py's, and the report prints it).
+
+A SavedModel (conversion.json has a ``signature``) is run by TensorFlow's own SavedModel loader
+(runners.run_saved_model), not from a frozen copy, fed and fetched at the signature's tensors. Its
+inner tensors live inside functions the loaded graph only calls, so ``per_layer`` is limited to the
+outputs there, and the report says so.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from transpiler.verify.detections import (
     tf_detections,
 )
 from transpiler.verify.per_layer import compare_blobs
-from transpiler.verify.runners import OpenCVNet, load_opencv_net, run_opencv, run_tensorflow
+from transpiler.verify.runners import OpenCVNet, load_opencv_net, run_opencv, run_saved_model, run_tensorflow
 
 
 @dataclass
@@ -54,6 +59,8 @@ class VerifyResult:
     layer_rule: str = ""
     detections: MatchResult | None = None
     runtime: str = ""
+    tf_side: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +114,8 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         if entry.get("channel_order") == "bgr":
             blob = blob[:, ::-1]  # the model was converted to take BGR: feed the same picture as BGR
         caffe_feeds[entry["caffe_blob"]] = np.ascontiguousarray(blob)
+    if report.get("signature") is not None:
+        return _verify_saved_model(options, report, net, tf_feeds, caffe_feeds)
     if "ssd" in report:
         result = _verify_detector(options, report, net, tf_feeds, caffe_feeds)
         result.runtime = net.runtime
@@ -124,6 +133,41 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         for e in outputs
     ], runtime=net.runtime)
     _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
+    return result
+
+
+def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet,
+                        tf_feeds: dict[str, np.ndarray], caffe_feeds: dict[str, np.ndarray]) -> VerifyResult:
+    """TF runs the SavedModel itself (its signature's tensors); OpenCV the converted files."""
+    signature = report["signature"]
+    where = f"{options.model}, signature '{signature['name']}'"
+    if "ssd" in report:
+        raise UsageError(f"{where}: --verify of a detector converted from a SavedModel is not supported: the raw "
+                         "box/class tensors it compares lie inside the signature's functions; verify a frozen "
+                         "graph of the same model")
+    outputs = report["outputs"]
+    in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
+    out_keys = {tensor: key for key, tensor in signature["outputs"].items()}
+    outside = [t for t in tf_feeds if t not in in_keys] + [e["tf_tensor"] for e in outputs
+                                                           if e["tf_tensor"] not in out_keys]
+    if outside:
+        keys = [f"{k} ({t})" for k, t in [*signature["inputs"].items(), *signature["outputs"].items()]]
+        raise UsageError(f"{where}: --verify calls the SavedModel's signature in TensorFlow, and "
+                         f"'{outside[0]}' is not one of its inputs or outputs (it lies inside its functions); "
+                         f"convert at the signature's tensors to verify: {', '.join(keys)}")
+    by_key = run_saved_model(options.model, signature["name"], {in_keys[t]: x for t, x in tf_feeds.items()},
+                             sorted({out_keys[e["tf_tensor"]] for e in outputs}))
+    ref = {tensor: by_key[key] for tensor, key in out_keys.items() if key in by_key}
+    got = run_opencv(net, caffe_feeds, list(dict.fromkeys(e["caffe_layer"] for e in outputs)))
+    result = VerifyResult([
+        compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
+                       np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
+        for e in outputs
+    ], runtime=net.runtime, tf_side=f"TensorFlow's SavedModel loader on {where}")
+    if options.per_layer:
+        result.notes.append("per-layer comparison is limited to the outputs for a SavedModel: TF runs the "
+                            "signature, whose inner tensors lie inside functions it only calls; for every blob, "
+                            "verify a frozen graph of the same model")
     return result
 
 
@@ -172,8 +216,12 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCV
 
 
 def print_result(result: VerifyResult, tolerance: float) -> None:
+    if result.tf_side:
+        print(f"verify: TF side run by {result.tf_side}")
     if result.runtime:
         print(f"verify: Caffe side run by {result.runtime}")
+    for note in result.notes:
+        print(f"verify: note: {note}")
     print(f"verify: outputs (tolerance: max|Δ| ≤ {tolerance:g} · max|ref|)")
     print(format_table(result.outputs))
     if result.detections is not None:

@@ -1,4 +1,11 @@
-"""Run the two sides: TensorFlow on a frozen GraphDef, OpenCV dnn 4.x on a Caffe model."""
+"""Run the two sides: TensorFlow on a frozen GraphDef or a SavedModel, OpenCV dnn 4.x on a Caffe model.
+
+A SavedModel is run by TensorFlow's own loader (``tf.saved_model.load(dir).signatures[name]``, its
+variables restored by TF from ``variables/``), called with the inputs by signature key. That is the
+very file the user converted, read by TF's code, not by our reader: a slip in our inlining or
+checkpoint reading shows as a difference. Tensors inside the signature's functions are not among
+its outputs, so only the signature's own tensors can be compared.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +51,19 @@ def run_tensorflow(model: Path, feeds: Mapping[str, np.ndarray], fetches: Sequen
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
         values = sess.run([renamed.get(f, f) for f in fetches], feed_dict)
     return dict(zip(fetches, values, strict=True))
+
+
+def run_saved_model(model: Path, signature: str, feeds: Mapping[str, np.ndarray],
+                    fetches: Sequence[str]) -> dict[str, np.ndarray]:
+    """Call the SavedModel's ``signature`` with ``feeds`` (input key → array) and return the ``fetches``
+    (output keys), TF loading ``model`` (the directory or its ``saved_model.pb``) itself."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    directory = Path(model) if Path(model).is_dir() else Path(model).parent
+    function = tf.saved_model.load(str(directory)).signatures[signature]
+    results = function(**{key: tf.constant(value) for key, value in feeds.items()})
+    return {key: np.asarray(results[key]) for key in fetches}
 
 
 @dataclass
