@@ -19,6 +19,7 @@ from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_mod
 from transpiler.backends.caffe.training import TrainingOptions
 from transpiler.backends.caffe.writer import check_writable
 from transpiler.errors import BackendError, IRError, PluginError, TranspilerError, UsageError
+from transpiler.frontends.keras import is_keras_file, load_keras_model
 from transpiler.frontends.tf import InputSpec, load_tf_model
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import PassContext, PassManager, PassRecord, node_in_traceback, with_plugin_passes
@@ -29,7 +30,8 @@ log = logging.getLogger("transpiler")
 # The pipeline, in order (pass names).
 FRONT_PASSES = ["remove-identity", "fold-constants", "fold-space-to-batch", "fold-nearest-upsampling", "dce",
                 "mean-to-pool", "matmul-to-fc", "fold-batchnorm", "fold-deconv-affine", "input-channel-order",
-                "fix-same-padding", "map-relu6", "select-classes", "ssd-detection-output", "dce"]
+                "fix-same-padding", "map-relu6", "fold-pad-into-pool",
+                "select-classes", "ssd-detection-output", "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
 
 
@@ -82,8 +84,8 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     if options.dump_ir is not None:
         check_writable(options.dump_ir, "--dump-ir")
     if graph is None:
-        graph = load_tf_model(options.model, inputs=options.inputs, outputs=options.outputs,
-                              signature=options.signature)
+        load = load_keras_model if is_keras_file(options.model) else load_tf_model  # by content, not name
+        graph = load(options.model, inputs=options.inputs, outputs=options.outputs, signature=options.signature)
     detector_options, config_warnings = detector.prepare(
         graph, pipeline_config=options.pipeline_config, label_map=options.label_map,
         class_names=options.class_names, keep_classes=options.keep_classes, emit=options.emit)
