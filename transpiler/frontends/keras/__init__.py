@@ -1,0 +1,33 @@
+"""Keras frontend: ``.keras`` (Keras 3) and legacy ``.h5`` model files → IR, without Keras or TensorFlow.
+
+The file is recognised by content (:func:`is_keras_file`); its config and weights are read with h5py
+(:mod:`files`), and its layer graph is imported layer by layer (:mod:`importer`, :mod:`layers`) into the same IR
+the TF frontend builds from the frozen graph, so the passes and the backend treat both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transpiler.errors import UsageError
+from transpiler.frontends.keras.files import keras_file_kind, read_keras_model
+from transpiler.frontends.keras.importer import import_keras_model
+from transpiler.ir.core import Graph
+
+
+def is_keras_file(path: str | Path) -> bool:
+    """A ``.keras`` zip or an HDF5 file (by its first bytes, whatever its name)."""
+    return keras_file_kind(path) is not None
+
+
+def load_keras_model(path: str | Path, *, inputs: Sequence[Any] = (), outputs: Sequence[str] = (),
+                     signature: str | None = None) -> Graph:
+    """Read a Keras model file and import it as IR (``inputs``: ``InputSpec``-like, name and optional shape)."""
+    if signature is not None:
+        raise UsageError(f"{path}: --signature applies to SavedModels; this is a Keras model file")
+    return import_keras_model(read_keras_model(path), inputs=inputs, outputs=outputs)
+
+
+__all__ = ["is_keras_file", "load_keras_model"]

@@ -1,0 +1,278 @@
+"""Keras model config → IR: walk the layer graph of a Functional or Sequential model (models nested in it
+included) and build each layer with its handler (:mod:`layers`).
+
+A Functional config lists layers, each with its calls (``inbound_nodes``); a call names its input tensors as
+``(layer, call index, tensor index)``: Keras 3 as ``__keras_tensor__`` objects with a ``keras_history``,
+Keras 2 / tf-keras as ``[layer, call, tensor, kwargs]`` lists. A nested model counts its own construction as
+call 0, so a reference to its k-th call reads index k + 1. Calls are built once their inputs exist, so the
+order of the list does not matter and shared layers work. A nested model's layers are named by its path
+(``mobilenetv2_1.00_96/Conv1``); its inputs are the tensors it is called with.
+
+Before anything is built, every layer is checked: unknown classes (``Lambda``, custom layers, ops) and
+configs without an exact conversion are reported all at once, naming the file and each layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transpiler.errors import UnsupportedModelError, UsageError
+from transpiler.frontends.keras.context import KerasContext, Layer
+from transpiler.frontends.keras.files import MODEL_CLASSES, KerasModel, LayerWeights, is_operation, layer_name
+from transpiler.frontends.keras.layers import KERAS_LAYERS, check_layer
+from transpiler.ir.core import Graph, Value
+from transpiler.ir.dtypes import DType
+
+Ref = tuple[str, int, int]  # (layer name, call index, output index)
+SAVED_MODEL_HINT = ("a SavedModel keeps such layers as TensorFlow ops: export the model with model.export(DIR) "
+                    "(Keras 3) or tf.saved_model.save(model, DIR) and convert DIR")
+
+
+@dataclass
+class InputOverride:
+    name: str
+    shape: tuple[int, ...] | None
+
+
+def import_keras_model(model: KerasModel, *, inputs: Sequence[Any] = (), outputs: Sequence[str] = ()) -> Graph:
+    """The IR graph of ``model``: its inputs (shapes from the config, batch 1, or ``--input NAME:SHAPE``) to its
+    outputs, or to the layers named in ``outputs``."""
+    refuse_unsupported(model)
+    graph = Graph(Path(model.source).stem)
+    graph.metadata["source"] = model.source
+    ctx = KerasContext(graph, model)
+    overrides = {spec.name.split(":")[0]: spec.shape for spec in inputs}
+    walker = _Walker(ctx, overrides)
+    results = walker.run_top(model.config)
+    unused = set(overrides) - walker.input_names
+    if unused:
+        raise UsageError(f"{model.source}: --input {', '.join(sorted(unused))}: not an input layer of the model "
+                         f"(inputs: {', '.join(sorted(walker.input_names))})")
+    if outputs:
+        results = [_find_output(model.source, walker.by_name, name) for name in outputs]
+    graph.outputs = results
+    graph.metadata["tf_inputs"] = [v.tf_name for v in graph.inputs]
+    graph.metadata["tf_outputs"] = [v.tf_name for v in results]
+    return graph
+
+
+def refuse_unsupported(model: KerasModel) -> None:
+    """Every layer without a handler, or whose config has no exact conversion, at once."""
+    unknown: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for path, cfg in iter_layers(model.config):
+        cls = str(cfg.get("class_name"))
+        if cls in MODEL_CLASSES or cls == "InputLayer":
+            continue
+        if is_operation(cfg) or cls not in KERAS_LAYERS:
+            unknown.setdefault(cls, []).append(path)
+            continue
+        layer = Layer(path, cls, cfg.get("config", {}), LayerWeights())
+        problems += [f"layer '{path}' ({cls}): {p}" for p in check_layer(layer, model.keras_major)]
+    for cls, paths in sorted(unknown.items()):
+        named = ", ".join(repr(p) for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        why = ("Python code, not in the file" if cls == "Lambda" else
+               "a Keras operation on tensors, not a layer" if any(is_operation(c) for _, c in iter_layers(
+                   model.config) if c.get("class_name") == cls) else "not a built-in layer this converter knows")
+        problems.append(f"{cls}: {len(paths)} layer(s), {named} ({why})")
+    if problems:
+        hint = f"; {SAVED_MODEL_HINT}" if unknown else ""
+        raise UnsupportedModelError(f"{model.source}: {len(problems)} layer problem(s) prevent conversion{hint}",
+                                    problems)
+
+
+def iter_layers(model_cfg: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    for cfg in model_cfg["config"]["layers"]:
+        path = prefix + layer_name(cfg)
+        yield path, cfg
+        if cfg.get("class_name") in MODEL_CLASSES:
+            yield from iter_layers(cfg, path + "/")
+
+
+def _find_output(source: str, by_name: dict[str, Value], name: str) -> Value:
+    key = name.split(":")[0] if name.endswith(":0") else name
+    if key in by_name:
+        return by_name[key]
+    tails = [p for p in by_name if p.rsplit("/", 1)[-1] == key]
+    if len(tails) == 1:
+        return by_name[tails[0]]
+    close = [p for p in by_name if key.lower() in p.lower()][:3]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    what = "several layers are" if tails else "no layer is"
+    raise UsageError(f"{source}: --output '{name}': {what} named so{hint}")
+
+
+class _Walker:
+    def __init__(self, ctx: KerasContext, overrides: dict[str, tuple[int, ...] | None]) -> None:
+        self.ctx = ctx
+        self.overrides = overrides
+        self.input_names: set[str] = set()
+        self.by_name: dict[str, Value] = {}
+
+    @property
+    def source(self) -> str:
+        return self.ctx.source
+
+    # ------------------------------------------------------------------ top level
+    def run_top(self, model: dict[str, Any]) -> list[Value]:
+        cfg = model["config"]
+        if model["class_name"] == "Sequential":
+            layers = cfg["layers"]
+            first = layers[0] if layers else {}
+            shape = (first.get("config", {}).get("batch_shape") or first.get("config", {}).get("batch_input_shape")
+                     or cfg.get("build_input_shape"))
+            if shape is None:
+                raise UsageError(f"{self.source}: the Sequential model declares no input shape (it was never built "
+                                 "with an Input): build it with keras.Input(shape) before saving")
+            name = layer_name(first) if first.get("class_name") == "InputLayer" else "input"
+            x = self._input(name, shape, first.get("config", {}).get("dtype"))
+            return self._sequential(model, "", [x])
+        ins = [self._input(layer_name(layer), layer["config"].get("batch_shape")
+                           or layer["config"].get("batch_input_shape"), layer["config"].get("dtype"))
+               for layer in self._input_layers(model)]
+        return self._functional(model, "", ins)
+
+    def _input_layers(self, model: dict[str, Any]) -> list[dict[str, Any]]:
+        by_name = {layer_name(layer): layer for layer in model["config"]["layers"]}
+        return [by_name[ref[0]] for ref in _refs(model["config"]["input_layers"])]
+
+    def _input(self, name: str, shape: Any, dtype: Any) -> Value:
+        self.input_names.add(name)
+        if isinstance(dtype, dict):
+            dtype = dtype.get("config", {}).get("name")
+        if dtype not in (None, "float32"):
+            raise UsageError(f"{self.source}: input '{name}' is {dtype}; float32 inputs convert")
+        given = self.overrides.get(name)
+        if shape is None:
+            raise UsageError(f"{self.source}: input '{name}' has no declared shape; give it with --input "
+                             f"{name}:1x224x224x3")
+        dims = [1 if i == 0 and d is None else d for i, d in enumerate(shape)]
+        if given is not None:
+            if len(given) != len(dims):
+                raise UsageError(f"{self.source}: --input {name}: {len(given)} dimensions given, the input has "
+                                 f"{len(dims)}")
+            if any(d is not None and d != g for d, g in zip(dims[1:], given[1:], strict=True)):
+                self.ctx.graph.metadata.setdefault("notes", []).append(
+                    f"input '{name}' declared {_dims(dims)}, converted at {_dims(given)} as asked")
+            dims = list(given)
+        if any(d is None for d in dims):
+            raise UsageError(f"{self.source}: input '{name}' has unknown dimensions ({_dims(dims)}); give the shape "
+                             f"with --input {name}:1x224x224x3")
+        layout = "NHWC" if len(dims) == 4 else None
+        value = self.ctx.graph.add_input(name, DType.FLOAT32, tuple(dims), layout=layout, tf_name=name)
+        self.by_name[name] = value
+        return value
+
+    # ------------------------------------------------------------------ models
+    def _sequential(self, model: dict[str, Any], prefix: str, xs: list[Value]) -> list[Value]:
+        for cfg in model["config"]["layers"]:
+            if cfg.get("class_name") == "InputLayer":
+                continue
+            xs = self._call(cfg, prefix, xs, 0)
+        return xs
+
+    def _functional(self, model: dict[str, Any], prefix: str, ins: list[Value]) -> list[Value]:
+        cfg = model["config"]
+        layers = {layer_name(layer): layer for layer in cfg["layers"]}
+        tensors: dict[Ref, Value] = {}
+        input_refs = _refs(cfg["input_layers"])
+        if len(input_refs) != len(ins):
+            raise UnsupportedModelError(f"{self.source}: model '{prefix or cfg.get('name')}' takes "
+                                        f"{len(input_refs)} inputs, called with {len(ins)}")
+        for ref, x in zip(input_refs, ins, strict=True):
+            tensors[(ref[0], 0, 0)] = x
+        pending = [(layer, k, node) for layer in cfg["layers"] if layer["class_name"] != "InputLayer"
+                   for k, node in enumerate(layer.get("inbound_nodes", []))]
+        while pending:
+            waiting = []
+            for layer, k, node in pending:
+                refs = [self._resolve(layers, r) for r in _node_refs(node)]
+                if all(r in tensors for r in refs):
+                    outs = self._call(layer, prefix, [tensors[r] for r in refs], k)
+                    for t, v in enumerate(outs):
+                        tensors[(layer_name(layer), k, t)] = v
+                else:
+                    waiting.append((layer, k, node))
+            if len(waiting) == len(pending):
+                names = ", ".join(repr(prefix + layer_name(layer)) for layer, _, _ in waiting[:5])
+                raise UnsupportedModelError(f"{self.source}: layers {names} read tensors no layer of the model "
+                                            "computes (a broken config)")
+            pending = waiting
+        outs = []
+        for ref in _refs(cfg["output_layers"]):
+            key = self._resolve(layers, ref)
+            if key not in tensors:
+                raise UnsupportedModelError(f"{self.source}: output {list(ref)} of model "
+                                            f"'{prefix or cfg.get('name')}' is not computed by its layers")
+            outs.append(tensors[key])
+        return outs
+
+    def _resolve(self, layers: dict[str, dict[str, Any]], ref: Ref) -> Ref:
+        name, call, tensor = ref
+        layer = layers.get(name)
+        if layer is not None and layer.get("class_name") in MODEL_CLASSES and call >= 1:
+            call -= 1  # a nested model's call 0 is its own construction
+        return name, call, tensor
+
+    def _call(self, cfg: dict[str, Any], prefix: str, xs: list[Value], call: int) -> list[Value]:
+        cls = cfg["class_name"]
+        name = layer_name(cfg)
+        path = prefix + name
+        if cls in MODEL_CLASSES:
+            inner = prefix + name + "/" if call == 0 else f"{prefix}{name}_call{call}/"
+            if cls == "Sequential":
+                return self._sequential(cfg, inner, xs)
+            return self._functional(cfg, inner, xs)
+        weights = self.ctx.model.weights.get(_weights_key(prefix) + name, LayerWeights())
+        layer = Layer(path if call == 0 else f"{path}_call{call}", cls, cfg.get("config", {}), weights)
+        out = KERAS_LAYERS[cls](self.ctx, layer, xs)
+        out.tf_name = out.tf_name or layer.path
+        node = out.producer
+        if node is not None and node.name != layer.path and self.ctx.graph.unique_name(layer.path) == layer.path:
+            node.name = layer.path  # the layer's last node carries its name (the Caffe layer users look for)
+        self.by_name[layer.path] = out
+        return [out]
+
+
+def _weights_key(prefix: str) -> str:
+    """A shared nested model called again (``inner_call1/``) reads the weights of its first call."""
+    parts = [p.rsplit("_call", 1)[0] if "_call" in p else p for p in prefix.split("/")]
+    return "/".join(parts)
+
+
+def _refs(spec: Any) -> list[Ref]:
+    """``input_layers``/``output_layers``: one ``[name, call, tensor]`` or a list of them."""
+    if isinstance(spec, list) and spec and isinstance(spec[0], str):
+        spec = [spec]
+    return [(str(s[0]), int(s[1]), int(s[2])) for s in spec]
+
+
+def _node_refs(node: Any) -> list[Ref]:
+    """The input tensors of one call, in order (Keras 3 ``{"args", "kwargs"}`` or Keras 2 lists)."""
+    if isinstance(node, dict):
+        found: list[Ref] = []
+        _collect_keras_tensors(node.get("args", []), found)
+        return found
+    if isinstance(node, list) and node and isinstance(node[0], str):
+        node = [node]  # tf-keras TFOpLambda: one entry, not a list of entries
+    return [(str(e[0]), int(e[1]), int(e[2])) for e in node]
+
+
+def _collect_keras_tensors(obj: Any, found: list[Ref]) -> None:
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":
+            name, call, tensor = obj["config"]["keras_history"]
+            found.append((str(name), int(call), int(tensor)))
+            return
+        for v in obj.values():
+            _collect_keras_tensors(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect_keras_tensors(v, found)
+
+
+def _dims(shape: Sequence[int | None]) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
