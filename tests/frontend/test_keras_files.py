@@ -1,0 +1,303 @@
+"""Keras model files (``.keras``, legacy ``.h5``) converted without TensorFlow, against Keras' own predictions.
+
+Models are built at test time with Keras 3 (installed with TensorFlow) and tf-keras (the ``tf_keras`` fixture),
+saved as ``.keras`` and ``.h5``, converted by :func:`transpiler.convert.convert` (which reads the file with h5py
+only), run in OpenCV dnn, and compared with the Keras model's own output on real pictures:
+``max|Δ| ≤ 1e-4 · max|ref|``. Weights are random with **calibrated** batch-norm statistics (momentum 0, one
+training-mode pass over real pictures: each moving mean/variance is that of the layer's actual input, as in
+``shared/fixtures/README.md``), and two pictures must move every output far beyond the tolerance, so a wrong
+conversion cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import cv2
+import skimage.data as skdata
+
+from transpiler.convert import ConvertOptions, convert
+from transpiler.verify.runners import load_opencv_net, run_opencv
+
+pytestmark = pytest.mark.slow
+
+TOLERANCE = 1e-4
+DEPENDENCE = 100 * TOLERANCE
+CALIBRATION = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")
+PICTURES = ("astronaut", "camera", "coffee")
+
+
+def picture(name: str, size: int) -> np.ndarray:
+    img = np.asarray(getattr(skdata, name)())
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = cv2.resize(img[..., :3].astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+    return img.astype(np.float32)
+
+
+def calibrate(keras: Any, model: Any, size: int, scale: float, seed: int = 0) -> None:
+    """Random γ/β and biases, then moving statistics := the statistics of each layer's real input."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
+            layer.momentum = 0.0
+        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
+    batch = np.stack([picture(p, size) for p in CALIBRATION]) * scale
+    model(batch, training=True)
+
+
+def _all_layers(model: Any) -> list[Any]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found += _all_layers(layer)
+    return found
+
+
+def zoo_model(keras: Any, keras3: bool) -> Any:
+    """Most layer types, in a functional model nesting another: conv+BN+relu6, depthwise, separable, transposed
+    conv, padding/cropping, pooling, add/concat/average/maximum, upsampling, rescaling, normalization, a
+    squeeze-excite block (multiply), hard-swish/hard-sigmoid, swish, dense."""
+    L = keras.layers
+    inp = keras.Input((32, 32, 3), name="image")
+    x = L.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    x = L.Normalization(mean=[0.1, -0.2, 0.05], variance=[0.8, 1.2, 0.5])(x)
+    x = L.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    x = L.Conv2D(16, 3, strides=2, padding="valid", name="stem")(x)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(6.0, name="stem_relu6")(x)
+    y = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    y = L.BatchNormalization(name="dw_bn")(y)
+    y = L.ReLU(name="dw_relu")(y)
+    # squeeze-excite: global pool (keepdims) → 1×1 convs → hard sigmoid → multiply with the map
+    s = L.GlobalAveragePooling2D(keepdims=True)(y)
+    s = L.Conv2D(4, 1, activation="relu")(s)
+    s = L.Conv2D(16, 1, activation="hard_sigmoid")(s)
+    y = L.Multiply(name="se_mul")([y, s])
+    x = L.Add(name="residual")([x, y])
+    x = L.SeparableConv2D(24, 3, padding="same", name="sep")(x)
+    x = L.BatchNormalization()(x)
+    x = L.Activation("hard_swish" if keras3 else "swish")(x)
+    a = L.MaxPooling2D(3, strides=2, padding="same")(x)
+    b = L.AveragePooling2D(2)(x)
+    b = L.Conv2D(24, 1, activation="swish" if keras3 else "sigmoid")(b)
+    x = L.Concatenate(name="cat")([a, b])
+    x = L.Cropping2D(((1, 0), (0, 1)))(x)
+    x = L.UpSampling2D(2)(x)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same", name="up_conv")(x)
+    x = L.Conv2D(8, 3, strides=2, dilation_rate=1, padding="same", activation="tanh")(x)
+    m = L.Maximum()([x, L.Activation("sigmoid")(x)])
+    x = L.Average()([x, m])
+    x = L.LeakyReLU(0.1)(x)
+    x = L.Dropout(0.5)(x)
+    x = L.GlobalMaxPooling2D()(x)
+    x = L.Dense(10, name="logits")(x)
+    inner = keras.Model(inp, x, name="zoo_inner")
+    outer_in = keras.Input((32, 32, 3), name="pixels")
+    out = L.Reshape((2, 5))(inner(outer_in))
+    out = L.Permute((2, 1))(out)
+    out = L.Flatten()(out)
+    return keras.Model(outer_in, out, name="zoo")
+
+
+@dataclass
+class Saved:
+    path: Path
+    size: int
+    model: Any
+    scale: float  # the model's input: pixels × scale (1 for the zoo, which rescales itself)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(x, training=False))
+
+
+def _save(keras: Any, model: Any, tmp: Path, name: str, size: int, scale: float) -> Saved:
+    model.save(tmp / name)
+    return Saved(tmp / name, size, model, scale)
+
+
+@pytest.fixture(scope="module")
+def keras3() -> Any:
+    import keras
+
+    return keras
+
+
+@pytest.fixture(scope="module")
+def saved_models(keras3: Any, tf_keras: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
+    tmp = tmp_path_factory.mktemp("keras_files")
+    found: dict[str, Saved] = {}
+    keras3.utils.set_random_seed(0)
+    zoo = zoo_model(keras3, keras3=True)
+    calibrate(keras3, zoo, 32, 1.0)
+    found["zoo_keras3.keras"] = _save(keras3, zoo, tmp, "zoo_keras3.keras", 32, 1.0)
+    found["zoo_keras3.h5"] = _save(keras3, zoo, tmp, "zoo_keras3.h5", 32, 1.0)
+    mnv2 = keras3.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=17,
+                                           classifier_activation=None)
+    calibrate(keras3, mnv2, 96, 1 / 127.5)
+    found["mnv2_keras3.keras"] = _save(keras3, mnv2, tmp, "mnv2_keras3.keras", 96, 1 / 127.5)
+    found["mnv2_keras3.h5"] = _save(keras3, mnv2, tmp, "mnv2_keras3.h5", 96, 1 / 127.5)
+    tf_keras.utils.set_random_seed(1)
+    zoo2 = zoo_model(tf_keras, keras3=False)
+    calibrate(tf_keras, zoo2, 32, 1.0, seed=1)
+    found["zoo_tfkeras.h5"] = _save(tf_keras, zoo2, tmp, "zoo_tfkeras.h5", 32, 1.0)
+    mnv2b = tf_keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=17,
+                                              classifier_activation=None)
+    calibrate(tf_keras, mnv2b, 96, 1 / 127.5, seed=1)
+    found["mnv2_tfkeras.h5"] = _save(tf_keras, mnv2b, tmp, "mnv2_tfkeras.h5", 96, 1 / 127.5)
+    return found
+
+
+@dataclass
+class Converted:
+    saved: Saved
+    report: dict[str, Any]
+    net: Any
+    out_dir: Path
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        inp, out = self.report["inputs"][0], self.report["outputs"][0]
+        blob = np.ascontiguousarray(np.transpose(x, inp["permutation"]))
+        got = run_opencv(self.net, {inp["caffe_blob"]: blob}, [out["caffe_layer"]])[out["caffe_layer"]]
+        assert out["permutation"] == list(range(len(out["tf_shape"]))), out  # the outputs here are (1, N)
+        return got.reshape(out["tf_shape"])
+
+
+@pytest.fixture(scope="module")
+def converted(saved_models: dict[str, Saved], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Converted]:
+    found = {}
+    for name, saved in saved_models.items():
+        out_dir = tmp_path_factory.mktemp("caffe") / name
+        convert(ConvertOptions(model=saved.path, out_dir=out_dir))
+        report = json.loads((out_dir / "conversion.json").read_text())
+        net = load_opencv_net(out_dir / "deploy.prototxt", out_dir / "deploy.caffemodel")
+        found[name] = Converted(saved, report, net, out_dir)
+    return found
+
+
+FILES = ["zoo_keras3.keras", "zoo_keras3.h5", "zoo_tfkeras.h5", "mnv2_keras3.keras", "mnv2_keras3.h5",
+         "mnv2_tfkeras.h5"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_matches_keras_prediction(converted: dict[str, Converted], name: str) -> None:
+    c = converted[name]
+    errors = []
+    for pic in PICTURES:
+        x = picture(pic, c.saved.size)[None] * c.saved.scale
+        want = c.saved.predict(x).astype(np.float64)
+        got = c.run(x)
+        assert got.shape == want.shape, (got.shape, want.shape)
+        err, scale = float(np.max(np.abs(got - want))), float(np.max(np.abs(want)))
+        assert scale > 0
+        errors.append(err / scale)
+    print(f"{name}: max|Δ|/max|ref| over {len(PICTURES)} pictures: {max(errors):.2e}")
+    assert max(errors) <= TOLERANCE, (name, errors)
+
+
+@pytest.mark.parametrize("name", ["zoo_keras3.keras", "mnv2_tfkeras.h5"])
+def test_outputs_depend_on_picture(converted: dict[str, Converted], name: str) -> None:
+    c = converted[name]
+    a = c.run(picture("astronaut", c.saved.size)[None] * c.saved.scale)
+    b = c.run(picture("coffee", c.saved.size)[None] * c.saved.scale)
+    assert np.max(np.abs(a - b)) > DEPENDENCE * np.max(np.abs(a))
+
+
+@pytest.mark.parametrize("name", ["mnv2_keras3.keras", "mnv2_tfkeras.h5"])
+def test_ir_as_clean_as_frozen_graph(converted: dict[str, Converted], tmp_path: Path, name: str) -> None:
+    """The Caffe net from the Keras file has exactly the layers of the one from the frozen graph of the same
+    model (BN folded, ReLU6 as ReLU6, padding folded into the convolutions)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from transpiler.convert import lower
+
+    c = converted[name]
+    model = c.saved.model
+    fn = tf.function(lambda x: model(x, training=False))
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec([1, 96, 96, 3], tf.float32)))
+    pb = tmp_path / "frozen.pb"
+    pb.write_bytes(frozen.graph.as_graph_def().SerializeToString())
+    from_pb, _, _ = lower(ConvertOptions(model=pb))
+    from_file, _, _ = lower(ConvertOptions(model=c.saved.path))
+    assert from_file.op_counts() == from_pb.op_counts()
+    types = c.report["layer_types"]
+    assert types.get("ReLU6") == 35 and "Scale" not in types and "BatchNorm" not in types, types
+
+
+def test_real_caffe_matches_keras(converted: dict[str, Converted], real_caffe: Any) -> None:
+    c = converted["mnv2_keras3.keras"]
+    x = picture("astronaut", c.saved.size)[None] * c.saved.scale
+    want = c.saved.predict(x)
+    inp, out = c.report["inputs"][0], c.report["outputs"][0]
+    blobs = real_caffe.forward(c.out_dir / "deploy.prototxt", c.out_dir / "deploy.caffemodel",
+                               [np.transpose(x, inp["permutation"]).astype(np.float32)])
+    got = blobs[out["caffe_blob"]].reshape(want.shape)
+    assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want))
+
+
+def test_conversion_imports_no_tensorflow(saved_models: dict[str, Saved], tmp_path: Path) -> None:
+    files = [str(saved_models[n].path) for n in ("mnv2_keras3.keras", "mnv2_tfkeras.h5")]
+    code = (
+        "import sys\nfrom transpiler.cli import main\n"
+        f"for i, f in enumerate({files!r}):\n"
+        f"    assert main([f, '-o', {str(tmp_path)!r} + f'/o{{i}}']) == 0\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'cv2', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "transpiler", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_lambda_and_inexact_layers_refused_at_once(keras3: Any, tmp_path: Path) -> None:
+    L = keras3.layers
+    inp = keras3.Input((8, 8, 3))
+    x = L.Conv2D(4, 3)(inp)
+    x = L.Lambda(lambda t: t * 2.0, name="times_two")(x)
+    x = L.ReLU(threshold=0.5, name="thresholded")(x)
+    x = L.Activation("gelu", name="gelu_act")(x)
+    x = L.UpSampling2D(2, interpolation="bilinear", name="bilinear_up")(x)
+    path = tmp_path / "lambda.keras"
+    keras3.Model(inp, x).save(path)
+    out = tmp_path / "out"
+    result = _cli(path, "-o", out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    for needle in ("lambda.keras", "Lambda", "'times_two'", "SavedModel", "'thresholded'", "threshold",
+                   "'gelu_act'", "gelu", "'bilinear_up'", "bilinear"):
+        assert needle in result.stderr, (needle, result.stderr)
+    assert not out.exists()
+
+
+def test_not_a_model_file(tmp_path: Path) -> None:
+    """An HDF5 file of weights only (save_weights) is refused naming the file; nothing written."""
+    import h5py
+
+    path = tmp_path / "weights_only.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dense/kernel:0", data=np.zeros((2, 2), np.float32))
+    out = tmp_path / "out"
+    result = _cli(path, "-o", out)
+    assert result.returncode == 2 and "weights_only.h5" in result.stderr and "model_config" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
