@@ -3,6 +3,7 @@
 from transpiler.passes import (
     dead_code,
     fix_same_padding,
+    fold_affine_forward,
     fold_batchnorm,
     fold_constants,
     fold_deconv_affine,
@@ -25,6 +26,7 @@ from transpiler.passes import (
 __all__ = [
     "dead_code",
     "fix_same_padding",
+    "fold_affine_forward",
     "fold_batchnorm",
     "fold_constants",
     "fold_deconv_affine",

@@ -32,7 +32,7 @@ FRONT_PASSES = ["remove-identity", "fold-constants", "fold-space-to-batch", "fol
                 "mean-to-pool", "matmul-to-fc", "fold-batchnorm", "fold-deconv-affine", "input-channel-order",
                 "fix-same-padding", "map-relu6", "fold-pad-into-pool",
                 "select-classes", "ssd-detection-output", "dce"]
-LAYOUT_PASSES = ["to-nchw", "simplify-transposes"]
+LAYOUT_PASSES = ["to-nchw", "simplify-transposes", "fold-affine-forward"]
 
 
 def default_pipeline(flavor: str) -> list[str]:
