@@ -716,6 +716,24 @@ def test_binding_that_contradicts_the_graph_refused(saved_models: dict[str, Path
         load_saved_model(model)
 
 
+def test_undecodable_restore_key_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    """A restore key that is not UTF-8 (a damaged file) binds nothing: refused naming the file, no crash."""
+    from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
+
+    model = tmp_path / "garbled"
+    shutil.copytree(saved_models["tf1_resource"], model)
+    message = ours.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+    (names,) = [n for n in message.meta_graphs[0].graph_def.node
+                if n.op == "Const" and n.name.endswith("RestoreV2/tensor_names")]
+    keys = tensor_to_numpy(names.attr["value"].tensor).copy()
+    keys[0] = b"\xc9" + bytes(keys[0])
+    names.attr["value"].tensor.CopyFrom(numpy_to_tensor(keys))
+    (model / "saved_model.pb").write_bytes(message.SerializeToString())
+    with pytest.raises(ModelLoadError) as info:
+        load_saved_model(model)
+    assert str(model) in str(info.value)
+
+
 def test_unbound_variable_refused(saved_models: dict[str, Path], tmp_path: Path) -> None:
     model = tmp_path / "m"
     shutil.copytree(saved_models["module"], model)

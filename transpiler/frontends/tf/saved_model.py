@@ -368,8 +368,10 @@ def _restore_bindings(nodes: dict[str, tf_graph_pb2.NodeDef]) -> dict[str, tuple
         keys, specs = names_cache[restore_name]
         k = int(index or 0)
         if k < len(keys):
-            spec = bytes(specs[k]).decode("utf-8") if specs is not None and k < len(specs) else ""
-            found[var] = (bytes(keys[k]).decode("utf-8"), spec)
+            # A damaged file may hold any bytes here: an undecodable key then matches no checkpoint entry and
+            # is reported as unbound, naming the file, like any other bad key.
+            spec = bytes(specs[k]).decode("utf-8", "replace") if specs is not None and k < len(specs) else ""
+            found[var] = (bytes(keys[k]).decode("utf-8", "replace"), spec)
     return found
 
 
@@ -377,16 +379,19 @@ def _slice_of(value: np.ndarray, spec: str, where: str) -> np.ndarray:
     """The part of ``value`` a TF slice spec names: ``"d0 d1 ... start,length:...:-"`` (``-`` = all)."""
     *dims, extents = spec.split(" ")
     ranges = extents.split(":")
-    if tuple(int(d) for d in dims) != value.shape or len(ranges) != value.ndim:
+    try:
+        fits = tuple(int(d) for d in dims) == value.shape and len(ranges) == value.ndim
+        index = [slice(None) if text == "-" else _extent(text) for text in ranges] if fits else []
+    except ValueError:
+        fits = False
+    if not fits:
         raise ModelLoadError(f"{where}: slice '{spec}' does not fit the stored shape {list(value.shape)}")
-    index = []
-    for text in ranges:
-        if text == "-":
-            index.append(slice(None))
-        else:
-            start, length = (int(t) for t in text.split(","))
-            index.append(slice(start, start + length))
     return value[tuple(index)]
+
+
+def _extent(text: str) -> slice:
+    start, length = (int(t) for t in text.split(","))
+    return slice(start, start + length)
 
 
 def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
