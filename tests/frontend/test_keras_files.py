@@ -301,3 +301,62 @@ def test_not_a_model_file(tmp_path: Path) -> None:
     result = _cli(path, "-o", out)
     assert result.returncode == 2 and "weights_only.h5" in result.stderr and "model_config" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+# Modern Keras architectures: squeeze-excite (MobileNetV3 with hard-sigmoid, EfficientNet with sigmoid),
+# hard-swish, swish, in-model Rescaling/Normalization, ResNet's explicit padding before max pooling. MobileNetV3
+# writes its hard-sigmoid as operations on tensors (Keras 3 ops / tf-keras TFOpLambda: ``ReLU(6)(x + 3)·(1/6)``).
+@dataclass(frozen=True)
+class Family:
+    id: str
+    arch: str
+    size: int
+    scale: float  # input = pixels × scale (1 where the model rescales itself)
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+FAMILIES = [
+    Family("mnv3small", "MobileNetV3Small", 96, 1.0, (("include_preprocessing", True),)),
+    Family("mnv3small_minimalistic_97", "MobileNetV3Small", 97, 1.0,
+           (("minimalistic", True), ("include_preprocessing", True))),
+    Family("mnv3large_minimalistic", "MobileNetV3Large", 96, 1.0,
+           (("minimalistic", True), ("include_preprocessing", True))),
+    Family("mnv3large_101", "MobileNetV3Large", 101, 1.0, (("include_preprocessing", True),)),
+    Family("efficientnetb0_99", "EfficientNetB0", 99, 1.0),
+    Family("resnet50", "ResNet50", 96, 1 / 127.5),
+]
+
+
+@pytest.fixture(scope="module", params=[(f, api) for f in FAMILIES for api in ("keras3", "tfkeras")],
+                ids=[f"{f.id}-{api}" for f in FAMILIES for api in ("keras3", "tfkeras")])
+def family_converted(request: pytest.FixtureRequest, keras3: Any, tf_keras: Any,
+                     tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    family, api = request.param
+    keras = keras3 if api == "keras3" else tf_keras
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, family.arch)(input_shape=(family.size, family.size, 3), weights=None,
+                                                     classes=11, classifier_activation=None, **dict(family.kwargs))
+    calibrate(keras, model, family.size, family.scale)
+    tmp = tmp_path_factory.mktemp(family.id)
+    saved = _save(keras, model, tmp, f"{family.id}.keras" if api == "keras3" else f"{family.id}.h5", family.size,
+                  family.scale)
+    out_dir = tmp / "caffe"
+    convert(ConvertOptions(model=saved.path, out_dir=out_dir))
+    report = json.loads((out_dir / "conversion.json").read_text())
+    return Converted(saved, report, load_opencv_net(out_dir / "deploy.prototxt", out_dir / "deploy.caffemodel"),
+                     out_dir)
+
+
+def test_family_matches_keras(family_converted: Converted) -> None:
+    c = family_converted
+    errors, outputs = [], []
+    for pic in ("astronaut", "coffee"):
+        x = picture(pic, c.saved.size)[None] * c.saved.scale
+        want = c.saved.predict(x).astype(np.float64)
+        got = c.run(x)
+        errors.append(float(np.max(np.abs(got - want))) / float(np.max(np.abs(want))))
+        outputs.append(want)
+    print(f"{c.saved.path.name}: max|Δ|/max|ref| {max(errors):.2e}; layers {c.report['layer_types']}")
+    assert max(errors) <= TOLERANCE, errors
+    # the two pictures give different logits, far beyond the tolerance
+    assert np.max(np.abs(outputs[0] - outputs[1])) > DEPENDENCE * np.max(np.abs(outputs[0]))

@@ -27,6 +27,8 @@ class Layer:
     cls: str
     config: dict[str, Any]
     weights: LayerWeights
+    # An operation's arguments in call order: IR values for tensors, numbers (or nested lists) for constants.
+    operands: list[Any] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.config.get(key, default)

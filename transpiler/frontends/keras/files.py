@@ -131,8 +131,11 @@ def snake_case(name: str) -> str:
 
 
 def is_operation(layer: dict[str, Any]) -> bool:
-    """A Keras 3 op applied to symbolic tensors (``x + 3`` → ``keras.src.ops.numpy.Add``): not a layer."""
-    return str(layer.get("module", "")).startswith("keras.src.ops")
+    """A Keras 3 op applied to symbolic tensors (``x + 3`` → ``keras.src.ops.numpy.Add``): not a layer, holds no
+    weights. Keras 3's legacy ``.h5`` drops the module; an op's config is its name alone (a layer's has more)."""
+    if "module" in layer:
+        return str(layer["module"]).startswith("keras.src.ops")
+    return layer.get("class_name") != "TFOpLambda" and set(layer.get("config", {})) <= {"name"}
 
 
 def _walk_v3(model: dict[str, Any], group: Any, prefix: str, out: dict[str, LayerWeights], source: str) -> None:

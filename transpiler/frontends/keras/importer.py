@@ -21,8 +21,9 @@ from typing import Any
 
 from transpiler.errors import UnsupportedModelError, UsageError
 from transpiler.frontends.keras.context import KerasContext, Layer
-from transpiler.frontends.keras.files import MODEL_CLASSES, KerasModel, LayerWeights, is_operation, layer_name
+from transpiler.frontends.keras.files import MODEL_CLASSES, KerasModel, LayerWeights, layer_name
 from transpiler.frontends.keras.layers import KERAS_LAYERS, check_layer
+from transpiler.frontends.keras.operations import is_supported_operation, operation, operation_key
 from transpiler.ir.core import Graph, Value
 from transpiler.ir.dtypes import DType
 
@@ -67,7 +68,12 @@ def refuse_unsupported(model: KerasModel) -> None:
         cls = str(cfg.get("class_name"))
         if cls in MODEL_CLASSES or cls == "InputLayer":
             continue
-        if is_operation(cfg) or cls not in KERAS_LAYERS:
+        key = operation_key(cfg)
+        if key is not None:
+            if not is_supported_operation(key):
+                unknown.setdefault(key if key.startswith("tf.") else f"ops.{key}", []).append(path)
+            continue
+        if cls not in KERAS_LAYERS:
             unknown.setdefault(cls, []).append(path)
             continue
         layer = Layer(path, cls, cfg.get("config", {}), LayerWeights())
@@ -75,8 +81,8 @@ def refuse_unsupported(model: KerasModel) -> None:
     for cls, paths in sorted(unknown.items()):
         named = ", ".join(repr(p) for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         why = ("Python code, not in the file" if cls == "Lambda" else
-               "a Keras operation on tensors, not a layer" if any(is_operation(c) for _, c in iter_layers(
-                   model.config) if c.get("class_name") == cls) else "not a built-in layer this converter knows")
+               "an operation on tensors without a conversion" if cls.startswith(("tf.", "ops.")) else
+               "not a built-in layer this converter knows")
         problems.append(f"{cls}: {len(paths)} layer(s), {named} ({why})")
     if problems:
         hint = f"; {SAVED_MODEL_HINT}" if unknown else ""
@@ -171,7 +177,7 @@ class _Walker:
         for cfg in model["config"]["layers"]:
             if cfg.get("class_name") == "InputLayer":
                 continue
-            xs = self._call(cfg, prefix, xs, 0)
+            xs = self._call(cfg, prefix, xs, 0, None)
         return xs
 
     def _functional(self, model: dict[str, Any], prefix: str, ins: list[Value]) -> list[Value]:
@@ -191,7 +197,7 @@ class _Walker:
             for layer, k, node in pending:
                 refs = [self._resolve(layers, r) for r in _node_refs(node)]
                 if all(r in tensors for r in refs):
-                    outs = self._call(layer, prefix, [tensors[r] for r in refs], k)
+                    outs = self._call(layer, prefix, [tensors[r] for r in refs], k, node)
                     for t, v in enumerate(outs):
                         tensors[(layer_name(layer), k, t)] = v
                 else:
@@ -217,7 +223,7 @@ class _Walker:
             call -= 1  # a nested model's call 0 is its own construction
         return name, call, tensor
 
-    def _call(self, cfg: dict[str, Any], prefix: str, xs: list[Value], call: int) -> list[Value]:
+    def _call(self, cfg: dict[str, Any], prefix: str, xs: list[Value], call: int, node: Any) -> list[Value]:
         cls = cfg["class_name"]
         name = layer_name(cfg)
         path = prefix + name
@@ -228,7 +234,12 @@ class _Walker:
             return self._functional(cfg, inner, xs)
         weights = self.ctx.model.weights.get(_weights_key(prefix) + name, LayerWeights())
         layer = Layer(path if call == 0 else f"{path}_call{call}", cls, cfg.get("config", {}), weights)
-        out = KERAS_LAYERS[cls](self.ctx, layer, xs)
+        key = operation_key(cfg)
+        if key is not None:
+            layer.operands = _operands(node, xs)
+            out = operation(self.ctx, layer, key)
+        else:
+            out = KERAS_LAYERS[cls](self.ctx, layer, xs)
         out.tf_name = out.tf_name or layer.path
         node = out.producer
         if node is not None and node.name != layer.path and self.ctx.graph.unique_name(layer.path) == layer.path:
@@ -259,6 +270,23 @@ def _node_refs(node: Any) -> list[Ref]:
     if isinstance(node, list) and node and isinstance(node[0], str):
         node = [node]  # tf-keras TFOpLambda: one entry, not a list of entries
     return [(str(e[0]), int(e[1]), int(e[2])) for e in node]
+
+
+def _operands(node: Any, xs: list[Value]) -> list[Any]:
+    """An operation's arguments in order, its input tensors put in place (Keras 3 ``args``; tf-keras: the
+    tensor, then the keyword arguments but ``name``)."""
+    tensors = iter(xs)
+
+    def place(arg: Any) -> Any:
+        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+            return next(tensors)
+        return [place(a) for a in arg] if isinstance(arg, list) else arg
+
+    if isinstance(node, dict):
+        return [place(a) for a in node.get("args", [])]
+    entry = node if node and isinstance(node[0], str) else node[0]
+    kwargs = entry[3] if len(entry) > 3 and isinstance(entry[3], dict) else {}
+    return [next(tensors), *(v for k, v in kwargs.items() if k != "name")]
 
 
 def _collect_keras_tensors(obj: Any, found: list[Ref]) -> None:
