@@ -29,6 +29,7 @@ import cv2
 import skimage.data as skdata
 
 from transpiler.convert import ConvertOptions, convert
+from transpiler.frontends.tf import InputSpec
 from transpiler.verify.runners import load_opencv_net, run_opencv
 
 pytestmark = pytest.mark.slow
@@ -360,3 +361,58 @@ def test_family_matches_keras(family_converted: Converted) -> None:
     assert max(errors) <= TOLERANCE, errors
     # the two pictures give different logits, far beyond the tolerance
     assert np.max(np.abs(outputs[0] - outputs[1])) > DEPENDENCE * np.max(np.abs(outputs[0]))
+
+
+def test_damaged_files_refused(saved_models: dict[str, Saved], tmp_path: Path) -> None:
+    """A cut .keras or .h5, or a config that is not Keras', is one clear error naming the file; nothing written."""
+    import zipfile
+
+    cases = {}
+    for name in ("zoo_keras3.keras", "zoo_tfkeras.h5"):
+        data = saved_models[name].path.read_bytes()
+        cases[f"cut_{name}"] = data[: len(data) // 2]
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(saved_models["zoo_keras3.keras"].path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.namelist():
+            content = src.read(item)
+            if item == "config.json":
+                config = json.loads(content)
+                config["config"]["layers"][1]["inbound_nodes"] = [{"args": [{"class_name": "__keras_tensor__"}]}]
+                content = json.dumps(config).encode()
+            dst.writestr(item, content)
+    cases["broken.keras"] = broken.read_bytes()
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = tmp_path / f"out_{name}"
+        result = _cli(path, "-o", out)
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.startswith("error: ") and name in result.stderr and "Traceback" not in result.stderr
+        assert not out.exists()
+
+
+def test_input_shape_given_for_a_fully_convolutional_model(keras3: Any, tmp_path: Path) -> None:
+    """An input of unknown size needs --input NAME:SHAPE (exit 2 naming the flag without); with it the model
+    converts at that size and matches Keras there."""
+    L = keras3.layers
+    keras3.utils.set_random_seed(3)
+    inp = keras3.Input((None, None, 3), name="frame")
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(inp)
+    x = L.DepthwiseConv2D(3, padding="same", activation="hard_swish")(x)
+    model = keras3.Model(inp, L.Conv2D(4, 1)(x))
+    path = tmp_path / "fcn.keras"
+    model.save(path)
+    result = _cli(path, "-o", tmp_path / "no_shape")
+    assert result.returncode == 2 and "--input frame:" in result.stderr and not (tmp_path / "no_shape").exists()
+    out = tmp_path / "at_45x61"
+    convert(ConvertOptions(model=path, out_dir=out, inputs=[InputSpec("frame", (1, 45, 61, 3))]))
+    report = json.loads((out / "conversion.json").read_text())
+    x_in = picture("coffee", 64)[None, :45, :61] / 255.0
+    want = np.asarray(model(x_in))
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    inp_e, out_e = report["inputs"][0], report["outputs"][0]
+    got = run_opencv(net, {inp_e["caffe_blob"]: np.ascontiguousarray(x_in.transpose(0, 3, 1, 2))},
+                     [out_e["caffe_layer"]])[out_e["caffe_layer"]]
+    got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
+    assert got.shape == want.shape == (1, 23, 31, 4)
+    assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want))

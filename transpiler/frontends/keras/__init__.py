@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transpiler.errors import UsageError
+from transpiler.errors import UnsupportedModelError, UsageError
 from transpiler.frontends.keras.files import keras_file_kind, read_keras_model
 from transpiler.frontends.keras.importer import import_keras_model
 from transpiler.ir.core import Graph
@@ -27,7 +27,12 @@ def load_keras_model(path: str | Path, *, inputs: Sequence[Any] = (), outputs: S
     """Read a Keras model file and import it as IR (``inputs``: ``InputSpec``-like, name and optional shape)."""
     if signature is not None:
         raise UsageError(f"{path}: --signature applies to SavedModels; this is a Keras model file")
-    return import_keras_model(read_keras_model(path), inputs=inputs, outputs=outputs)
+    model = read_keras_model(path)
+    try:
+        return import_keras_model(model, inputs=inputs, outputs=outputs)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        # a config that is JSON but not what Keras writes (hand-edited, truncated lists...)
+        raise UnsupportedModelError(f"{path}: the model config is malformed ({type(exc).__name__}: {exc})") from None
 
 
 __all__ = ["is_keras_file", "load_keras_model"]
