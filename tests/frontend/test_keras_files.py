@@ -416,3 +416,47 @@ def test_input_shape_given_for_a_fully_convolutional_model(keras3: Any, tmp_path
     got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
     assert got.shape == want.shape == (1, 23, 31, 4)
     assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want))
+
+
+def structures_model(keras: Any) -> Any:
+    """Two inputs, two outputs, a layer shared by two branches, a nested Sequential and a nested Functional
+    model each called twice (a call index past the model's construction), BN inside the nested models."""
+    L = keras.layers
+    seq = keras.Sequential([keras.Input((8, 8, 4)), L.Conv2D(6, 3, padding="same", name="sconv"),
+                            L.BatchNormalization(name="sbn"), L.ReLU(name="srelu")], name="block")
+    f_in = keras.Input((8, 8, 6))
+    f_out = L.DepthwiseConv2D(3, padding="same", name="fdw")(L.BatchNormalization(name="fbn")(f_in))
+    func = keras.Model(f_in, L.Activation("sigmoid", name="fsig")(f_out), name="fblock")
+    shared = L.Conv2D(4, 1, name="shared")
+    a, b = keras.Input((8, 8, 3), name="a"), keras.Input((8, 8, 3), name="b")
+    ya = func(seq(shared(L.Conv2D(4, 1, name="pa")(a))))
+    yb = func(seq(shared(L.Conv2D(4, 1, name="pb")(b))))
+    return keras.Model([a, b], [L.Subtract(name="diff")([ya, yb]), L.GlobalAveragePooling2D(name="gap")(yb)])
+
+
+@pytest.mark.parametrize("api,ext", [("keras3", "keras"), ("keras3", "h5"), ("tfkeras", "h5"), ("tfkeras", "keras")])
+def test_model_structures(keras3: Any, tf_keras: Any, tmp_path: Path, api: str, ext: str) -> None:
+    keras = keras3 if api == "keras3" else tf_keras
+    keras.utils.set_random_seed(4)
+    model = structures_model(keras)
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=(1, 8, 8, 3)).astype(np.float32) for _ in range(2)]
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, layer.moving_variance.shape).astype(np.float32))
+            layer.moving_mean.assign(rng.uniform(-0.2, 0.2, layer.moving_mean.shape).astype(np.float32))
+    want = [np.asarray(w) for w in model(xs)]
+    path = tmp_path / f"structures.{ext}"
+    model.save(path)
+    out = tmp_path / "out"
+    result = convert(ConvertOptions(model=path, out_dir=out))
+    report = result.report
+    assert [i["tf_tensor"] for i in report["inputs"]] == ["a", "b"]
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    feeds = {i["caffe_blob"]: np.ascontiguousarray(x.transpose(i["permutation"]))
+             for i, x in zip(report["inputs"], xs, strict=True)}
+    got = run_opencv(net, feeds, [o["caffe_layer"] for o in report["outputs"]])
+    for o, w in zip(report["outputs"], want, strict=True):
+        g = got[o["caffe_layer"]].reshape(o["shape"]).transpose(np.argsort(o["permutation"]))
+        assert g.shape == w.shape
+        assert np.max(np.abs(g - w)) <= TOLERANCE * np.max(np.abs(w)), o["tf_tensor"]

@@ -3,10 +3,12 @@ included) and build each layer with its handler (:mod:`layers`).
 
 A Functional config lists layers, each with its calls (``inbound_nodes``); a call names its input tensors as
 ``(layer, call index, tensor index)``: Keras 3 as ``__keras_tensor__`` objects with a ``keras_history``,
-Keras 2 / tf-keras as ``[layer, call, tensor, kwargs]`` lists. A nested model counts its own construction as
-call 0, so a reference to its k-th call reads index k + 1. Calls are built once their inputs exist, so the
-order of the list does not matter and shared layers work. A nested model's layers are named by its path
-(``mobilenetv2_1.00_96/Conv1``); its inputs are the tensors it is called with.
+Keras 2 / tf-keras as ``[layer, call, tensor, kwargs]`` lists. A nested Functional model counts its own
+construction as call 0, so a reference to its k-th call reads index k + 1 (a Sequential one in tf-keras, not in
+Keras 3: see :func:`_call_offsets`). Calls are built once their inputs exist, so the order of the list does not
+matter and shared layers work; a model called twice is built twice (``name_call1/...``) with the same weights.
+A nested model's layers are named by its path (``mobilenetv2_1.00_96/Conv1``); its inputs are the tensors it is
+called with.
 
 Before anything is built, every layer is checked: unknown classes (``Lambda``, custom layers, ops) and
 configs without an exact conversion are reported all at once, naming the file and each layer.
@@ -114,6 +116,7 @@ def _find_output(source: str, by_name: dict[str, Value], name: str) -> Value:
 class _Walker:
     def __init__(self, ctx: KerasContext, overrides: dict[str, tuple[int, ...] | None]) -> None:
         self.ctx = ctx
+        self.weights_prefix: dict[str, str] = {}  # naming prefix of a nested model's call → its weights' prefix
         self.overrides = overrides
         self.input_names: set[str] = set()
         self.by_name: dict[str, Value] = {}
@@ -182,8 +185,8 @@ class _Walker:
 
     def _functional(self, model: dict[str, Any], prefix: str, ins: list[Value]) -> list[Value]:
         cfg = model["config"]
-        layers = {layer_name(layer): layer for layer in cfg["layers"]}
         tensors: dict[Ref, Value] = {}
+        offsets = _call_offsets(cfg)
         input_refs = _refs(cfg["input_layers"])
         if len(input_refs) != len(ins):
             raise UnsupportedModelError(f"{self.source}: model '{prefix or cfg.get('name')}' takes "
@@ -195,7 +198,7 @@ class _Walker:
         while pending:
             waiting = []
             for layer, k, node in pending:
-                refs = [self._resolve(layers, r) for r in _node_refs(node)]
+                refs = [_resolve(offsets, r) for r in _node_refs(node)]
                 if all(r in tensors for r in refs):
                     outs = self._call(layer, prefix, [tensors[r] for r in refs], k, node)
                     for t, v in enumerate(outs):
@@ -209,19 +212,12 @@ class _Walker:
             pending = waiting
         outs = []
         for ref in _refs(cfg["output_layers"]):
-            key = self._resolve(layers, ref)
+            key = _resolve(offsets, ref)
             if key not in tensors:
                 raise UnsupportedModelError(f"{self.source}: output {list(ref)} of model "
                                             f"'{prefix or cfg.get('name')}' is not computed by its layers")
             outs.append(tensors[key])
         return outs
-
-    def _resolve(self, layers: dict[str, dict[str, Any]], ref: Ref) -> Ref:
-        name, call, tensor = ref
-        layer = layers.get(name)
-        if layer is not None and layer.get("class_name") in MODEL_CLASSES and call >= 1:
-            call -= 1  # a nested model's call 0 is its own construction
-        return name, call, tensor
 
     def _call(self, cfg: dict[str, Any], prefix: str, xs: list[Value], call: int, node: Any) -> list[Value]:
         cls = cfg["class_name"]
@@ -229,10 +225,12 @@ class _Walker:
         path = prefix + name
         if cls in MODEL_CLASSES:
             inner = prefix + name + "/" if call == 0 else f"{prefix}{name}_call{call}/"
+            # a nested model called again (``inner_call1/``) reads the weights of its first call
+            self.weights_prefix[inner] = self.weights_prefix.get(prefix, prefix) + name + "/"
             if cls == "Sequential":
                 return self._sequential(cfg, inner, xs)
             return self._functional(cfg, inner, xs)
-        weights = self.ctx.model.weights.get(_weights_key(prefix) + name, LayerWeights())
+        weights = self.ctx.model.weights.get(self.weights_prefix.get(prefix, prefix) + name, LayerWeights())
         layer = Layer(path if call == 0 else f"{path}_call{call}", cls, cfg.get("config", {}), weights)
         key = operation_key(cfg)
         if key is not None:
@@ -248,10 +246,35 @@ class _Walker:
         return [out]
 
 
-def _weights_key(prefix: str) -> str:
-    """A shared nested model called again (``inner_call1/``) reads the weights of its first call."""
-    parts = [p.rsplit("_call", 1)[0] if "_call" in p else p for p in prefix.split("/")]
-    return "/".join(parts)
+def _resolve(offsets: dict[str, int], ref: Ref) -> Ref:
+    name, call, tensor = ref
+    return name, call - offsets.get(name, 0), tensor
+
+
+def _call_offsets(cfg: dict[str, Any]) -> dict[str, int]:
+    """Per nested model, what to subtract from a call index to get the call's position in its ``inbound_nodes``.
+
+    Keras may count a nested model's own construction as call 0 (a Functional model usually does; a Sequential
+    one in tf-keras, not in Keras 3, whose Sequential wraps an inner model), so the references decide: an index
+    0 means none is counted, an index past the listed calls means one is; otherwise Functional counts one."""
+    calls = {layer_name(layer): len(layer.get("inbound_nodes", [])) for layer in cfg["layers"]}
+    used: dict[str, set[int]] = {}
+    for layer in cfg["layers"]:
+        for node in layer.get("inbound_nodes", []):
+            for name, call, _ in _node_refs(node):
+                used.setdefault(name, set()).add(call)
+    for name, call, _ in _refs(cfg["output_layers"]):
+        used.setdefault(name, set()).add(call)
+    offsets = {}
+    for layer in cfg["layers"]:
+        name, cls = layer_name(layer), layer.get("class_name")
+        if cls not in MODEL_CLASSES or not used.get(name):
+            continue
+        if 0 in used[name]:
+            continue
+        if max(used[name]) >= calls[name] or cls != "Sequential":
+            offsets[name] = 1
+    return offsets
 
 
 def _refs(spec: Any) -> list[Ref]:
