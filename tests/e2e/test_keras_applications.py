@@ -1,0 +1,171 @@
+"""Modern Keras architectures end to end: keras.applications MobileNetV3Small/Large (both ``minimalistic``
+settings), EfficientNetB0, ResNet50 and DenseNet121, from their frozen graph and from their SavedModel
+(Keras 3 ``model.export``), compared with TensorFlow through OpenCV dnn and the real SSD-Caffe.
+
+What these exercise: squeeze-excite (global pool → 1×1 convs → sigmoid / hard-sigmoid → broadcast
+multiply), hard-swish ``x·relu6(x+3)/6``, swish ``x·sigmoid(x)``, ``Pad`` before ``MaxPool``
+(ResNet's stem, fold-pad-into-pool), in-model ``Rescaling``/``Normalization`` (fold-affine-forward),
+uneven SAME padding at odd sizes, Concat-heavy blocks (DenseNet).
+
+Models are built with ``weights=None`` and ``classifier_activation=None`` (the outputs are the logits,
+in the SavedModel's signature too), random weights and biases, and batch-norm statistics calibrated on
+real pictures (momentum 0, one training-mode pass; see ``shared/fixtures/README.md``). MobileNetV3 and
+EfficientNet take raw 0..255 pixels (they rescale inside), ResNet50/DenseNet121 a preprocessed [−1, 1]
+picture. Feeding an in-model-rescaling network an already rescaled picture squeezes the signal into
+~1/127 of its range, and calibration then amplifies TF's own float32 rounding ~100×: that (not the
+conversion) was behind a 1.4e-4 / 5.3e-4 disagreement seen on MobileNetV3 once.
+
+Rule: ``max|Δ| ≤ 1e-4 · max|ref|`` on the logits. And, for the frozen route, against TF rerun in float64
+on the same graph (tf_graph.as_float64): the converted net's distance to the float64 result must be
+within 4× TF float32's own distance to it (measured ratios 0.5–1.7 over these cases: the conversion computes the same
+function, differing only by float32 summation order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from conftest import freeze_tf_function, picture
+
+from transpiler.convert import ConvertOptions, convert
+from transpiler.verify.runners import load_opencv_net, run_opencv, run_saved_model, run_tensorflow
+
+pytestmark = pytest.mark.slow
+
+TOLERANCE = 1e-4
+ROUNDING_FACTOR = 4.0
+CALIBRATION = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
+               "colorwheel")
+TEST_PICTURES = ("astronaut", "coffee")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    arch: str
+    height: int
+    width: int
+    raw_pixels: bool  # the model rescales 0..255 itself
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = [
+    Case("mnv3small_96", "MobileNetV3Small", 96, 96, True),
+    Case("mnv3small_min_97x113", "MobileNetV3Small", 97, 113, True, {"minimalistic": True}),
+    Case("mnv3large_101", "MobileNetV3Large", 101, 101, True),
+    Case("mnv3large_min_96", "MobileNetV3Large", 96, 96, True, {"minimalistic": True}),
+    Case("efficientnetb0_99x96", "EfficientNetB0", 99, 96, True),
+    Case("resnet50_97", "ResNet50", 97, 97, False),
+    Case("densenet121_80", "DenseNet121", 80, 80, False),
+]
+
+
+def _input(case: Case, name: str) -> np.ndarray:
+    rgb = picture(name, (case.height, case.width)).astype(np.float32)
+    return rgb if case.raw_pixels else rgb / 127.5 - 1.0
+
+
+def _build(case: Case) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    model = getattr(keras.applications, case.arch)(input_shape=(case.height, case.width, 3), weights=None,
+                                                   classes=10, classifier_activation=None, **case.kwargs)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
+            layer.momentum = 0.0
+        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
+    # One training-mode pass with momentum 0: each moving mean/variance := its real input's statistics.
+    model(np.stack([_input(case, p) for p in CALIBRATION]), training=True)
+    return model
+
+
+@dataclass
+class Built:
+    case: Case
+    frozen: Path
+    frozen_out: Path
+    saved: Path
+    saved_out: Path
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    import keras
+
+    case: Case = request.param
+    tmp = tmp_path_factory.mktemp(case.id)
+    model = _build(case)
+    frozen = freeze_tf_function(lambda x: model(x, training=False), (1, case.height, case.width, 3),
+                                tmp / "model.pb")
+    model.export(str(tmp / "saved"), verbose=False)
+    keras.backend.clear_session()
+    convert(ConvertOptions(model=frozen, out_dir=tmp / "frozen_caffe", flavor="ssd"))
+    convert(ConvertOptions(model=tmp / "saved", out_dir=tmp / "saved_caffe", flavor="ssd"))
+    return Built(case, frozen, tmp / "frozen_caffe", tmp / "saved", tmp / "saved_caffe")
+
+
+def _opencv(out: Path, x: np.ndarray) -> np.ndarray:
+    report = json.loads((out / "conversion.json").read_text())
+    inp, outp = report["inputs"][0], report["outputs"][0]
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    blob = np.ascontiguousarray(x.transpose(inp["permutation"]))
+    return run_opencv(net, {inp["caffe_blob"]: blob}, [outp["caffe_layer"]])[outp["caffe_layer"]]
+
+
+def _rel(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(got.reshape(ref.shape).astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+def test_frozen_route_opencv(built: Built) -> None:
+    refs = []
+    for name in TEST_PICTURES:
+        x = _input(built.case, name)[None]
+        ref = run_tensorflow(built.frozen, {"input:0": x}, ["Identity:0"])["Identity:0"]
+        ref64 = run_tensorflow(built.frozen, {"input:0": x}, ["Identity:0"], float64=True)["Identity:0"]
+        got = _opencv(built.frozen_out, x)
+        rel, own = _rel(got, ref), _rel(ref, ref64)
+        print(f"{built.case.id} frozen {name}: rel {rel:.3g}, vs TF64 {_rel(got, ref64):.3g}, TF32 vs TF64 {own:.3g}")
+        assert rel <= TOLERANCE, name
+        assert _rel(got, ref64) <= ROUNDING_FACTOR * own, name  # no error beyond TF's own float32 rounding
+        refs.append(ref)
+    # The pictures must move the logits far more than the tolerance, or the check could not fail.
+    assert _rel(refs[0], refs[1]) > 100 * TOLERANCE
+
+
+def test_saved_model_route_opencv(built: Built) -> None:
+    report = json.loads((built.saved_out / "conversion.json").read_text())
+    signature = report["signature"]
+    (in_key,), (out_key,) = signature["inputs"], signature["outputs"]
+    for name in TEST_PICTURES:
+        x = _input(built.case, name)[None]
+        ref = run_saved_model(built.saved, signature["name"], {in_key: x}, [out_key])[out_key]
+        rel = _rel(_opencv(built.saved_out, x), ref)
+        print(f"{built.case.id} SavedModel {name}: rel {rel:.3g}")
+        assert rel <= TOLERANCE, name
+
+
+def test_frozen_route_real_caffe(built: Built, real_caffe: Any) -> None:
+    report = json.loads((built.frozen_out / "conversion.json").read_text())
+    inp, outp = report["inputs"][0], report["outputs"][0]
+    x = _input(built.case, TEST_PICTURES[0])[None]
+    ref = run_tensorflow(built.frozen, {"input:0": x}, ["Identity:0"])["Identity:0"]
+    blobs = real_caffe.forward(built.frozen_out / "deploy.prototxt", built.frozen_out / "deploy.caffemodel",
+                               [np.ascontiguousarray(x.transpose(inp["permutation"]))])
+    rel = _rel(blobs[outp["caffe_blob"]], ref)
+    print(f"{built.case.id} real SSD-Caffe: rel {rel:.3g}")
+    assert rel <= TOLERANCE
