@@ -460,3 +460,17 @@ def test_model_structures(keras3: Any, tf_keras: Any, tmp_path: Path, api: str, 
         g = got[o["caffe_layer"]].reshape(o["shape"]).transpose(np.argsort(o["permutation"]))
         assert g.shape == w.shape
         assert np.max(np.abs(g - w)) <= TOLERANCE * np.max(np.abs(w)), o["tf_tensor"]
+
+
+def test_family_real_caffe(family_converted: Converted, real_caffe: Any) -> None:
+    """The same nets in SSD-Caffe itself (tests/real_caffe.py): logits within the tolerance."""
+    c = family_converted
+    x = picture("chelsea", c.saved.size)[None] * c.saved.scale
+    want = c.saved.predict(x)
+    inp, out = c.report["inputs"][0], c.report["outputs"][0]
+    blobs = real_caffe.forward(c.out_dir / "deploy.prototxt", c.out_dir / "deploy.caffemodel",
+                               [np.transpose(x, inp["permutation"]).astype(np.float32)])
+    got = blobs[out["caffe_blob"]].reshape(want.shape)
+    err = float(np.max(np.abs(got - want))) / float(np.max(np.abs(want)))
+    print(f"{c.saved.path.name} in SSD-Caffe: max|Δ|/max|ref| {err:.2e}")
+    assert err <= TOLERANCE
