@@ -116,6 +116,11 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         caffe_feeds[entry["caffe_blob"]] = np.ascontiguousarray(blob)
     if report.get("signature") is not None:
         return _verify_saved_model(options, report, net, tf_feeds, caffe_feeds)
+    if report.get("keras") is not None:  # a Keras model file: Keras runs that file (keras_model.py)
+        from transpiler.verify.keras_model import verify_keras_model
+
+        return verify_keras_model(options.model, report, net, tf_feeds, caffe_feeds, options.tolerance,
+                                  options.per_layer)
     if "ssd" in report:
         result = _verify_detector(options, report, net, tf_feeds, caffe_feeds)
         result.runtime = net.runtime
@@ -155,8 +160,15 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
         raise UsageError(f"{where}: --verify calls the SavedModel's signature in TensorFlow, and "
                          f"'{outside[0]}' is not one of its inputs or outputs (it lies inside its functions); "
                          f"convert at the signature's tensors to verify: {', '.join(keys)}")
-    by_key = run_saved_model(options.model, signature["name"], {in_keys[t]: x for t, x in tf_feeds.items()},
-                             sorted({out_keys[e["tf_tensor"]] for e in outputs}))
+    feeds = {in_keys[t]: x for t, x in tf_feeds.items()}
+    try:
+        by_key = run_saved_model(options.model, signature["name"], feeds, sorted({out_keys[e["tf_tensor"]]
+                                                                                 for e in outputs}))
+    except (TypeError, ValueError) as exc:  # TF's refusals of a call (shape or dtype the signature rejects)
+        shapes = ", ".join(f"{k} {'x'.join(map(str, x.shape))}" for k, x in feeds.items())
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{where}: TensorFlow cannot call the signature with the converted input ({shapes}): "
+                         f"{detail}") from None
     ref = {tensor: by_key[key] for tensor, key in out_keys.items() if key in by_key}
     got = run_opencv(net, caffe_feeds, list(dict.fromkeys(e["caffe_layer"] for e in outputs)))
     result = VerifyResult([

@@ -56,13 +56,20 @@ def run_tensorflow(model: Path, feeds: Mapping[str, np.ndarray], fetches: Sequen
 def run_saved_model(model: Path, signature: str, feeds: Mapping[str, np.ndarray],
                     fetches: Sequence[str]) -> dict[str, np.ndarray]:
     """Call the SavedModel's ``signature`` with ``feeds`` (input key → array) and return the ``fetches``
-    (output keys), TF loading ``model`` (the directory or its ``saved_model.pb``) itself."""
+    (output keys), TF loading ``model`` (the directory or its ``saved_model.pb``) itself. A call TF refuses
+    (shape, dtype) raises ``TypeError`` or ``ValueError``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     directory = Path(model) if Path(model).is_dir() else Path(model).parent
     function = tf.saved_model.load(str(directory)).signatures[signature]
-    results = function(**{key: tf.constant(value) for key, value in feeds.items()})
+    try:
+        results = function(**{key: tf.constant(value) for key, value in feeds.items()})
+    except tf.errors.OpError as exc:  # e.g. an input size the graph cannot take: the caller names the file
+        # TF's message: "Graph execution error:", "Detected at node ...", the reason, then "[[{{node ...}}]]".
+        lines = [line.strip() for line in exc.message.splitlines() if line.strip()
+                 and not line.strip().startswith(("Graph execution error", "Detected at node", "<stack", "[["))]
+        raise ValueError(lines[0] if lines else type(exc).__name__) from None
     return {key: np.asarray(results[key]) for key in fetches}
 
 
