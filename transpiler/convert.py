@@ -256,6 +256,8 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
     }
     if graph.metadata.get("signature"):  # a SavedModel: --verify runs this signature in TF
         report["signature"] = graph.metadata["signature"]
+    if graph.metadata.get("keras"):  # a Keras model file: --verify runs it in Keras
+        report["keras"] = graph.metadata["keras"]
     if ssd is not None:
         report["ssd"] = _ssd_section(ssd)
         kept = graph.metadata.get("class_selection")

@@ -474,3 +474,32 @@ def test_family_real_caffe(family_converted: Converted, real_caffe: Any) -> None
     err = float(np.max(np.abs(got - want))) / float(np.max(np.abs(want)))
     print(f"{c.saved.path.name} in SSD-Caffe: max|Δ|/max|ref| {err:.2e}")
     assert err <= TOLERANCE
+
+
+def _cli_env(tf_keras: Any) -> dict[str, str]:
+    """The CLI in a subprocess, with tf-keras importable (the fixture installs it in the test cache)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tf_keras.__file__).parents[1]),
+                                                         str(Path(__file__).parents[1] / "cli")]),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.mark.parametrize("name,who", [("zoo_keras3.keras", "Keras 3"), ("mnv2_keras3.h5", "Keras 3"),
+                                      ("zoo_tfkeras.h5", "tf-keras 2")])
+def test_verify_runs_the_keras_file(saved_models: dict[str, Saved], tf_keras: Any, tmp_path: Path, name: str,
+                                    who: str) -> None:
+    """--verify loads the file with the Keras that wrote it (not a frozen copy) and passes."""
+    result = subprocess.run([sys.executable, "-m", "transpiler", str(saved_models[name].path), "-o",
+                             str(tmp_path / "out"), "--verify"], capture_output=True, text=True,
+                            env=_cli_env(tf_keras), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"TF side run by {who}" in result.stdout and " ok" in result.stdout, result.stdout
+
+
+def test_broken_conversion_of_keras_file_fails_verify(saved_models: dict[str, Saved], tf_keras: Any,
+                                                      tmp_path: Path) -> None:
+    """A conversion corrupted on purpose (one convolution's weights ×1.01, tests/cli/plugin_break) exits 3."""
+    result = subprocess.run([sys.executable, "-m", "transpiler", str(saved_models["mnv2_keras3.keras"].path), "-o",
+                             str(tmp_path / "out"), "--verify", "--plugin", "plugin_break"], capture_output=True,
+                            text=True, env=_cli_env(tf_keras), timeout=300)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "FAIL" in result.stdout and "Keras 3" in result.stdout

@@ -50,6 +50,8 @@ def import_keras_model(model: KerasModel, *, inputs: Sequence[Any] = (), outputs
     overrides = {spec.name.split(":")[0]: spec.shape for spec in inputs}
     walker = _Walker(ctx, overrides)
     results = walker.run_top(model.config)
+    # what --verify needs to run the file in Keras (conversion.json's "keras")
+    graph.metadata["keras"] = {"keras_version": model.keras_version, "model_outputs": [v.tf_name for v in results]}
     unused = set(overrides) - walker.input_names
     if unused:
         raise UsageError(f"{model.source}: --input {', '.join(sorted(unused))}: not an input layer of the model "
