@@ -169,3 +169,24 @@ def test_frozen_route_real_caffe(built: Built, real_caffe: Any) -> None:
     rel = _rel(blobs[outp["caffe_blob"]], ref)
     print(f"{built.case.id} real SSD-Caffe: rel {rel:.3g}")
     assert rel <= TOLERANCE
+
+
+def test_patterns_take_their_short_forms(built: Built) -> None:
+    """ResNet's Pad before MaxPool is the pooling's padding (no copying convolution); an in-model rescaling
+    folds into the first convolution where exact (EfficientNet with weights=None: Normalization's mean is 0,
+    so x/255 has no shift) and stays one Scale where not (MobileNetV3: x/127.5 − 1 before a padded conv);
+    swish's sigmoid(1·x) has no Scale."""
+    from e2e_helpers import layer_types
+
+    layers = layer_types(built.frozen_out)
+    kinds = [t for _, t, _ in layers]
+    first_conv = kinds.index("Convolution")
+    arch = built.case.arch
+    if arch == "ResNet50":
+        assert not [n for n, t, _ in layers if t == "Convolution" and "pad" in n.lower()], layers[:8]
+    if arch.startswith("MobileNetV3"):
+        assert kinds[1:first_conv] == ["Scale"], kinds[:first_conv + 1]
+    if arch == "EfficientNetB0":
+        assert kinds[1:first_conv] == [], kinds[:first_conv + 1]
+        by_name = {name: t for name, t, _ in layers}
+        assert all(by_name.get(b[0]) != "Scale" for _, t, b in layers if t == "Sigmoid")
