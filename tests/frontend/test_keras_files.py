@@ -79,6 +79,9 @@ def zoo_model(keras: Any, keras3: bool) -> Any:
     inp = keras.Input((32, 32, 3), name="image")
     x = L.Rescaling(1 / 127.5, offset=-1.0)(inp)
     x = L.Normalization(mean=[0.1, -0.2, 0.05], variance=[0.8, 1.2, 0.5])(x)
+    adapted = L.Normalization(name="adapted")  # mean/variance stored as variables, not in the config
+    adapted.adapt(np.random.default_rng(5).normal([0.3, -0.1, 0.2], [0.5, 1.5, 0.9], (64, 4, 4, 3)).astype("float32"))
+    x = adapted(x)
     x = L.ZeroPadding2D(((0, 1), (0, 1)))(x)
     x = L.Conv2D(16, 3, strides=2, padding="valid", name="stem")(x)
     x = L.BatchNormalization(name="stem_bn")(x)

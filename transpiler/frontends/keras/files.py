@@ -191,22 +191,42 @@ def _read_legacy_h5(path: Path, source: str) -> KerasModel:
     return KerasModel(source, config, version, weights)
 
 
+# Variables tf-keras names without their layer's scope (``mean:0``): inside a nested model they are bound to the
+# layers of these classes that have none of their own, in order (the order tf-keras itself loads them in).
+UNSCOPED_VARIABLES = {"Normalization": ("mean", "variance", "count")}
+
+
+@dataclass
+class _NestedWeights:
+    owned: dict[tuple[str, str], np.ndarray]  # (layer, variable) → array
+    unowned: list[tuple[str, np.ndarray]]  # (variable, array) of names without a layer, in stored order
+
+
 def _walk_h5(model: dict[str, Any], root: Any, prefix: str, out: dict[str, LayerWeights], source: str,
-             inner: dict[tuple[str, str], np.ndarray] | None) -> None:
-    """Top level: each layer's group; inside a nested model, that model's (layer, variable) → array table."""
+             inner: _NestedWeights | None) -> None:
+    """Top level: each layer's group; inside a nested model, that model's table of weights."""
     for layer in model["config"]["layers"]:
         name = layer_name(layer)
         path = prefix + name
         if inner is None:
             table = _group_weights(root[name], source) if name in root else []
             if layer["class_name"] in MODEL_CLASSES:
-                _walk_h5(layer, root, path + "/", out, source, {(owner, var): a for owner, var, a in table})
+                nested = _NestedWeights({(owner, var): a for owner, var, a in table if owner},
+                                        [(var, a) for owner, var, a in table if not owner])
+                _walk_h5(layer, root, path + "/", out, source, nested)
             else:
                 out[path] = LayerWeights(named={var: a for _, var, a in table})
         elif layer["class_name"] in MODEL_CLASSES:
             _walk_h5(layer, root, path + "/", out, source, inner)
         else:
-            out[path] = LayerWeights(named={var: a for (owner, var), a in inner.items() if owner == name})
+            named = {var: a for (owner, var), a in inner.owned.items() if owner == name}
+            wanted = UNSCOPED_VARIABLES.get(layer["class_name"], ())
+            if not named and wanted and layer.get("config", {}).get("mean") is None:
+                for var in wanted:
+                    hit = next((i for i, (v, _) in enumerate(inner.unowned) if re.sub(r"_\d+$", "", v) == var), None)
+                    if hit is not None:
+                        named[var] = inner.unowned.pop(hit)[1]
+            out[path] = LayerWeights(named=named)
 
 
 def _group_weights(group: Any, source: str) -> list[tuple[str, str, np.ndarray]]:
