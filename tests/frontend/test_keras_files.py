@@ -506,3 +506,36 @@ def test_broken_conversion_of_keras_file_fails_verify(saved_models: dict[str, Sa
                             text=True, env=_cli_env(tf_keras), timeout=300)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "FAIL" in result.stdout and "Keras 3" in result.stdout
+
+
+def operations_model(keras: Any, keras3: bool) -> Any:
+    """Arithmetic written on tensors (Keras 3 ops / tf-keras TFOpLambda), with constants on either side and
+    tensors on both."""
+    L = keras.layers
+    a = keras.Input((6, 6, 3), name="x")
+    b = L.Conv2D(3, 1, name="proj")(a)
+    y = 2.0 - a * b
+    y = y / (b * b + 1.0)
+    y = keras.ops.maximum(y, -0.5) if keras3 else keras.backend.maximum(y, -0.5)
+    y = L.ReLU(6.0)(y + 3.0) * (1.0 / 6.0)
+    return keras.Model(a, y)
+
+
+@pytest.mark.parametrize("api,ext", [("keras3", "keras"), ("keras3", "h5"), ("tfkeras", "h5")])
+def test_operations_on_tensors(keras3: Any, tf_keras: Any, tmp_path: Path, api: str, ext: str) -> None:
+    keras = keras3 if api == "keras3" else tf_keras
+    keras.utils.set_random_seed(6)
+    model = operations_model(keras, api == "keras3")
+    x = np.random.default_rng(6).normal(0, 2, (1, 6, 6, 3)).astype(np.float32)
+    want = np.asarray(model(x))
+    path = tmp_path / f"ops.{ext}"
+    model.save(path)
+    out = tmp_path / "out"
+    report = convert(ConvertOptions(model=path, out_dir=out)).report
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    inp_e, out_e = report["inputs"][0], report["outputs"][0]
+    got = run_opencv(net, {inp_e["caffe_blob"]: np.ascontiguousarray(x.transpose(0, 3, 1, 2))},
+                     [out_e["caffe_layer"]])[out_e["caffe_layer"]]
+    got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
+    assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want))
+    assert np.ptp(want) > 0.1  # not a constant

@@ -30,6 +30,7 @@ from transpiler.ir.core import Graph, Value
 from transpiler.ir.dtypes import DType
 
 Ref = tuple[str, int, int]  # (layer name, call index, output index)
+CONSTANT_ARG = "_CONSTANT_VALUE"  # tf-keras TFOpLambda whose first argument is a number: [_CONSTANT_VALUE, -1, value]
 SAVED_MODEL_HINT = ("a SavedModel keeps such layers as TensorFlow ops: export the model with model.export(DIR) "
                     "(Keras 3) or tf.saved_model.save(model, DIR) and convert DIR")
 
@@ -293,8 +294,17 @@ def _node_refs(node: Any) -> list[Ref]:
         _collect_keras_tensors(node.get("args", []), found)
         return found
     if isinstance(node, list) and node and isinstance(node[0], str):
-        node = [node]  # tf-keras TFOpLambda: one entry, not a list of entries
+        # tf-keras TFOpLambda: one entry (not a list of them) whose keyword arguments may name tensors too
+        kwargs = node[3] if len(node) > 3 and isinstance(node[3], dict) else {}
+        first = [] if node[0] == CONSTANT_ARG else [(str(node[0]), int(node[1]), int(node[2]))]
+        return [*first, *((str(v[0]), int(v[1]), int(v[2])) for v in kwargs.values() if _is_ref(v))]
     return [(str(e[0]), int(e[1]), int(e[2])) for e in node]
+
+
+def _is_ref(v: Any) -> bool:
+    """A tf-keras tensor reference ``[layer, call, tensor]`` among keyword arguments."""
+    return (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and isinstance(v[1], int)
+            and isinstance(v[2], int))
 
 
 def _operands(node: Any, xs: list[Value]) -> list[Any]:
@@ -311,7 +321,8 @@ def _operands(node: Any, xs: list[Value]) -> list[Any]:
         return [place(a) for a in node.get("args", [])]
     entry = node if node and isinstance(node[0], str) else node[0]
     kwargs = entry[3] if len(entry) > 3 and isinstance(entry[3], dict) else {}
-    return [next(tensors), *(v for k, v in kwargs.items() if k != "name")]
+    first = entry[2] if entry[0] == CONSTANT_ARG else next(tensors)
+    return [first, *(next(tensors) if _is_ref(v) else v for k, v in kwargs.items() if k != "name")]
 
 
 def _collect_keras_tensors(obj: Any, found: list[Ref]) -> None:
