@@ -223,24 +223,32 @@ def test_outputs_depend_on_picture(converted: dict[str, Converted], name: str) -
     assert np.max(np.abs(a - b)) > DEPENDENCE * np.max(np.abs(a))
 
 
+def frozen_op_counts(model: Any, size: int, tmp: Path) -> dict[str, int]:
+    """IR op counts after the passes, for the model frozen as users do it (tf.function, constants)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    fn = tf.function(lambda x: model(x, training=False))
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec([1, size, size, 3],
+                                                                                      tf.float32)))
+    pb = tmp / "frozen.pb"
+    pb.write_bytes(frozen.graph.as_graph_def().SerializeToString())
+    return lowered_op_counts(pb, tmp)
+
+
+def lowered_op_counts(path: Path, tmp: Path) -> dict[str, int]:
+    from transpiler.convert import lower
+
+    graph, _, _ = lower(ConvertOptions(model=path, out_dir=tmp / "unused"))
+    return graph.op_counts()
+
+
 @pytest.mark.parametrize("name", ["mnv2_keras3.keras", "mnv2_tfkeras.h5"])
 def test_ir_as_clean_as_frozen_graph(converted: dict[str, Converted], tmp_path: Path, name: str) -> None:
     """The Caffe net from the Keras file has exactly the layers of the one from the frozen graph of the same
     model (BN folded, ReLU6 as ReLU6, padding folded into the convolutions)."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    from transpiler.convert import lower
-
     c = converted[name]
-    model = c.saved.model
-    fn = tf.function(lambda x: model(x, training=False))
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec([1, 96, 96, 3], tf.float32)))
-    pb = tmp_path / "frozen.pb"
-    pb.write_bytes(frozen.graph.as_graph_def().SerializeToString())
-    from_pb, _, _ = lower(ConvertOptions(model=pb))
-    from_file, _, _ = lower(ConvertOptions(model=c.saved.path))
-    assert from_file.op_counts() == from_pb.op_counts()
+    assert lowered_op_counts(c.saved.path, tmp_path) == frozen_op_counts(c.saved.model, c.saved.size, tmp_path)
     types = c.report["layer_types"]
     assert types.get("ReLU6") == 35 and "Scale" not in types and "BatchNorm" not in types, types
 
@@ -320,7 +328,7 @@ class Family:
 
 
 FAMILIES = [
-    Family("mnv3small", "MobileNetV3Small", 96, 1.0, (("include_preprocessing", True),)),
+    Family("mnv3small_224", "MobileNetV3Small", 224, 1.0, (("include_preprocessing", True),)),
     Family("mnv3small_minimalistic_97", "MobileNetV3Small", 97, 1.0,
            (("minimalistic", True), ("include_preprocessing", True))),
     Family("mnv3large_minimalistic", "MobileNetV3Large", 96, 1.0,
@@ -328,6 +336,7 @@ FAMILIES = [
     Family("mnv3large_101", "MobileNetV3Large", 101, 1.0, (("include_preprocessing", True),)),
     Family("efficientnetb0_99", "EfficientNetB0", 99, 1.0),
     Family("resnet50", "ResNet50", 96, 1 / 127.5),
+    Family("densenet121_97", "DenseNet121", 97, 1 / 127.5),
 ]
 
 
@@ -539,3 +548,9 @@ def test_operations_on_tensors(keras3: Any, tf_keras: Any, tmp_path: Path, api: 
     got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
     assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want))
     assert np.ptp(want) > 0.1  # not a constant
+
+
+def test_family_ir_as_clean_as_frozen_graph(family_converted: Converted, tmp_path: Path) -> None:
+    """The IR after the passes has exactly the ops, by count, of the frozen graph's of the same model."""
+    c = family_converted
+    assert lowered_op_counts(c.saved.path, tmp_path) == frozen_op_counts(c.saved.model, c.saved.size, tmp_path)
