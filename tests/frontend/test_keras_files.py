@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -554,3 +555,64 @@ def test_family_ir_as_clean_as_frozen_graph(family_converted: Converted, tmp_pat
     """The IR after the passes has exactly the ops, by count, of the frozen graph's of the same model."""
     c = family_converted
     assert lowered_op_counts(c.saved.path, tmp_path) == frozen_op_counts(c.saved.model, c.saved.size, tmp_path)
+
+
+# One layer (or a short chain) per case, on a 9×11×4 input: the variants of each layer's config.
+LAYER_CASES: dict[str, Callable[[Any], Any]] = {
+    "deconv_valid_s2_k3": lambda L: L.Conv2DTranspose(5, 3, strides=2, padding="valid"),
+    "deconv_same_s3_k2": lambda L: L.Conv2DTranspose(5, 2, strides=3, padding="same"),
+    "deconv_valid_s3_k2": lambda L: L.Conv2DTranspose(5, 2, strides=3, padding="valid"),
+    "deconv_same_outpad": lambda L: L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1),
+    "deconv_same_s1_k4_nobias": lambda L: L.Conv2DTranspose(3, (4, 3), padding="same", use_bias=False),
+    "conv_dilated_grouped": lambda L: L.Conv2D(6, 3, dilation_rate=2, groups=2, padding="same"),
+    "conv_strided_valid_elu": lambda L: L.Conv2D(6, (3, 2), strides=(2, 3), activation="elu"),
+    "depthwise_multiplier2_s2": lambda L: L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="same"),
+    "separable_dilated": lambda L: L.SeparableConv2D(5, 3, dilation_rate=2, depth_multiplier=2, padding="same",
+                                                     activation="tanh"),
+    "relu_max_4_5": lambda L: L.ReLU(max_value=4.5),
+    "relu_slope": lambda L: L.ReLU(negative_slope=0.1),
+    "relu_slope_max": lambda L: L.ReLU(max_value=2.0, negative_slope=0.3),
+    "avgpool_same_uneven": lambda L: L.AveragePooling2D(3, strides=2, padding="same"),
+    "maxpool_same": lambda L: L.MaxPooling2D((2, 3), padding="same"),
+    "gmp_keepdims": lambda L: L.GlobalMaxPooling2D(keepdims=True),
+    "zeropad_crop": lambda L: [L.ZeroPadding2D(((2, 0), (1, 3))), L.Cropping2D(((0, 1), (2, 1)))],
+    "bn_no_scale_center": lambda L: L.BatchNormalization(scale=False, center=False, epsilon=0.01),
+    "softmax_channels": lambda L: L.Softmax(),
+    "softplus_exponential": lambda L: [L.Activation("softplus"), L.Activation("exponential")],
+    "sigmoid_hard_sigmoid": lambda L: L.Activation("hard_sigmoid"),
+    "upsample_3x2": lambda L: L.UpSampling2D((3, 2)),
+    "dense_on_map": lambda L: L.Dense(7, activation="relu"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+@pytest.mark.parametrize("api", ["keras3", "tfkeras"])
+def test_layer_variants(keras3: Any, tf_keras: Any, tmp_path: Path, case: str, api: str) -> None:
+    keras = keras3 if api == "keras3" else tf_keras
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((9, 11, 4))
+    made = LAYER_CASES[case](keras.layers)
+    x = inp
+    for layer in made if isinstance(made, list) else [made]:
+        x = layer(x)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(7)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.uniform(-0.5, 0.5, 4).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, 4).astype(np.float32))
+        elif getattr(layer, "use_bias", False):
+            layer.bias.assign(rng.uniform(-0.5, 0.5, layer.bias.shape).astype(np.float32))
+    x_in = rng.normal(0, 2, (1, 9, 11, 4)).astype(np.float32)
+    want = np.asarray(model(x_in))
+    path = tmp_path / ("m.keras" if api == "keras3" else "m.h5")
+    model.save(path)
+    out = tmp_path / "out"
+    report = convert(ConvertOptions(model=path, out_dir=out)).report
+    net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+    inp_e, out_e = report["inputs"][0], report["outputs"][0]
+    got = run_opencv(net, {inp_e["caffe_blob"]: np.ascontiguousarray(x_in.transpose(0, 3, 1, 2))},
+                     [out_e["caffe_layer"]])[out_e["caffe_layer"]]
+    got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want)), np.max(np.abs(got - want))
