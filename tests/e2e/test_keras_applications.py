@@ -1,6 +1,7 @@
 """Modern Keras architectures end to end: keras.applications MobileNetV3Small/Large (both ``minimalistic``
-settings), EfficientNetB0, ResNet50 and DenseNet121, from their frozen graph and from their SavedModel
-(Keras 3 ``model.export``), compared with TensorFlow through OpenCV dnn and the real SSD-Caffe.
+settings), EfficientNetB0, ResNet50 and DenseNet121, from their frozen graph and from their SavedModels
+(Keras 3 ``model.export`` and ``tf.saved_model.save``), compared with TensorFlow through OpenCV dnn and
+the real SSD-Caffe.
 
 What these exercise: squeeze-excite (global pool → 1×1 convs → sigmoid / hard-sigmoid → broadcast
 multiply), hard-swish ``x·relu6(x+3)/6``, swish ``x·sigmoid(x)``, ``Pad`` before ``MaxPool``
@@ -99,24 +100,29 @@ class Built:
     case: Case
     frozen: Path
     frozen_out: Path
-    saved: Path
-    saved_out: Path
+    saved: dict[str, Path]  # "export" (Keras 3 model.export) and "save" (tf.saved_model.save)
+    saved_out: dict[str, Path]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
     import keras
+    import tensorflow as tf
 
     case: Case = request.param
     tmp = tmp_path_factory.mktemp(case.id)
     model = _build(case)
     frozen = freeze_tf_function(lambda x: model(x, training=False), (1, case.height, case.width, 3),
                                 tmp / "model.pb")
-    model.export(str(tmp / "saved"), verbose=False)
+    model.export(str(tmp / "export"), verbose=False)
+    tf.saved_model.save(model, str(tmp / "save"))
     keras.backend.clear_session()
     convert(ConvertOptions(model=frozen, out_dir=tmp / "frozen_caffe", flavor="ssd"))
-    convert(ConvertOptions(model=tmp / "saved", out_dir=tmp / "saved_caffe", flavor="ssd"))
-    return Built(case, frozen, tmp / "frozen_caffe", tmp / "saved", tmp / "saved_caffe")
+    routes = ("export", "save")
+    for route in routes:
+        convert(ConvertOptions(model=tmp / route, out_dir=tmp / f"{route}_caffe", flavor="ssd"))
+    return Built(case, frozen, tmp / "frozen_caffe", {r: tmp / r for r in routes},
+                 {r: tmp / f"{r}_caffe" for r in routes})
 
 
 def _opencv(out: Path, x: np.ndarray) -> np.ndarray:
@@ -147,15 +153,16 @@ def test_frozen_route_opencv(built: Built) -> None:
     assert _rel(refs[0], refs[1]) > 100 * TOLERANCE
 
 
-def test_saved_model_route_opencv(built: Built) -> None:
-    report = json.loads((built.saved_out / "conversion.json").read_text())
+@pytest.mark.parametrize("route", ["export", "save"])
+def test_saved_model_route_opencv(built: Built, route: str) -> None:
+    report = json.loads((built.saved_out[route] / "conversion.json").read_text())
     signature = report["signature"]
     (in_key,), (out_key,) = signature["inputs"], signature["outputs"]
     for name in TEST_PICTURES:
         x = _input(built.case, name)[None]
-        ref = run_saved_model(built.saved, signature["name"], {in_key: x}, [out_key])[out_key]
-        rel = _rel(_opencv(built.saved_out, x), ref)
-        print(f"{built.case.id} SavedModel {name}: rel {rel:.3g}")
+        ref = run_saved_model(built.saved[route], signature["name"], {in_key: x}, [out_key])[out_key]
+        rel = _rel(_opencv(built.saved_out[route], x), ref)
+        print(f"{built.case.id} SavedModel ({route}) {name}: rel {rel:.3g}")
         assert rel <= TOLERANCE, name
 
 
