@@ -582,6 +582,14 @@ LAYER_CASES: dict[str, Callable[[Any], Any]] = {
     "sigmoid_hard_sigmoid": lambda L: L.Activation("hard_sigmoid"),
     "upsample_3x2": lambda L: L.UpSampling2D((3, 2)),
     "dense_on_map": lambda L: L.Dense(7, activation="relu"),
+    "elu_leaky_layers": lambda L: [L.ELU(alpha=0.5), L.LeakyReLU(0.2)],
+    "inference_identities": lambda L: [L.Conv2D(3, 1), L.SpatialDropout2D(0.3), L.GaussianNoise(0.5),
+                                       L.GaussianDropout(0.2), L.Dropout(0.5), L.ActivityRegularization(0.1)],
+    # merges of the map with a function of itself
+    "subtract_minimum": lambda L: lambda x: L.Minimum()([L.Subtract()([x, L.ReLU()(x)]), L.Activation("tanh")(x)]),
+    "multiply_three": lambda L: lambda x: L.Multiply()([x, L.Activation("sigmoid")(x), L.ReLU(6.0)(x)]),
+    "concat_channels_average": lambda L: lambda x: L.Concatenate()([x, L.Average()([x, L.ReLU()(x)])]),
+    "permute_reshape": lambda L: [L.Permute((3, 1, 2)), L.Reshape((4, 11, 9)), L.Flatten()],
 }
 
 
@@ -594,7 +602,7 @@ def test_layer_variants(keras3: Any, tf_keras: Any, tmp_path: Path, case: str, a
     made = LAYER_CASES[case](keras.layers)
     x = inp
     for layer in made if isinstance(made, list) else [made]:
-        x = layer(x)
+        x = layer(x)  # a layer, or a function building several
     model = keras.Model(inp, x)
     rng = np.random.default_rng(7)
     for layer in model.layers:
