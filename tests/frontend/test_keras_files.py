@@ -624,3 +624,14 @@ def test_layer_variants(keras3: Any, tf_keras: Any, tmp_path: Path, case: str, a
     got = got.reshape(out_e["shape"]).transpose(np.argsort(out_e["permutation"]))
     assert got.shape == want.shape
     assert np.max(np.abs(got - want)) <= TOLERANCE * np.max(np.abs(want)), np.max(np.abs(got - want))
+
+
+def test_mixed_precision_is_noted(keras3: Any, tmp_path: Path) -> None:
+    """A model whose layers compute in float16 in Keras converts in float32, and the conversion says so."""
+    L = keras3.layers
+    inp = keras3.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, dtype="mixed_float16")(inp)
+    model = keras3.Model(inp, L.Activation("linear", dtype="float32")(x))
+    model.save(tmp_path / "mixed.keras")
+    result = convert(ConvertOptions(model=tmp_path / "mixed.keras", out_dir=tmp_path / "out"))
+    assert any("mixed_float16" in note and "float32" in note for note in result.report["notes"]), result.report

@@ -51,6 +51,11 @@ def import_keras_model(model: KerasModel, *, inputs: Sequence[Any] = (), outputs
     overrides = {spec.name.split(":")[0]: spec.shape for spec in inputs}
     walker = _Walker(ctx, overrides)
     results = walker.run_top(model.config)
+    low = sorted({_policy(cfg) for _, cfg in iter_layers(model.config)} - {"float32", ""})
+    if low:
+        graph.metadata.setdefault("notes", []).append(
+            f"layers compute in {', '.join(low)} in Keras; the Caffe model computes in float32 with the stored "
+            "float32 weights (its outputs differ from Keras' by that rounding)")
     # what --verify needs to run the file in Keras (conversion.json's "keras")
     graph.metadata["keras"] = {"keras_version": model.keras_version, "model_outputs": [v.tf_name for v in results]}
     unused = set(overrides) - walker.input_names
@@ -101,6 +106,14 @@ def iter_layers(model_cfg: dict[str, Any], prefix: str = "") -> Iterator[tuple[s
         yield path, cfg
         if cfg.get("class_name") in MODEL_CLASSES:
             yield from iter_layers(cfg, path + "/")
+
+
+def _policy(cfg: dict[str, Any]) -> str:
+    """A layer's dtype policy name (``float32``, ``mixed_float16``...; Keras 3 and tf-keras spellings)."""
+    dtype = cfg.get("config", {}).get("dtype")
+    if isinstance(dtype, dict):
+        dtype = dtype.get("config", {}).get("name")
+    return str(dtype or "")
 
 
 def _find_output(source: str, by_name: dict[str, Value], name: str) -> Value:
