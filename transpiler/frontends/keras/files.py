@@ -62,9 +62,6 @@ class LayerWeights:
     ordered: list[np.ndarray] | None = None
     named: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def __bool__(self) -> bool:
-        return bool(self.ordered) or bool(self.named)
-
 
 @dataclass
 class KerasModel:

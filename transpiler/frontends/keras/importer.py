@@ -17,7 +17,6 @@ configs without an exact conversion are reported all at once, naming the file an
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,6 @@ Ref = tuple[str, int, int]  # (layer name, call index, output index)
 CONSTANT_ARG = "_CONSTANT_VALUE"  # tf-keras TFOpLambda whose first argument is a number: [_CONSTANT_VALUE, -1, value]
 SAVED_MODEL_HINT = ("a SavedModel keeps such layers as TensorFlow ops: export the model with model.export(DIR) "
                     "(Keras 3) or tf.saved_model.save(model, DIR) and convert DIR")
-
-
-@dataclass
-class InputOverride:
-    name: str
-    shape: tuple[int, ...] | None
 
 
 def import_keras_model(model: KerasModel, *, inputs: Sequence[Any] = (), outputs: Sequence[str] = ()) -> Graph:
