@@ -285,8 +285,15 @@ def _cli(*args: object) -> subprocess.CompletedProcess[str]:
 
 def test_lambda_and_inexact_layers_refused_at_once(keras3: Any, tmp_path: Path) -> None:
     L = keras3.layers
+
+    @keras3.saving.register_keras_serializable(package="tests")
+    class Doubler(L.Layer):  # a custom layer: its Python code is not in the file
+        def call(self, t: Any) -> Any:
+            return t * 2.0
+
     inp = keras3.Input((8, 8, 3))
     x = L.Conv2D(4, 3)(inp)
+    x = Doubler(name="custom_doubler")(x)
     x = L.Lambda(lambda t: t * 2.0, name="times_two")(x)
     x = L.ReLU(threshold=0.5, name="thresholded")(x)
     x = L.Activation("gelu", name="gelu_act")(x)
@@ -298,9 +305,30 @@ def test_lambda_and_inexact_layers_refused_at_once(keras3: Any, tmp_path: Path) 
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     for needle in ("lambda.keras", "Lambda", "'times_two'", "SavedModel", "'thresholded'", "threshold",
-                   "'gelu_act'", "gelu", "'bilinear_up'", "bilinear"):
+                   "'gelu_act'", "gelu", "'bilinear_up'", "bilinear", "Doubler", "'custom_doubler'"):
         assert needle in result.stderr, (needle, result.stderr)
     assert not out.exists()
+
+
+def test_subclassed_model_refused(keras3: Any, tmp_path: Path) -> None:
+    """A subclassed model has no layer graph in its file: refused with the SavedModel route named."""
+
+    class Net(keras3.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = keras3.layers.Conv2D(2, 3)
+
+        def call(self, t: Any) -> Any:
+            return self.conv(t)
+
+    model = Net()
+    model(np.zeros((1, 8, 8, 3), np.float32))
+    path = tmp_path / "subclassed.keras"
+    model.save(path)
+    result = _cli(path, "-o", tmp_path / "out")
+    assert result.returncode == 2 and "subclassed.keras" in result.stderr and "SavedModel" in result.stderr, \
+        result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_not_a_model_file(tmp_path: Path) -> None:
