@@ -97,8 +97,11 @@ def test_broken_conversion_of_saved_model_fails_verify(saved_models: dict[str, P
 def test_tf_refusing_the_call_is_a_value_error(saved_models: dict[str, Path]) -> None:
     """A call TF refuses (here 4 channels into a 3-channel convolution) comes back as one line, no TF error type:
     the harness turns it into a message naming the SavedModel and signature (exit 2)."""
+    from transpiler.frontends.tf.saved_model import load_saved_model
     from transpiler.verify.runners import run_saved_model
 
+    model = saved_models["keras_export"]
+    (key,) = load_saved_model(model).inputs  # keras_tensor, or keras_tensor_N after other Keras models
     x = np.zeros((1, 24, 24, 4), np.float32)
     with pytest.raises(ValueError, match="depth"):
-        run_saved_model(saved_models["keras_export"], "serving_default", {"keras_tensor": x}, ["output_0"])
+        run_saved_model(model, "serving_default", {key: x}, ["output_0"])
