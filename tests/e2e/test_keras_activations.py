@@ -1,6 +1,7 @@
 """Keras 3 activations and squeeze-excite blocks as they appear in frozen graphs and SavedModels, in every
-flavor, checked by ``--verify`` (TF on the frozen graph, or TF's SavedModel loader on the export, against
-the converted files in OpenCV dnn) and in the real SSD-Caffe.
+flavor, checked by ``--verify --per-layer`` (TF on the frozen graph, or TF's SavedModel loader on the
+export for the outputs and TF on the inlined signature for inner blobs, against the converted files in
+OpenCV dnn) and in the real SSD-Caffe.
 
 Keras 3 writes ``hard_sigmoid`` as ``relu6(x + 3) / 6``, ``hard_swish``/``hard_silu`` as
 ``x · relu6(x + 3) / 6``, ``swish``/``silu`` as ``x · sigmoid(1 · x)`` (IdentityN for the custom gradient);
@@ -62,11 +63,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("route", ["frozen", "saved"])
 def test_verify_every_flavor(models: dict[str, Path], route: str, flavor: str, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([str(models[route]), "-o", str(tmp_path / "out"), "--flavor", flavor, "--verify",
+    code = main([str(models[route]), "-o", str(tmp_path / "out"), "--flavor", flavor, "--verify", "--per-layer",
                  "--tolerance", "1e-5"])
     text = capsys.readouterr().out
     assert code == 0, text
     assert " ok" in text and "FAIL" not in text, text
+    # every blob fetched from TF too (swish's Sigmoid included, which TF's remapper would fuse away)
+    assert " 0 beyond tolerance" in text and "TF rerun in float64" in text, text
     types = json.loads((tmp_path / "out" / "conversion.json").read_text())["layer_types"]
     assert types.get("Sigmoid") == 4, types  # swish, silu, sigmoid, one gate (the other is hard)
     layers = layer_types(tmp_path / "out")

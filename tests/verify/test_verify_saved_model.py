@@ -64,7 +64,8 @@ def test_verify_runs_the_saved_model(saved_models: dict[str, Path], which: str, 
     text = capsys.readouterr().out
     assert code == 0, text
     assert f"TF side run by TensorFlow's SavedModel loader on {model}, signature 'serving_default'" in text
-    assert "per-layer comparison is limited to the outputs for a SavedModel" in text
+    assert "the inner blobs with TF running the signature as this converter inlined it" in text
+    assert "TF rerun in float64" in text and " 0 beyond tolerance" in text, text
     rows = [line for line in text.splitlines() if line.startswith("StatefulPartitionedCall")]
     assert rows and all(" ok" in line for line in rows) and "FAIL" not in text, text
 
@@ -86,10 +87,11 @@ def test_broken_conversion_of_saved_model_fails_verify(saved_models: dict[str, P
     """A conversion corrupted on purpose (one convolution's weights ×1.01) exits 3: the check can fail."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "cli"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, "-m", "transpiler", str(saved_models["keras_export"]), "-o",
-                             str(tmp_path / "out"), "--verify", "--plugin", "plugin_break"],
+                             str(tmp_path / "out"), "--verify", "--per-layer", "--plugin", "plugin_break"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "FAIL" in result.stdout and "SavedModel loader" in result.stdout
+    assert "first divergence at Caffe blob" in result.stdout, result.stdout  # the broken conv, named
 
 
 

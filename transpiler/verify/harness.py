@@ -14,8 +14,9 @@ conversion diverges (the rule is per_layer.py's, and the report prints it).
 
 A SavedModel (conversion.json has a ``signature``) is run by TensorFlow's own SavedModel loader
 (runners.run_saved_model), not from a frozen copy, fed and fetched at the signature's tensors. Its
-inner tensors live inside functions the loaded graph only calls, so ``per_layer`` is limited to the
-outputs there, and the report says so.
+inner tensors live inside functions the loaded graph only calls, so with ``per_layer`` the inner blobs
+are compared with TF running the inlined signature the conversion read (the report says so), while
+the outputs stay compared with the SavedModel itself.
 """
 
 from __future__ import annotations
@@ -170,17 +171,51 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
         raise UsageError(f"{where}: TensorFlow cannot call the signature with the converted input ({shapes}): "
                          f"{detail}") from None
     ref = {tensor: by_key[key] for tensor, key in out_keys.items() if key in by_key}
-    got = run_opencv(net, caffe_feeds, list(dict.fromkeys(e["caffe_layer"] for e in outputs)))
+    inner = [e["layer"] for b, e in report.get("blobs", {}).items() if options.per_layer and b not in caffe_feeds]
+    # One forward for every layer compared: OpenCV fuses layers (conv + ReLU) at its first forward unless
+    # their outputs are asked for then.
+    got = run_opencv(net, caffe_feeds, list(dict.fromkeys([e["caffe_layer"] for e in outputs] + inner)))
     result = VerifyResult([
         compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
     ], runtime=net.runtime, tf_side=f"TensorFlow's SavedModel loader on {where}")
     if options.per_layer:
-        result.notes.append("per-layer comparison is limited to the outputs for a SavedModel: TF runs the "
-                            "signature, whose inner tensors lie inside functions it only calls; for every blob, "
-                            "verify a frozen graph of the same model")
+        _saved_model_layers(options, report, got, tf_feeds, caffe_feeds, result)
     return result
+
+
+def _saved_model_layers(options: VerifyOptions, report: dict[str, Any], got: dict[str, np.ndarray],
+                        tf_feeds: dict[str, np.ndarray], caffe_feeds: dict[str, np.ndarray],
+                        result: VerifyResult) -> None:
+    """``--per-layer`` on a SavedModel. Its inner tensors live inside the signature's functions, which TF's
+    loader only calls: they are fetched from the inlined signature the conversion read (our SavedModel
+    reader's GraphDef), run by TF, and judged by per_layer.py's rule. The outputs stay compared with the
+    SavedModel itself, so a slip of the reader still shows there."""
+    import tempfile
+
+    from transpiler.frontends.tf.saved_model import load_saved_model
+
+    signature = report["signature"]
+    inlined = load_saved_model(options.model, signature["name"])
+    rename = {t: inlined.inputs[k] for k, t in signature["inputs"].items()}
+    rename.update({t: inlined.outputs[k] for k, t in signature["outputs"].items()})
+    entries = [(b, {**e, "tf_tensor": rename.get(e["tf_tensor"], e["tf_tensor"])})
+               for b, e in report.get("blobs", {}).items() if b not in caffe_feeds]
+    feeds = {rename.get(t, t): x for t, x in tf_feeds.items()}
+    if not entries:
+        return
+    with tempfile.TemporaryDirectory(prefix="tf2caffe-verify-") as tmp:
+        graph = Path(tmp) / "signature.pb"
+        graph.write_bytes(inlined.graph.SerializeToString())
+        ref = run_tensorflow(graph, feeds, sorted({e["tf_tensor"] for _, e in entries}))
+        judged = compare_blobs(entries, ref, got, options.tolerance,
+                               lambda fetches, extra: run_tensorflow(graph, {**feeds, **(extra or {})}, fetches,
+                                                                     float64=True))
+    result.layers, result.first_divergence, result.layer_rule = judged.layers, judged.first_divergence, judged.rule
+    result.notes.append("per-layer: the outputs are compared with the SavedModel run by TF's loader; the inner "
+                        "blobs with TF running the signature as this converter inlined it (those tensors lie "
+                        "inside functions the loader only calls)")
 
 
 def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict[str, np.ndarray],

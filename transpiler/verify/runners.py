@@ -44,6 +44,11 @@ def run_tensorflow(model: Path, feeds: Mapping[str, np.ndarray], fetches: Sequen
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    # Grappler's remapper fuses x·sigmoid(x) into one op and drops the Sigmoid even when it is fetched
+    # ("... Sigmoid:0 ... was not found in the Graph", EfficientNet --per-layer): fetched tensors must exist.
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
     kept = {node.name for node in graph_def.node}
     # Feeds the fetches do not need were pruned with what lies upstream of another feed.
     feed_dict = {graph.get_tensor_by_name(renamed.get(k, k)): v for k, v in feeds.items()
