@@ -72,8 +72,9 @@ def positive_int(text: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="frozen TF graph (.pb binary or .pbtxt text), or a SavedModel "
-                                            "(its directory or saved_model.pb)")
+    p.add_argument("model", type=Path, help="frozen TF graph (.pb binary or .pbtxt text), a SavedModel (its "
+                                            "directory or saved_model.pb), or a Keras file (.keras, .h5); "
+                                            "recognised by content")
     p.add_argument("--input", action="append", default=[], metavar="NAME[:SHAPE]",
                    help="graph input (default: the Placeholders); SHAPE like 1x224x224x3; repeatable")
     p.add_argument("--output", action="append", default=[], metavar="NAME",
