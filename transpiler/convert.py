@@ -176,9 +176,10 @@ def _check_lowered(graph: Graph, options: ConvertOptions) -> None:
         return
     if options.passes is None:
         raise IRError("the default pipeline left the graph unlowered: " + "; ".join(problems))
-    default = ",".join(default_pipeline(options.flavor))
+    # The default pipeline is long (20+ passes): point to where it is printed rather than inline it.
     raise UsageError(f"--passes {','.join(options.passes)}: the Caffe backend cannot write the graph these passes "
-                     f"leave: {'; '.join(problems)}. The default pipeline is --passes {default}")
+                     f"leave: {'; '.join(problems)}. Keep to-nchw and what precedes it; python -m transpiler inspect "
+                     "MODEL --all-passes prints the default pipeline")
 
 
 def emit(graph: Graph, flavor: str) -> Emitted:
