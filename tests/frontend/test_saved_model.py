@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -597,7 +598,9 @@ def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: P
     assert find_saved_model(model / "variables" / "variables.index") is None
     loaded = load_saved_model(model / "saved_model.pb")
     assert loaded.signature == "serving_default" and set(loaded.signatures) == {"serve", "serving_default"}
-    assert list(loaded.inputs) == ["keras_tensor"] and list(loaded.outputs) == ["output_0"]
+    # Keras 3 names the key keras_tensor, or keras_tensor_N when other Keras models were built in this process
+    (key,) = list(loaded.inputs)
+    assert re.fullmatch(r"keras_tensor(_\d+)?", key) and list(loaded.outputs) == ["output_0"]
     # signature keys and tensor names both work as --input/--output
     by_key = load_tf_model(model, inputs=[], outputs=["output_0"])
     by_name = load_tf_model(model, outputs=[loaded.outputs["output_0"]])
@@ -610,7 +613,7 @@ def test_saved_model_pb_file_and_keys(saved_models: dict[str, Path], tmp_path: P
     assert load_tf_model(model, outputs=[conv]).outputs[0].shape == (1, 10, 10, 8)
     from transpiler.frontends.tf.importer import InputSpec
 
-    resized = load_tf_model(model, inputs=[InputSpec("keras_tensor", (1, 40, 40, 3))])
+    resized = load_tf_model(model, inputs=[InputSpec(key, (1, 40, 40, 3))])
     assert resized.inputs[0].shape == (1, 40, 40, 3)
     with pytest.raises(UsageError, match="no signature 'nope'"):
         load_tf_model(model, signature="nope")
@@ -693,7 +696,8 @@ def test_report_names_signature_tensors(saved_models: dict[str, Path], tmp_path:
     report = json.loads((tmp_path / "o" / "conversion.json").read_text())
     declared = ours.SavedModel.FromString((model / "saved_model.pb").read_bytes())
     sig = next(m for m in declared.meta_graphs).signature_def["serving_default"]
-    assert [i["tf_tensor"] for i in report["inputs"]] == [sig.inputs["keras_tensor"].name]
+    (key,) = sig.inputs  # keras_tensor, or keras_tensor_N when other Keras models were built in this process
+    assert [i["tf_tensor"] for i in report["inputs"]] == [sig.inputs[key].name]
     assert [o["tf_tensor"] for o in report["outputs"]] == [sig.outputs["output_0"].name]
 
 
