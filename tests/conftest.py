@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +53,21 @@ def freeze_tf_function(fn: Callable[..., object], shape: tuple[int, ...], path: 
     path.write_bytes(frozen.graph.as_graph_def().SerializeToString())
     return path
 
+
+
+def calibrate_batch_norm(keras: Any, model: Any, batch: np.ndarray, rng: np.random.Generator,
+                         layers: Sequence[Any] | None = None) -> None:
+    """Random batch-norm γ/β and biases (so a dropped or swapped term shows), then one training-mode pass with
+    momentum 0 over ``batch`` (real pictures): each moving mean/variance := the statistics of its layer's real
+    input, as the fixtures' README prescribes. ``layers`` defaults to ``model.layers`` (pass nested ones)."""
+    for layer in model.layers if layers is None else layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
+            layer.momentum = 0.0
+        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
+    model(batch, training=True)
 
 @pytest.fixture
 def pictures() -> Callable[..., np.ndarray]:

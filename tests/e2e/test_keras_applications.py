@@ -36,7 +36,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from conftest import freeze_tf_function, picture
+from conftest import calibrate_batch_norm, freeze_tf_function, picture
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.verify.runners import load_opencv_net, run_opencv, run_saved_model, run_tensorflow
@@ -83,15 +83,7 @@ def _build(case: Case) -> Any:
     rng = np.random.default_rng(0)
     model = getattr(keras.applications, case.arch)(input_shape=(case.height, case.width, 3), weights=None,
                                                    classes=10, classifier_activation=None, **case.kwargs)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
-            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
-            layer.momentum = 0.0
-        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
-    # One training-mode pass with momentum 0: each moving mean/variance := its real input's statistics.
-    model(np.stack([_input(case, p) for p in CALIBRATION]), training=True)
+    calibrate_batch_norm(keras, model, np.stack([_input(case, p) for p in CALIBRATION]), rng)
     return model
 
 

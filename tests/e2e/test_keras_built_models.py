@@ -31,6 +31,7 @@ import cv2
 import keras
 import skimage.data as skdata
 import tensorflow as tf
+from conftest import calibrate_batch_norm
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.verify.runners import load_opencv_net, run_opencv
@@ -92,17 +93,8 @@ def build_model(case: Case, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     model = getattr(keras.applications, case.arch)(
         input_shape=(case.height, case.width, 3), weights=None, **case.kwargs)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            # Non-trivial affine part (gamma/beta) so a dropped or swapped term shows.
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
-            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
-            layer.momentum = 0.0
-        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
     batch = np.stack([picture(p, case.height, case.width) for p in CALIBRATION_PICTURES])
-    # One training-mode pass with momentum 0: moving statistics := this batch's statistics.
-    model(batch, training=True)
+    calibrate_batch_norm(keras, model, batch, rng)
     return model
 
 

@@ -28,6 +28,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import cv2
 import skimage.data as skdata
+from conftest import calibrate_batch_norm
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.frontends.tf import InputSpec
@@ -51,16 +52,8 @@ def picture(name: str, size: int) -> np.ndarray:
 
 def calibrate(keras: Any, model: Any, size: int, scale: float, seed: int = 0) -> None:
     """Random γ/β and biases, then moving statistics := the statistics of each layer's real input."""
-    rng = np.random.default_rng(seed)
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
-            layer.beta.assign(rng.uniform(-0.1, 0.1, layer.beta.shape).astype(np.float32))
-            layer.momentum = 0.0
-        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.uniform(-0.1, 0.1, layer.bias.shape).astype(np.float32))
     batch = np.stack([picture(p, size) for p in CALIBRATION]) * scale
-    model(batch, training=True)
+    calibrate_batch_norm(keras, model, batch, np.random.default_rng(seed), _all_layers(model))
 
 
 def _all_layers(model: Any) -> list[Any]:
