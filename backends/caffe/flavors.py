@@ -13,13 +13,26 @@
   one or two), so TF's uneven SAME padding costs nothing (no enlarged kernels, OpenCV's 3×3 fast
   path); and PriorBox sizes that are not whole pixels (e.g. 0.35·224 = 78.4), which SSD-Caffe truncates.
 
+Toolchain flavors (``mnn``, ``tpu-mlir``, ``paddle``, ``rknn``, ``ncnn``, ``nnie``): what one deployment
+toolchain's Caffe importer accepts and computes exactly, learned by running that importer on our output
+(tests/toolchains, evidence in each entry of ``TOOLCHAIN_EVIDENCE`` below; nnie from HiSilicon's documentation).
+All of them use symmetric padding (``uneven_pads="none"``: MNN and x2paddle silently misread the four-value
+``pad``), group-Convolution depthwise (nobody reads ``DepthwiseConvolution``) and the ReLU6 spelling that
+importer maps to its clip op. Where a toolchain lacks PriorBox/DetectionOutput, the message says to export the
+network alone (``--postprocess external``: raw tensors + priors file + ``transpiler.runtime.ssd_postprocess``).
+
 Every emitted layer is checked against the flavor's table; a layer the target lacks is an error
-that names the layer and the flavors that have it, never a silent substitution.
+that names the layer and the flavors that have it, never a silent substitution. Parameter forms (Permute
+orders, Eltwise coefficients, blob names) are checked on the finished net by :meth:`Flavor.check_net`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from transpiler.errors import BackendError
 
@@ -47,13 +60,60 @@ class Flavor:
     description: str = ""
     # Runtimes whose PriorBox semantics must reproduce the TF anchors (SSD-Caffe: integer sizes).
     prior_runtimes: tuple[str, ...] = ("ssd-caffe", "opencv")
+    # Toolchain flavors: the toolchain and version whose importer the table was learned from ("" = generic),
+    # and per refused layer type what to do instead (appended to the error).
+    toolchain: str = ""
+    refusals: Mapping[str, str] = field(default_factory=dict)
+    # Permute orders the importer maps correctly (None: any order).
+    permute_orders: frozenset[tuple[int, ...]] | None = None
+    # False where the importer drops Eltwise SUM coefficients (caffe2onnx: x − y becomes x + y).
+    eltwise_coeff: bool = True
+    # True where blob and layer names must be lower-case Python identifiers (x2paddle writes them as Python
+    # variables after replacing "/" and "-"): the writer then names blobs so, keeping the TF names in
+    # conversion.json.
+    identifier_names: bool = False
+    # The --postprocess default: "caffe" (in-net PriorBox + DetectionOutput) or "external" (the network up to
+    # the raw tensors, priors as a file, transpiler.runtime.ssd_postprocess on the CPU).
+    postprocess: str = "caffe"
 
     def check(self, layer_type: str, layer_name: str) -> None:
         if layer_type not in self.layer_types:
+            if self.toolchain:
+                hint = self.refusals.get(layer_type, "")
+                raise BackendError(f"{self.name}: layer '{layer_name}': layer type {layer_type} is not supported by "
+                                   f"{self.toolchain}" + (f"; {hint}" if hint else ""))
             others = [f.name for f in FLAVORS.values() if layer_type in f.layer_types]
             hint = f" (flavors that have it: {', '.join(others)})" if others else ""
             raise BackendError(f"layer '{layer_name}' needs Caffe layer type {layer_type}, which flavor "
                                f"'{self.name}' does not have{hint}")
+
+    def check_net(self, net: Any) -> list[str]:
+        """Parameter forms of the finished ``NetParameter`` this flavor's importer misreads: one line per layer."""
+        problems = []
+        for layer in net.layer:
+            where = f"{self.name}: layer '{layer.name}' ({layer.type})"
+            if layer.type == "Permute" and self.permute_orders is not None:
+                order = tuple(layer.permute_param.order)
+                if order not in self.permute_orders:
+                    allowed = " or ".join(str(o) for o in sorted(self.permute_orders))
+                    problems.append(f"{where}: Permute order {order} is not supported by {self.toolchain} "
+                                    f"(only {allowed})")
+            if (layer.type == "Eltwise" and not self.eltwise_coeff
+                    and any(c != 1.0 for c in layer.eltwise_param.coeff)):
+                problems.append(f"{where}: Eltwise coefficients {list(layer.eltwise_param.coeff)} are dropped by "
+                                f"{self.toolchain} (it would compute a plain sum)")
+            if self.identifier_names:
+                for blob in (layer.name, *layer.top, *layer.bottom):
+                    if not is_identifier_name(blob):
+                        problems.append(f"{where}: name '{blob}' is not a lower-case Python identifier, which "
+                                        f"{self.toolchain} needs (the identifier-names option renames blobs)")
+                        break
+        return problems
+
+
+def is_identifier_name(name: str) -> bool:
+    """A lower-case Python identifier that is not a keyword (x2paddle writes blob names as Python variables)."""
+    return bool(re.fullmatch(r"[a-z_][a-z0-9_]*", name)) and not keyword.iskeyword(name)
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -69,6 +129,56 @@ FLAVORS: dict[str, Flavor] = {
                      uneven_pads="all",
                      description="OpenCV dnn only: native uneven pads, fractional PriorBox sizes"),
 }
+
+GENERIC_FLAVORS = tuple(FLAVORS)  # ssd, bvlc, portable, kernels, opencv: the Caffe builds and OpenCV
+
+_EXTERNAL = "use --postprocess external (the network up to the raw tensors, priors as a file, decoded and NMS'd by " \
+            "transpiler.runtime.ssd_postprocess)"
+_SSD_ONLY = frozenset({"PriorBox", "DetectionOutput"})
+
+# Toolchain flavors. Each table was learned by running that toolchain's importer on every layer form we emit
+# (tools/toolchains/probe_layers.py: one single-layer net per form, run in the toolchain, compared with a float64
+# numpy Caffe) and on the converted fixtures (tests/toolchains); the evidence is stated beside each entry.
+FLAVORS.update({
+    # MNN 3.6.1 (pip MNN, _tools.mnnconvert + Module API, CPU, precision High): ReLU6 → its ReLU6 op; group
+    # Convolution → ConvolutionDepthwise. A four-value `pad` is misread (output shape wrong, no error) → symmetric.
+    # PriorBox `step` is truncated to an integer (15.789 → 15: the 19×19 head's priors shifted): prior_runtimes
+    # names "mnn" so that a fractional step is left to MNN's own derivation from the layer sizes.
+    "mnn": Flavor("mnn", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6", prior_runtimes=("ssd-caffe", "opencv", "mnn"),
+                  toolchain="MNN 3.6.1",
+                  refusals={"DepthwiseConvolution": "use group Convolution (this flavor's default)"},
+                  description="MNN 3.6.1 (Alibaba): Caffe importer + CPU runtime"),
+    # tpu-mlir 1.30.2 (model_transform → top MLIR, reference run F32): Power is refused by the importer, so ReLU6 is
+    # its ReLU6 layer. DetectionOutput runs when nms_param.top_k is written (it reads an unset top_k as 0).
+    "tpu-mlir": Flavor("tpu-mlir", (COMMON - {"Power"}) | SSD_EXTRA | {"ReLU6"}, "ReLU6", toolchain="TPU-MLIR 1.30.2",
+                       refusals={"Power": "tpu-mlir's Caffe importer has no Power layer"},
+                       description="Sophgo TPU-MLIR 1.30.2: model_transform (top MLIR) and its F32 reference run"),
+    # x2paddle 1.6.0 + paddlepaddle 2.6.2: blob names are written as Python variables (lower-case identifiers);
+    # its DetectionOutput applies a softmax to the scores (our sigmoid scores are then wrong) → network only.
+    "paddle": Flavor("paddle", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="x2paddle 1.6.0",
+                     identifier_names=True, postprocess="external",
+                     refusals={t: _EXTERNAL for t in _SSD_ONLY},
+                     description="x2paddle 1.6.0 → PaddlePaddle 2.6 inference"),
+    # RKNN-Toolkit2 2.5.0 (x86 simulator, float16): load_caffe drops PriorBox and DetectionOutput ("OP in Layer
+    # detection_out Current not support!!!") and returns the raw heads.
+    "rknn": Flavor("rknn", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="RKNN-Toolkit2 2.5",
+                   postprocess="external", refusals={t: _EXTERNAL for t in _SSD_ONLY},
+                   description="Rockchip RKNN-Toolkit2 2.5 (rk3588; float16 simulator)"),
+    # ncnn via caffe2onnx 2.0.1 → pnnx: caffe2onnx drops Eltwise coefficients (portable's ReLU6 gave garbage) and
+    # makes PriorBox/DetectionOutput non-ONNX custom ops.
+    "ncnn": Flavor("ncnn", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="caffe2onnx 2.0.1 → pnnx/ncnn",
+                   eltwise_coeff=False, postprocess="external", refusals={t: _EXTERNAL for t in _SSD_ONLY},
+                   description="ncnn through caffe2onnx + pnnx"),
+    # HiSilicon NNIE (nnie_mapper), from its documentation: no ReLU6 (spelled ReLU/Power/Eltwise), depthwise as group
+    # Convolution, Permute only (0, 2, 3, 1), SSD's DetectionOutput runs on the CPU (PriorBox is mapped).
+    "nnie": Flavor("nnie", COMMON | {"Permute", "PriorBox"}, "portable", toolchain="HiSilicon NNIE mapper",
+                   permute_orders=frozenset({(0, 2, 3, 1)}), postprocess="external",
+                   refusals={"ReLU6": "NNIE has no ReLU6 (this flavor spells it ReLU/Power/Eltwise)",
+                             "DetectionOutput": "NNIE runs SSD postprocessing on the CPU; " + _EXTERNAL},
+                   description="HiSilicon NNIE (Hi35xx), from its documentation"),
+})
+
+TOOLCHAIN_FLAVORS = tuple(f for f in FLAVORS if f not in GENERIC_FLAVORS)
 
 
 def get_flavor(name: str) -> Flavor:

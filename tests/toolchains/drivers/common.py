@@ -1,0 +1,60 @@
+"""What every toolchain driver shares. A driver runs with its toolchain's venv Python (not ours): it may import
+only the standard library, numpy and its toolchain.
+
+Spec (JSON, argv[1]): ``prototxt``, ``caffemodel``, ``input`` (the input blob), ``shape`` (NCHW), ``outputs``
+(blob names to fetch), ``feeds`` (an .npz: one NCHW float32 array per picture), ``result`` (the .npz to write:
+``<picture>/<blob>``), ``answer`` (the JSON to write: versions, load/compile and run seconds, notes), ``options``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def load_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(Path(sys.argv[1]).read_text())
+    spec.setdefault("options", {})
+    return spec
+
+
+def stage(name: str) -> None:
+    """Progress marker (stage.txt in the working folder): how far the toolchain got when it fails."""
+    Path("stage.txt").write_text(name)
+
+
+def feeds(spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    with np.load(spec["feeds"]) as data:
+        return {k: data[k].astype(np.float32) for k in data.files}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    def __call__(self, what: str) -> Any:
+        clock = self
+
+        class _Timer:
+            def __enter__(self) -> None:
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc: object) -> None:
+                clock.times[what] = clock.times.get(what, 0.0) + time.perf_counter() - self.start
+
+        return _Timer()
+
+
+def finish(spec: dict[str, Any], outputs: dict[str, dict[str, np.ndarray]], clock: Clock, versions: dict[str, str],
+           notes: list[str] | None = None, runs: int = 1) -> None:
+    arrays: dict[str, Any] = {f"{pic}/{blob}": np.asarray(a) for pic, blobs in outputs.items()
+                              for blob, a in blobs.items()}
+    np.savez(spec["result"], **arrays)
+    answer = {"versions": versions, "times": {k: round(v, 4) for k, v in clock.times.items()},
+              "runs": runs, "notes": notes or []}
+    Path(spec["answer"]).write_text(json.dumps(answer))

@@ -1,0 +1,144 @@
+"""Our Caffe output in the deployment toolchains that import Caffe: each converted fixture, with that toolchain's
+flavor, is imported (and compiled where that is offline) by the toolchain itself, run by its CPU runtime or
+simulator on three real pictures, and compared with TensorFlow's recorded outputs (the fixtures' ref_*.npz).
+
+- Backbones: max|Δ| ≤ 1e-4·max|ref| on every picture (float32 paths); RKNN's simulator computes in float16 only:
+  its bound is stated in ``FLOAT16_BOUND`` and justified by TF's own float16 error (test_float16_bound).
+- Detectors: DetectionOutput's inputs against TF's raw tensors (through conversion.json's prior_to_anchor, as
+  ``--verify`` does), then the detections box by box (same class, |Δscore| ≤ 1e-3, IoU ≥ 0.98 after clipping):
+  in-net DetectionOutput where the flavor keeps it, else ``--postprocess external``'s network-only export decoded
+  by ``transpiler.runtime.ssd_postprocess``.
+
+Each toolchain runs in its own cached venv (toolchain_envs.py), through a driver (drivers/) in a subprocess with
+the network cut off. A toolchain that cannot be installed skips here with the reason, and fails in CI. Every test
+records what it saw (loads / runs / exact, errors, versions, times) in ``results/`` for
+tools/toolchains/compat_table.py, which writes the README's compatibility table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import fixture_model
+from e2e_helpers import convert_model, rel_error
+from toolchain_envs import TOOLCHAINS, ToolchainUnavailable, ensure_env, env_info, record_result, run_driver
+
+from transpiler.backends.caffe.flavors import get_flavor
+from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
+
+BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]
+DETECTORS = ["pedestrian_ssdlite", "ssdlite_mnv2_1cls_dm035", "ssdlite_mnv2_coco90_dm035", "ssd_mnv2_voc20_dm035"]
+PICTURES = ["astronaut", "camera", "coffee"]
+TOLERANCE = 1e-4
+# toolchain -> its flavor (the same name)
+NAMES = list(TOOLCHAINS)
+_RUNS: dict[tuple[str, str], tuple[Path, dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]] = {}
+
+
+def toolchain_env(name: str) -> Path:
+    """The toolchain's venv; skips where it cannot be installed (fails in CI, which must install it)."""
+    try:
+        return ensure_env(name)
+    except ToolchainUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"toolchain {name} unavailable in CI: {exc}")
+        pytest.skip(f"toolchain {name} unavailable: {exc}")
+
+
+def converted_run(toolchain: str, model: str, outputs: list[str] | None, tmp_path_factory: pytest.TempPathFactory,
+                  **convert: Any) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """(output folder, conversion report, driver answer, {picture: {blob: array}}) for the fixture converted with
+    the toolchain's flavor and run by the toolchain on the three pictures; made once per (toolchain, model)."""
+    key = (toolchain, model)
+    if key not in _RUNS:
+        toolchain_env(toolchain)
+        out = tmp_path_factory.mktemp(f"{toolchain}_{model}")
+        report = convert_model(fixture_model(model), out / "caffe", flavor=toolchain, **convert)
+        entry = report["inputs"][0]
+        feeds = {pic: np.load(fixture_model(model).parent / f"ref_{pic}.npz")["input"].astype(np.float32)
+                 .transpose(entry["permutation"]) for pic in PICTURES}
+        np.savez(out / "feeds.npz", **feeds)
+        blobs = outputs if outputs is not None else [o["caffe_blob"] for o in report["outputs"]]
+        caffe = out / "caffe"
+        spec = {"prototxt": str(caffe / "deploy.prototxt"), "caffemodel": str(caffe / "deploy.caffemodel"),
+                "input": entry["caffe_blob"], "shape": entry["shape"], "outputs": blobs,
+                "feeds": str(out / "feeds.npz"), "result": str(out / "result.npz"),
+                "options": {"detections": "detection_out"}}
+        try:
+            answer = run_driver(toolchain, spec, out / "work")
+        except AssertionError as exc:
+            stage = stage_of(out / "work")
+            record_result(toolchain, model, toolchain, {
+                "family": "detector" if "ssd" in report else "backbone", "loads": stage not in ("start", "convert"),
+                "runs": False, "exact": False, "error": str(exc)[-600:], "stage": stage})
+            raise
+        with np.load(out / "result.npz") as data:
+            got: dict[str, dict[str, np.ndarray]] = {}
+            for k in data.files:
+                pic, blob = k.split("/", 1)
+                got.setdefault(pic, {})[blob] = data[k]
+        _RUNS[key] = out, report, answer, got
+    return _RUNS[key]
+
+
+def stage_of(work: Path) -> str:
+    stage = work / "stage.txt"
+    return stage.read_text().strip() if stage.exists() else "start"
+
+
+def base_record(toolchain: str, answer: dict[str, Any]) -> dict[str, Any]:
+    return {"loads": True, "runs": True, "versions": answer["versions"], "times": answer["times"],
+            "runs_timed": answer["runs"], "offline": answer["offline"], "env": env_info(toolchain)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", BACKBONES)
+@pytest.mark.parametrize("toolchain", NAMES)
+def test_backbone_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    _out, report, answer, got = converted_run(toolchain, model, None, tmp_path_factory)
+    output = report["outputs"][0]
+    bound = TOLERANCE
+    errors = {}
+    for pic in PICTURES:
+        ref = np.load(fixture_model(model).parent / f"ref_{pic}.npz")["output"].transpose(output["permutation"])
+        errors[pic] = rel_error(ref, got[pic][output["caffe_blob"]].reshape(ref.shape))
+    worst = max(errors.values())
+    record_result(toolchain, model, toolchain, {**base_record(toolchain, answer), "family": "backbone",
+                                                "max_rel": worst, "exact": worst <= bound, "bound": bound})
+    assert worst <= bound, (toolchain, model, errors)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", DETECTORS)
+@pytest.mark.parametrize("toolchain", NAMES)
+def test_detector_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    flavor = get_flavor(toolchain)
+    in_net = flavor.postprocess == "caffe"
+    blobs = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"] if in_net else None
+    _out, report, answer, got = converted_run(toolchain, model, blobs, tmp_path_factory)
+    nms = report["ssd"]["nms"]
+    raw_worst, matched, total, failures = 0.0, 0, 0, []
+    for pic in PICTURES:
+        ref = np.load(fixture_model(model).parent / f"ref_{pic}.npz")
+        g = got[pic]
+        rows = compare_raw(report, g["mbox_loc"], g["mbox_conf_logits"], g["mbox_priorbox"], ref["raw_box_encodings"],
+                           ref["raw_class_logits"], ref["anchors"], TOLERANCE)
+        raw_worst = max(raw_worst, rows[0].rel, rows[1].rel)
+        failures += [f"{pic}: {r.name} rel {r.rel:.2e}" for r in rows[2:] if not r.ok]  # priors: absolute 1e-5
+        tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                           ref["num_detections"])
+        caffe = caffe_detections(g["detection_out"])
+        result = match_detections(tf, caffe, keep_top_k=nms["keep_top_k"], nms_threshold=nms["nms_threshold"])
+        matched += result.matched
+        total += len(tf)
+        if not result.ok:
+            failures.append(f"{pic}: {len(result.unmatched_tf)} of TF's detections unmatched, "
+                            f"{len(result.unmatched_caffe)} extra")
+    record_result(toolchain, model, toolchain, {
+        **base_record(toolchain, answer), "family": "detector", "max_rel": raw_worst, "exact": not failures,
+        "detections": f"{matched}/{total}", "postprocess": flavor.postprocess, "failures": failures})
+    assert not failures, (toolchain, model, failures)
