@@ -273,14 +273,62 @@ def _check_priors(plans: list[tuple[Head, int, list[PriorGroup]]], img_h: int, i
                                         f"from the graph's anchors by {err:.3g} (> {PRIOR_TOLERANCE})")
 
 
+def _lower_external(graph: Graph, post: Node, ctx: PassContext) -> None:
+    """``--postprocess external``: the net ends at the raw tensors, in TF's order; the rest runs outside.
+
+    ``mbox_loc`` [1, A·4] is TF's box encodings (``Squeeze:0``, ``[ty, tx, th, tw]`` per anchor) and
+    ``mbox_conf_logits`` [1, A·(C+1)] TF's class logits (``concat_1:0``), each head's map flattened in NHWC
+    order (Permute + Flatten in Caffe) and concatenated as TF does: anchor ``a`` of the outputs is TF's
+    anchor ``a``, so TF's anchors serve as the priors unchanged and NMS ties break on the same indices.
+    """
+    encodings, logits, anchors_v = post.inputs
+    if anchors_v.const is None:
+        raise UnsupportedModelError("SSD anchors are not constant after folding: they cannot be written to "
+                                    "priors.npy")
+    anchors = np.asarray(anchors_v.const, dtype=np.float32).reshape(-1, 4)
+    box_convs, cls_convs = heads_of(encodings, "box encodings"), heads_of(logits, "class logits")
+    if len(box_convs) != len(cls_convs):
+        raise UnsupportedModelError(f"SSD heads: {len(box_convs)} box predictors but {len(cls_convs)} class predictors")
+    total = sum(int(np.prod(b.output.static_shape[1:])) // 4 for b in box_convs)
+    if total != anchors.shape[0]:
+        raise UnsupportedModelError(f"SSD: the heads predict {total} boxes but the graph has "
+                                    f"{anchors.shape[0]} anchors")
+    locs = [_flatten(graph, b.output, f"mbox_{i}_loc_flat") for i, b in enumerate(box_convs)]
+    confs = [_flatten(graph, c.output, f"mbox_{i}_conf_flat") for i, c in enumerate(cls_convs)]
+    loc = graph.add_node("Concat", locs, 1, {"axis": 1}, name="mbox_loc", source_names=encodings.producer.source_names
+                         if encodings.producer else ()).output
+    conf_logits = graph.add_node("Concat", confs, 1, {"axis": 1}, name="mbox_conf_logits",
+                                 source_names=logits.producer.source_names if logits.producer else ()).output
+    settings = dict(post.attrs)
+    num_classes = int(logits.static_shape[-1])
+    graph.outputs = [loc, conf_logits]
+    graph.remove(post)
+    graph.topological_sort()
+    graph.metadata.setdefault("ssd", {}).update({
+        "num_classes": num_classes - 1,
+        "num_anchors": int(anchors.shape[0]),
+        "tf_shapes": {"box_encodings": list(encodings.static_shape), "class_logits": list(logits.static_shape)},
+        "tf_nms": {k: settings[k] for k in ("iou_threshold", "score_threshold", "max_per_class", "max_total")},
+        "score_converter": settings["score_converter"],
+        "logit_scale": float(settings.get("logit_scale", 1.0)),
+        "box_coder_scale_factors": [float(s) for s in settings["scale_factors"]],
+        "postprocess": "external",
+        "anchors_array": anchors,
+    })
+
+
 @register_pass("ssd-detection-output")
 class SSDDetectionOutput(Pass):
-    """Replace SSDPostprocess by PriorBox/Concat/Sigmoid/DetectionOutput with exact priors."""
+    """Replace SSDPostprocess by PriorBox/Concat/Sigmoid/DetectionOutput with exact priors (or, with
+    ``postprocess: external``, end the net at the raw box and class tensors)."""
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         for node in graph.nodes:
             if node.op == "SSDPostprocess":
-                _lower(graph, node, ctx)
+                if ctx.options.get("postprocess", "caffe") == "external":
+                    _lower_external(graph, node, ctx)
+                else:
+                    _lower(graph, node, ctx)
                 changed = True
         return changed

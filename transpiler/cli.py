@@ -108,6 +108,12 @@ def convert_parser() -> argparse.ArgumentParser:
                                                           "or coco-to-voc")
     d.add_argument("--nms-top-k", type=positive_int, metavar="N",
                    help="limit NMS candidates per class (faster for many classes; no longer exact, with a warning)")
+    d.add_argument("--postprocess", choices=["caffe", "external"], default="caffe",
+                   help="caffe (default): PriorBox + DetectionOutput in the net; external: the net ends at the raw "
+                        "box encodings (blob mbox_loc) and class logits (mbox_conf_logits) in TF's anchor order, "
+                        "the anchors go to priors.npy/.bin/.txt and the NMS settings to conversion.json; "
+                        "transpiler.runtime.ssd_postprocess (numpy) or kernels/ssd_postprocess (C++) then gives "
+                        "TF's detections exactly (for runtimes without PriorBox/DetectionOutput)")
     d.add_argument("--train-data", default="trainval_lmdb", help="train LMDB (AnnotatedDatum) for train.prototxt")
     d.add_argument("--test-data", default="test_lmdb", help="test LMDB for test.prototxt")
     d.add_argument("--batch-size", type=positive_int, help="train batch size (default: pipeline.config's, else 32)")
@@ -162,6 +168,7 @@ def _options(args: argparse.Namespace) -> object:
         class_names=getattr(args, "class_names", None),
         keep_classes=getattr(args, "keep_classes", None),
         options={"nms_top_k": args.nms_top_k} if getattr(args, "nms_top_k", None) else {},
+        postprocess=getattr(args, "postprocess", "caffe"),
         training=TrainingOptions(train_data=getattr(args, "train_data", "trainval_lmdb"),
                                  test_data=getattr(args, "test_data", "test_lmdb"),
                                  batch_size=getattr(args, "batch_size", None)),

@@ -6,6 +6,7 @@ This is the fast path: it never imports TensorFlow. Everything that can fail on 
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from transpiler import detector
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
@@ -61,6 +64,9 @@ class ConvertOptions:
     keep_classes: str | None = None
     training: TrainingOptions = field(default_factory=TrainingOptions)
     picture_input: str | None = None  # e.g. "--verify-input x.png": every input must take a picture (N×H×W×3)
+    # detectors: "caffe" (PriorBox + DetectionOutput in the net) or "external" (the net ends at the raw box and
+    # class tensors; priors.npy and conversion.json's "postprocess" feed transpiler.runtime.ssd_postprocess)
+    postprocess: str = "caffe"
 
     @property
     def output_dir(self) -> Path:
@@ -89,6 +95,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     detector_options, config_warnings = detector.prepare(
         graph, pipeline_config=options.pipeline_config, label_map=options.label_map,
         class_names=options.class_names, keep_classes=options.keep_classes, emit=options.emit)
+    _check_postprocess(graph, options)
     input_order = options.input_order
     if {"train", "test"} & set(options.emit) and input_order != "bgr":
         input_order = "bgr"
@@ -103,6 +110,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     flavor = get_flavor(options.flavor)
     ctx = PassContext(options={"uneven_pads": flavor.uneven_pads,
                                "prior_runtimes": flavor.prior_runtimes, "input_order": input_order,
+                               "postprocess": options.postprocess,
                                **detector_options, **options.options})
     for w in config_warnings:
         ctx.warn(w)
@@ -110,6 +118,31 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
         manager.run(graph, ctx)
     graph.metadata["notes"] = [*plugin_notes, *graph.metadata.get("notes", [])]
     return graph, manager, ctx
+
+
+POSTPROCESS_CHOICES = ("caffe", "external")
+
+
+def _check_postprocess(graph: Graph, options: ConvertOptions) -> None:
+    """``--postprocess external`` needs a detector and excludes what only DetectionOutput/PriorBox serve."""
+    if options.postprocess not in POSTPROCESS_CHOICES:
+        raise UsageError(f"--postprocess {options.postprocess}: choose from {', '.join(POSTPROCESS_CHOICES)}")
+    if options.postprocess == "caffe":
+        return
+    flag = "--postprocess external"
+    if detector.postprocess_node(graph) is None:
+        raise UsageError(f"{flag}: applies to SSD detectors; {graph.name} is not one (no Object Detection API "
+                         "postprocessor)")
+    if options.options.get("nms_top_k") is not None:
+        raise UsageError(f"{flag}: --nms-top-k limits DetectionOutput's candidates, and this net has no "
+                         "DetectionOutput (ssd_postprocess follows TF's limits)")
+    training = [e for e in options.emit if e != "deploy"]
+    if training:
+        raise UsageError(f"{flag}: --emit {','.join(training)} writes SSD-Caffe training nets, which need the "
+                         "PriorBox/DetectionOutput layers; convert with --postprocess caffe for those")
+    if options.keep_classes is not None:
+        raise UsageError(f"{flag}: --keep-classes is not supported with it yet; select the classes from the "
+                         "ssd_postprocess output instead")
 
 
 def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionResult:
@@ -129,6 +162,9 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     report = build_report(options, graph, emitted, manager.records, ctx.warnings)
     extra, notes = detector.extra_files(graph, emitted.net, report, options.emit, options.pipeline_config,
                                         options.training)
+    anchors = graph.metadata.get("ssd", {}).get("anchors_array")
+    if "postprocess" in report and anchors is not None:
+        extra.update(prior_files(anchors))
     report["notes"] = [*graph.metadata.get("notes", []), *notes]
     if options.picture_input:
         _check_picture_inputs(report, options.picture_input)
@@ -238,7 +274,10 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         if len(entry["shape"]) == 4:
             entry["channel_order"] = graph.metadata.get("input_order", "rgb")
     ssd = graph.metadata.get("ssd")
-    if ssd is not None:
+    external = ssd is not None and ssd.get("postprocess") == "external"
+    if external:
+        outputs = _raw_output_entries(graph, emitted)
+    elif ssd is not None:
         outputs = [_detection_entry(graph, emitted, tf_outputs)]
     else:
         outputs = [_tensor_entry(n, v, emitted) for n, v in zip(tf_outputs, graph.outputs, strict=True)]
@@ -259,13 +298,85 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         report["signature"] = graph.metadata["signature"]
     if graph.metadata.get("keras"):  # a Keras model file: --verify runs it in Keras
         report["keras"] = graph.metadata["keras"]
-    if ssd is not None:
+    if external:
+        assert ssd is not None
+        report["postprocess"] = postprocess_section(ssd, outputs)
+    elif ssd is not None:
         report["ssd"] = _ssd_section(ssd)
         kept = graph.metadata.get("class_selection")
         if kept:
             report["ssd"]["class_selection"] = {"tf_class_ids": list(kept),
                                                 "caffe_labels": list(range(1, len(kept) + 1))}
     return report
+
+
+PRIOR_FILES = {"npy": "priors.npy", "bin": "priors.bin", "txt": "priors.txt"}
+
+
+def _raw_output_entries(graph: Graph, emitted: Emitted) -> list[dict[str, Any]]:
+    """--postprocess external: the two outputs, each a TF raw tensor flattened (same values, same order)."""
+    ssd = graph.metadata["ssd"]
+    formats = {
+        "box_encodings": "per anchor a (TF's anchor order, priors.npy row a): elements 4a..4a+3 = [ty, tx, th, tw], "
+                         "TF's box encodings before decoding",
+        "class_logits": f"per anchor a: elements a*{ssd['num_classes'] + 1}.. = the logits of the background "
+                        f"(first) and classes 1..{ssd['num_classes']}, before the score converter",
+    }
+    entries = []
+    for v, key in zip(graph.outputs, ("box_encodings", "class_logits"), strict=True):
+        blob = emitted.blob_of[id(v)]
+        tf_shape = ssd["tf_shapes"][key]
+        entries.append({"tf_tensor": ssd[f"raw_{key}"],
+                        "caffe_blob": blob, "caffe_layer": emitted.layer_of_blob.get(blob, blob),
+                        "shape": list(v.static_shape), "tf_shape": tf_shape, "layout": "",
+                        "permutation": list(range(len(tf_shape))), "view": "reshape", "dtype": "float32",
+                        "tf_dtype": "float32", "role": key, "format": formats[key]})
+    return entries
+
+
+def postprocess_section(ssd: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """conversion.json's "postprocess": what transpiler.runtime.ssd_postprocess (or the C header) needs."""
+    nms = ssd["tf_nms"]
+    return {
+        "mode": "external",
+        "runtime": "transpiler.runtime.ssd_postprocess (numpy), kernels/ssd_postprocess/ssd_postprocess.hpp (C++)",
+        "outputs": {e["role"]: {"caffe_blob": e["caffe_blob"], "tf_tensor": e["tf_tensor"], "shape": e["shape"],
+                                "tf_shape": e["tf_shape"]} for e in outputs},
+        "anchors": {"tf_tensor": ssd["anchors"], "count": ssd["num_anchors"], "files": dict(PRIOR_FILES),
+                    "layout": "[A, 4] float32 [ymin, xmin, ymax, xmax], normalised to the input, TF's anchor order "
+                              "(row a = anchor a of the outputs); priors.bin: the same A*4 float32 values, "
+                              "little-endian, row-major, no header; priors.txt: one anchor per line, 4 numbers "
+                              "(%.9g: float32 round-trips)"},
+        "box_coder": {"type": "faster_rcnn", "scale_factors": [_f32(s) for s in ssd["box_coder_scale_factors"]],
+                      "formula": "[ty, tx, th, tw] / scale_factors; h = exp(th)*h_a, w = exp(tw)*w_a, "
+                                 "yc = ty*h_a + yc_a, xc = tx*w_a + xc_a; box [yc-h/2, xc-w/2, yc+h/2, xc+w/2]"},
+        "score_converter": ssd["score_converter"],
+        "logit_scale": _f32(ssd["logit_scale"]),
+        "num_classes": ssd["num_classes"],
+        "background_class": "logit column 0 is the background: converted with the others (softmax includes it), "
+                            "then dropped; detection class c (1-based) is logit column c",
+        "nms": {"iou_threshold": _f32(nms["iou_threshold"]), "score_threshold": _f32(nms["score_threshold"]),
+                "max_per_class": int(nms["max_per_class"]), "max_total": int(nms["max_total"]),
+                "semantics": "per class, TF's NonMaxSuppressionV5: scores > score_threshold, best first (ties: "
+                             "lower anchor), IoU > iou_threshold with a kept box suppresses, at most "
+                             "max_per_class; then all classes sorted by score (ties: lower class), clipped to "
+                             "clip_window, empty boxes dropped, first max_total kept"},
+        "clip_window": [0.0, 0.0, 1.0, 1.0],
+    }
+
+
+def _f32(x: float) -> float:
+    """A float32 setting as the shortest decimal that reads back as the same float32 (0.6, not 0.6000000238)."""
+    return float(str(np.float32(x)))
+
+
+def prior_files(anchors: np.ndarray) -> dict[str, bytes]:
+    """priors.npy, priors.bin (raw little-endian float32) and priors.txt of the [A, 4] anchors."""
+    a = np.ascontiguousarray(anchors, dtype="<f4").reshape(-1, 4)
+    buffer = io.BytesIO()
+    np.save(buffer, a)
+    text = "".join(" ".join(f"{float(v):.9g}" for v in row) + "\n" for row in a)
+    return {PRIOR_FILES["npy"]: buffer.getvalue(), PRIOR_FILES["bin"]: a.tobytes(), PRIOR_FILES["txt"]: text.encode()}
 
 
 def _detection_entry(graph: Graph, emitted: Emitted, tf_outputs: Sequence[str]) -> dict[str, Any]:
