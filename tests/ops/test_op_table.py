@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transpiler.backends.caffe.flavors import FLAVORS
+from transpiler.backends.caffe.flavors import FLAVORS, GENERIC_FLAVORS
 from transpiler.op_table import ALIASES, CAFFE_FORMS, FOLDED, run_ops, table
 
 
@@ -25,7 +25,7 @@ def test_rows_name_real_layer_types() -> None:
                 assert set(form.split("+")) <= known, (op, form)
 
 
-@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+@pytest.mark.parametrize("flavor", sorted(GENERIC_FLAVORS))  # toolchain flavors: tests/toolchains
 def test_listing_per_flavor(flavor: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_ops(["--flavor", flavor]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
@@ -55,7 +55,7 @@ def test_layers_left_out_of_common_are_missing_in_opencv(tmp_path: object, layer
     (folder / "net.prototxt").write_text(
         'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n'
         f'layer {{ name: "y" type: "{layer_type}" bottom: "x" top: "y" }}\n')
-    assert all(layer_type not in f.layer_types for name, f in FLAVORS.items() if name != "bvlc")
+    assert all(layer_type not in FLAVORS[name].layer_types for name in GENERIC_FLAVORS if name != "bvlc")
     import numpy as np
 
     net = cv2.dnn.readNetFromCaffe(str(folder / "net.prototxt"))
