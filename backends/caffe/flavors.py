@@ -68,6 +68,8 @@ class Flavor:
     permute_orders: frozenset[tuple[int, ...]] | None = None
     # False where the importer drops Eltwise SUM coefficients (caffe2onnx: x − y becomes x + y).
     eltwise_coeff: bool = True
+    # False where the importer refuses a Scale whose factor is a second bottom (a squeeze-excite gate).
+    two_bottom_scale: bool = True
     # True where blob and layer names must be lower-case Python identifiers (x2paddle writes them as Python
     # variables after replacing "/" and "-"): the writer then names blobs so, keeping the TF names in
     # conversion.json.
@@ -102,6 +104,9 @@ class Flavor:
                     and any(c != 1.0 for c in layer.eltwise_param.coeff)):
                 problems.append(f"{where}: Eltwise coefficients {list(layer.eltwise_param.coeff)} are dropped by "
                                 f"{self.toolchain} (it would compute a plain sum)")
+            if layer.type == "Scale" and len(layer.bottom) > 1 and not self.two_bottom_scale:
+                problems.append(f"{where}: a Scale whose factor is a second bottom (a feature map) is refused by "
+                                f"{self.toolchain}")
             if self.identifier_names:
                 for blob in (layer.name, *layer.top, *layer.bottom):
                     if not is_identifier_name(blob):
@@ -140,13 +145,17 @@ _SSD_ONLY = frozenset({"PriorBox", "DetectionOutput"})
 # (tools/toolchains/probe_layers.py: one single-layer net per form, run in the toolchain, compared with a float64
 # numpy Caffe) and on the converted fixtures (tests/toolchains); the evidence is stated beside each entry.
 FLAVORS.update({
-    # MNN 3.6.1 (pip MNN, _tools.mnnconvert + Module API, CPU, precision High): ReLU6 → its ReLU6 op; group
-    # Convolution → ConvolutionDepthwise. A four-value `pad` is misread (output shape wrong, no error) → symmetric.
+    # MNN 3.6.1 (pip MNN, _tools.mnnconvert + Module API, CPU, precision High), observed 2026-12-06 on every form
+    # (tests/toolchains/test_layer_forms.py): all COMMON/SSD layers and ReLU6 within 2e-7 of a float64 Caffe; group
+    # Convolution → its depthwise op. Refused: Clip and DepthwiseConvolution (no model written); a Scale whose
+    # factor is a second bottom crashes the converter (SIGSEGV). A four-value `pad` [0,0,1,1] is read as pad 0
+    # (1×5×2×2 instead of 1×5×3×3, no error) → symmetric pads.
     # PriorBox `step` is truncated to an integer (15.789 → 15: the 19×19 head's priors shifted): prior_runtimes
     # names "mnn" so that a fractional step is left to MNN's own derivation from the layer sizes.
     "mnn": Flavor("mnn", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6", prior_runtimes=("ssd-caffe", "opencv", "mnn"),
-                  toolchain="MNN 3.6.1",
-                  refusals={"DepthwiseConvolution": "use group Convolution (this flavor's default)"},
+                  toolchain="MNN 3.6.1", two_bottom_scale=False,
+                  refusals={"DepthwiseConvolution": "use group Convolution (this flavor's default)",
+                            "Clip": "MNN's Caffe importer has no Clip layer"},
                   description="MNN 3.6.1 (Alibaba): Caffe importer + CPU runtime"),
     # tpu-mlir 1.30.2 (model_transform → top MLIR, reference run F32): Power is refused by the importer, so ReLU6 is
     # its ReLU6 layer. DetectionOutput runs when nms_param.top_k is written (it reads an unset top_k as 0).

@@ -115,12 +115,10 @@ def cache_root() -> Path:
 def _find_python(name: str) -> str:
     if name == f"python{sys.version_info.major}.{sys.version_info.minor}":
         return sys.executable
-    found = shutil.which(name)
-    if found is None:
-        pyenv = Path.home() / ".pyenv" / "versions"
-        minor = name.removeprefix("python")
-        candidates = sorted(pyenv.glob(f"{minor}.*/bin/python{minor}")) if pyenv.is_dir() else []
-        found = str(candidates[-1]) if candidates else None
+    minor = name.removeprefix("python")
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob(f"{minor}.*/bin/python{minor}")) if pyenv.is_dir() else []
+    found = str(candidates[-1]) if candidates else shutil.which(name)  # a pyenv shim may name a version not set
     if found is None:
         raise ToolchainUnavailable(f"{name} not found (needed to create the venv)")
     try:  # a pyenv shim that names a version pyenv lacks fails here, not halfway through the build
@@ -240,6 +238,15 @@ def record_result(toolchain: str, model: str, flavor: str, fields: dict[str, Any
     record = {"toolchain": toolchain, "toolchain_version": TOOLCHAINS[toolchain].version, "model": model,
               "flavor": flavor, "recorded": time.strftime("%Y-%m-%d"), **fields}
     path = results_dir() / f"{toolchain}__{model}__{flavor}.json"
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def record_forms(toolchain: str, observed: dict[str, dict[str, Any]]) -> Path:
+    """What the toolchain did with each layer form (test_layer_forms.py): the flavors' evidence."""
+    record = {"toolchain": toolchain, "toolchain_version": TOOLCHAINS[toolchain].version,
+              "recorded": time.strftime("%Y-%m-%d"), "forms": observed}
+    path = results_dir() / f"forms__{toolchain}.json"
     path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return path
 

@@ -4,6 +4,8 @@ only the standard library, numpy and its toolchain.
 Spec (JSON, argv[1]): ``prototxt``, ``caffemodel``, ``input`` (the input blob), ``shape`` (NCHW), ``outputs``
 (blob names to fetch), ``feeds`` (an .npz: one NCHW float32 array per picture), ``result`` (the .npz to write:
 ``<picture>/<blob>``), ``answer`` (the JSON to write: versions, load/compile and run seconds, notes), ``options``.
+A batch spec has ``nets``: a list of such specs (each with its own result and answer) run in one process (importing
+a toolchain costs more than converting a small net); a net that fails gets ``{"error": ...}`` as its answer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,29 @@ def load_spec() -> dict[str, Any]:
 def stage(name: str) -> None:
     """Progress marker (stage.txt in the working folder): how far the toolchain got when it fails."""
     Path("stage.txt").write_text(name)
+
+
+Outputs = dict[str, dict[str, np.ndarray]]
+RunNet = Callable[[dict[str, Any], "Clock"], tuple[Outputs, list[str]]]
+
+
+def main(run_net: RunNet, versions: Callable[[], dict[str, str]]) -> None:
+    """Run one spec or a batch: ``run_net(spec, clock)`` → ({picture: {blob: array}}, notes)."""
+    spec = load_spec()
+    for net in spec.get("nets", [spec]):
+        net.setdefault("options", {})
+        clock = Clock()
+        if "nets" not in spec:
+            outputs, notes = run_net(net, clock)
+            finish(net, outputs, clock, versions(), notes, runs=len(outputs))
+            return
+        try:
+            outputs, notes = run_net(net, clock)
+            finish(net, outputs, clock, versions(), notes, runs=len(outputs))
+        except BaseException as exc:  # a toolchain's refusal of this net: recorded, the batch goes on
+            lines = traceback.format_exception_only(type(exc), exc)
+            Path(net["answer"]).write_text(json.dumps({"error": "".join(lines).strip()[-600:]}))
+    Path(spec["answer"]).write_text(json.dumps({"versions": versions(), "nets": len(spec["nets"])}))
 
 
 def feeds(spec: dict[str, Any]) -> dict[str, np.ndarray]:

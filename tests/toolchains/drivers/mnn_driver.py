@@ -17,12 +17,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Clock, feeds, finish, load_spec, stage
+from common import Clock, Outputs, feeds, main, stage
 
 
-def main() -> None:
-    spec = load_spec()
-    clock = Clock()
+def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
     import _tools  # the C++ converter (pybind11), no Python wrapper
     import MNN.expr as F
     import MNN.nn as nn
@@ -33,7 +31,7 @@ def main() -> None:
         code = _tools.mnnconvert(["mnnconvert", "-f", "CAFFE", "--modelFile", spec["caffemodel"],
                                   "--prototxt", spec["prototxt"], "--MNNModel", str(model), "--bizCode", "tf2caffe"])
     if not model.exists() or model.stat().st_size == 0:
-        raise SystemExit(f"MNN converter wrote no model (returned {code})")
+        raise RuntimeError(f"MNN converter wrote no model (returned {code})")
     stage("load")
     with clock("load"):
         module = nn.load_module_from_file(str(model), [spec["input"]], spec["outputs"],
@@ -49,8 +47,8 @@ def main() -> None:
             if a.ndim == 4 and a.shape[-1] == 6 and name == spec["options"].get("detections"):
                 blobs[name] = np.concatenate([np.zeros((*a.shape[:-1], 1), a.dtype), a], axis=-1)
         outputs[pic] = blobs
-    finish(spec, outputs, clock, {"MNN": importlib.metadata.version("MNN")}, runs=len(outputs))
+    return outputs, []
 
 
 if __name__ == "__main__":
-    main()
+    main(run_net, lambda: {"MNN": importlib.metadata.version("MNN")})
