@@ -12,7 +12,8 @@ Numeric tensors are stored as their raw elements in the header's byte order. A s
 ``n`` elements is ``n`` varint64 lengths, then a 4-byte masked CRC-32C of the lengths (each taken
 as a little-endian uint32), then the strings' bytes back to back. The entry's CRC-32C covers the
 stored bytes, except that for strings the lengths enter it as those uint32 values, exactly as
-the inner checksum does; it is verified for every tensor read. Any mismatch, a missing shard, or
+the inner checksum does; it is verified for every tensor read (the numeric tensors' CRCs are computed
+together, for all of the checkpoint, at the first read: ``crc32c_many``). Any mismatch, a missing shard, or
 an entry pointing past a shard's end raises :class:`~transpiler.errors.ModelLoadError` naming the
 file. A tensor stored in slices (a partitioned variable, or one split by a shard-size policy)
 lists them in its entry; each slice is a tensor of its own under an encoded key (:func:`slice_key`),
@@ -31,7 +32,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from transpiler.errors import ModelLoadError, UnsupportedModelError
-from transpiler.frontends.tf.crc32c import crc32c, unmask
+from transpiler.frontends.tf.crc32c import crc32c, crc32c_many, unmask
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
 from transpiler.frontends.tf.sstable import read_table
 
@@ -107,6 +108,7 @@ class Checkpoint:
             else:
                 self.entries[key] = item
         self._shards: dict[int, bytes] = {}
+        self._numeric_crcs: dict[int, int] | None = None  # id(entry) → CRC-32C of its bytes (numeric entries)
 
     def _parse(self, cls: type[_M], data: bytes, what: str) -> _M:
         message = cls()
@@ -191,12 +193,30 @@ class Checkpoint:
             if len(raw) != count * dtype.itemsize:
                 raise ModelLoadError(f"checkpoint index '{self.index_path}': '{key}' holds {len(raw)} bytes, "
                                      f"but {count} elements of {dtype} need {count * dtype.itemsize}")
-            crc = crc32c(raw)
+            crc = self._numeric_crc(entry, raw)
             values = np.frombuffer(raw, dtype=dtype.newbyteorder(self.byte_order)).astype(dtype)
         if crc != unmask(entry.crc32c):
             raise ModelLoadError(f"checkpoint data file '{path}': checksum mismatch for '{key}' "
                                  "(the file is corrupt)")
         return values.reshape(entry.shape)
+
+    def _numeric_crc(self, entry: TensorEntry, raw: bytes) -> int:
+        """The CRC of a numeric entry's bytes; all numeric entries' are computed at once on the first call."""
+        if self._numeric_crcs is None:
+            batch: list[tuple[int, memoryview]] = []  # (id of the entry, its bytes)
+            for e in [*self.entries.values(), *self._slice_entries.values()]:
+                if e.sliced or e.dtype == tf_graph_pb2.DT_STRING or e.offset < 0 or e.size < 0:
+                    continue
+                try:
+                    data = self._shard(e.shard)
+                except ModelLoadError:
+                    continue  # reported when (if) that tensor is read
+                if e.offset + e.size <= len(data):
+                    batch.append((id(e), memoryview(data)[e.offset : e.offset + e.size]))
+            crcs = crc32c_many([b for _, b in batch])
+            self._numeric_crcs = {key: crc for (key, _), crc in zip(batch, crcs, strict=True)}
+        crc = self._numeric_crcs.get(id(entry))
+        return crc32c(raw) if crc is None else crc
 
     def _strings(self, raw: bytes, count: int, key: str, path: Path) -> tuple[np.ndarray, int]:
         def bad(why: str) -> ModelLoadError:

@@ -16,6 +16,13 @@ chunks are chained with ``s <- Z_L(s) ^ R(chunk)``; ``Z_L`` is applied through f
 tables, one per state byte. The 14 MB of a MobileNetV2 checkpoint check in well under a second
 (``bench/bench_saved_model_read.py``).
 
+Many buffers at once (``crc32c_many``, how a checkpoint's tensors are verified): for a reflected CRC,
+starting from state ``0xFFFFFFFF`` is the same as starting from ``0`` with the first four bytes inverted;
+and from state ``0`` leading zero bytes change nothing. So each buffer (first four bytes inverted) is
+left-padded with zeros to a multiple of one fixed block length ``L``; every block of every buffer goes
+through the same vectorised ``T2`` steps side by side, and each buffer's blocks are chained from 0 with
+the one ``Z_L``, computed once.
+
 Storage formats keep a *masked* CRC, so that a CRC of data that itself holds CRCs stays
 well-distributed: ``mask(c) = rotr32(c, 15) + 0xA282EAD8 (mod 2**32)``.
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crc32c", "mask", "unmask"]
+__all__ = ["crc32c", "crc32c_many", "mask", "unmask"]
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
@@ -102,6 +109,46 @@ def crc32c(data: bytes | bytearray | memoryview | np.ndarray, crc: int = 0) -> i
         array = np.frombuffer(data, dtype=np.uint8)
     state = _run_bytes(state, array.tobytes()) if array.size < _SMALL else _run_vectorised(state, array)
     return state ^ _U32
+
+
+_BLOCK = 1024  # bytes per block in crc32c_many: 512 numpy steps, whatever the sizes
+
+
+def crc32c_many(buffers: list[bytes | memoryview]) -> list[int]:
+    """``[crc32c(b) for b in buffers]``, computed together (far faster for many tensors of a checkpoint)."""
+    results = [0] * len(buffers)
+    owners: list[tuple[int, int]] = []  # (buffer index, number of blocks)
+    for i, buffer in enumerate(buffers):
+        size = len(buffer)
+        if size < 4:
+            results[i] = _run_bytes(_U32, bytes(buffer)) ^ _U32
+        else:
+            owners.append((i, -(-size // _BLOCK)))
+    if not owners:
+        return results
+    padded = np.zeros(sum(count for _, count in owners) * _BLOCK, dtype=np.uint8)
+    end = 0
+    for i, count in owners:
+        end += count * _BLOCK
+        data = np.frombuffer(buffers[i], dtype=np.uint8)
+        padded[end - data.size : end] = data
+        padded[end - data.size : end - data.size + 4] ^= 0xFF  # the initial state 0xFFFFFFFF
+    # column b: block b of all buffers; row j: its bytes 2j, 2j+1 as a little-endian 16-bit word
+    body = padded.reshape(-1, _BLOCK).view("<u2").T.copy()
+    parts = np.zeros(body.shape[1], dtype=np.uint32)
+    table = _TABLE16
+    for row in body:
+        parts = table[(parts ^ row) & 0xFFFF] ^ (parts >> 16)
+    z0, z1, z2, z3 = _zero_run(_BLOCK)
+    all_parts = parts.tolist()
+    start = 0
+    for i, count in owners:
+        state = 0
+        for part in all_parts[start : start + count]:
+            state = z0[state & 0xFF] ^ z1[(state >> 8) & 0xFF] ^ z2[(state >> 16) & 0xFF] ^ z3[state >> 24] ^ part
+        start += count
+        results[i] = state ^ _U32
+    return results
 
 
 def mask(crc: int) -> int:
