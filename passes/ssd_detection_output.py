@@ -171,8 +171,9 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
             attrs: dict[str, Any] = {
                 "min_size": snap(g.min_size * unit), "max_size": [] if g.max_size is None else
                 [snap(g.max_size * unit)], "aspect_ratios": [float(r) for r in g.aspect_ratios],
-                "img_h": img_h, "img_w": img_w, "step_h": img_h / h.height, "step_w": img_w / h.width,
-                "offset": 0.5, "variance": variance, "clip": False,
+                "img_h": img_h, "img_w": img_w, "offset": 0.5, "variance": variance, "clip": False,
+                **step_attrs(img_h / h.height, img_w / h.width, img_h, img_w, h.height, h.width,
+                             f"{base}_priorbox", ctx),
             }
             priors.append(graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
                                          source_names=["MultipleGridAnchorGenerator"]).output)
@@ -194,10 +195,13 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
     conf = _score(graph, conf_logits, settings, num_classes)
     prior = graph.add_node("Concat", priors, 1, {"axis": 2}, name="mbox_priorbox").output
     loc.tf_name, conf_logits.tf_name = None, None
-    # top_k (candidates per class before NMS) stays unset: TF limits results after NMS, not candidates.
-    # --nms-top-k sets it anyway, for speed (OpenCV's NMS is quadratic in the candidates per class).
+    # top_k (candidates per class before NMS) is the prior count: no candidate is cut, exactly as when unset
+    # (TF limits results after NMS, not candidates), and written because tpu-mlir and x2paddle read an unset
+    # top_k as 0. --nms-top-k sets a lower one, for speed (OpenCV's NMS is quadratic in the candidates per class).
     top_k = ctx.options.get("nms_top_k")
-    if top_k is not None:
+    if top_k is None:
+        top_k = int(prior_to_anchor.size)
+    else:
         ctx.warn(f"--nms-top-k {top_k}: DetectionOutput keeps only the {top_k} best candidates per class before "
                  "NMS; TF limits after NMS, so detections can differ from TF's")
     det_attrs: dict[str, Any] = {
@@ -227,6 +231,38 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         "blobs": {"loc": "mbox_loc", "conf_logits": "mbox_conf_logits", "conf": conf.producer.name
                   if conf.producer else "", "priors": "mbox_priorbox", "detections": post.name},
     })
+
+
+# Runtimes that read a PriorBox step as an integer (MNN 3.6.1 truncates 15.789 to 15: its priors shift); OpenCV
+# and SSD-Caffe read it as a float.
+TRUNCATING_STEP_RUNTIMES = {"mnn": "MNN 3.6.1"}
+
+
+def step_attrs(step_h: float, step_w: float, img_h: int, img_w: int, layer_h: int, layer_w: int, name: str,
+               ctx: PassContext) -> dict[str, float | None]:
+    """PriorBox ``step_h``/``step_w``: None (not written) where the runtimes derive the same float32 value.
+
+    SSD-Caffe and OpenCV both compute a missing step as ``float(image size) / layer size`` in float32 (image
+    size: SSD-Caffe's ``img_h``/``img_w`` when set, OpenCV's data blob; we write ``img_h``/``img_w`` = the data
+    blob's size, so both agree), which is also what a written step reads back as. Leaving it out is therefore
+    exact, and spares runtimes that truncate a written step to an integer. A step that differs from the derived
+    value (anchor strides or offsets of their own) must be written: a fractional one is refused for a flavor
+    that targets such a runtime, and warned about otherwise.
+    """
+    derived = (np.float32(img_h) / np.float32(layer_h), np.float32(img_w) / np.float32(layer_w))
+    if np.float32(step_h) == derived[0] and np.float32(step_w) == derived[1]:
+        return {"step_h": None, "step_w": None}
+    if step_h != int(step_h) or step_w != int(step_w):
+        runtimes = list(ctx.options.get("prior_runtimes", ()))
+        truncating = [TRUNCATING_STEP_RUNTIMES[r] for r in runtimes if r in TRUNCATING_STEP_RUNTIMES]
+        what = (f"PriorBox {name}: step {step_h:.6g} x {step_w:.6g} is not a whole number and differs from "
+                f"image size / layer size ({float(derived[0]):.6g} x {float(derived[1]):.6g}), so it must be written")
+        if truncating:
+            raise UnsupportedModelError(f"{what}; {', '.join(truncating)} truncate(s) it to an integer (priors "
+                                        "shift)")
+        ctx.warn(f"{what}: runtimes that truncate it to an integer ({', '.join(TRUNCATING_STEP_RUNTIMES.values())}) "
+                 "shift the priors; OpenCV and SSD-Caffe read it exactly")
+    return {"step_h": float(step_h), "step_w": float(step_w)}
 
 
 def _score(graph: Graph, logits: Value, settings: dict[str, Any], num_classes: int) -> Value:

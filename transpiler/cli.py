@@ -95,6 +95,10 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["caffe"], default="caffe", help="output format (default: caffe)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: <model stem>_caffe/)")
     p.add_argument("--dump-ir", type=Path, metavar="DIR", help="write the IR after each pass into DIR")
+    p.add_argument("--names", choices=["tf", "identifiers"],
+                   help="layer/blob names: tf (TF's node names, the default) or identifiers (lower-case Python "
+                        "identifiers, e.g. for x2paddle; the default of --flavor paddle), each renamed one listed "
+                        "with its TF name in conversion.json's original_names")
     p.add_argument("--input-order", choices=["rgb", "bgr"], default="rgb",
                    help="channel order the Caffe model takes (bgr: feed cv2 images directly)")
     p.add_argument("--pipeline-config", type=Path, metavar="FILE",
@@ -108,8 +112,9 @@ def convert_parser() -> argparse.ArgumentParser:
                                                           "or coco-to-voc")
     d.add_argument("--nms-top-k", type=positive_int, metavar="N",
                    help="limit NMS candidates per class (faster for many classes; no longer exact, with a warning)")
-    d.add_argument("--postprocess", choices=["caffe", "external"], default="caffe",
-                   help="caffe (default): PriorBox + DetectionOutput in the net; external: the net ends at the raw "
+    d.add_argument("--postprocess", choices=["caffe", "external"],
+                   help="caffe (default; toolchain flavors without DetectionOutput default to external): PriorBox + "
+                        "DetectionOutput in the net; external: the net ends at the raw "
                         "box encodings (blob mbox_loc) and class logits (mbox_conf_logits) in TF's anchor order, "
                         "the anchors go to priors.npy/.bin/.txt and the NMS settings to conversion.json; "
                         "transpiler.runtime.ssd_postprocess (numpy) or kernels/ssd_postprocess (C++) then gives "
@@ -168,7 +173,8 @@ def _options(args: argparse.Namespace) -> object:
         class_names=getattr(args, "class_names", None),
         keep_classes=getattr(args, "keep_classes", None),
         options={"nms_top_k": args.nms_top_k} if getattr(args, "nms_top_k", None) else {},
-        postprocess=getattr(args, "postprocess", "caffe"),
+        postprocess=getattr(args, "postprocess", None),
+        names=getattr(args, "names", None),
         training=TrainingOptions(train_data=getattr(args, "train_data", "trainval_lmdb"),
                                  test_data=getattr(args, "test_data", "test_lmdb"),
                                  batch_size=getattr(args, "batch_size", None)),

@@ -65,8 +65,12 @@ class ConvertOptions:
     training: TrainingOptions = field(default_factory=TrainingOptions)
     picture_input: str | None = None  # e.g. "--verify-input x.png": every input must take a picture (N×H×W×3)
     # detectors: "caffe" (PriorBox + DetectionOutput in the net) or "external" (the net ends at the raw box and
-    # class tensors; priors.npy and conversion.json's "postprocess" feed transpiler.runtime.ssd_postprocess)
-    postprocess: str = "caffe"
+    # class tensors; priors.npy and conversion.json's "postprocess" feed transpiler.runtime.ssd_postprocess);
+    # None: the flavor's default
+    postprocess: str | None = None
+    # layer and blob names: "tf" (the TF node names) or "identifiers" (lower-case Python identifiers, the TF
+    # names kept in conversion.json); None: the flavor's default
+    names: str | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -110,7 +114,7 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
     flavor = get_flavor(options.flavor)
     ctx = PassContext(options={"uneven_pads": flavor.uneven_pads,
                                "prior_runtimes": flavor.prior_runtimes, "input_order": input_order,
-                               "postprocess": options.postprocess,
+                               "postprocess": resolved_postprocess(options),
                                **detector_options, **options.options})
     for w in config_warnings:
         ctx.warn(w)
@@ -121,16 +125,36 @@ def lower(options: ConvertOptions, graph: Graph | None = None) -> tuple[Graph, P
 
 
 POSTPROCESS_CHOICES = ("caffe", "external")
+NAMES_CHOICES = ("tf", "identifiers")
+
+
+def resolved_postprocess(options: ConvertOptions) -> str:
+    """--postprocess as given, else the flavor's default."""
+    return options.postprocess or get_flavor(options.flavor).postprocess
+
+
+def identifier_names(options: ConvertOptions) -> bool:
+    """--names as given, else the flavor's default."""
+    if options.names is None:
+        return get_flavor(options.flavor).identifier_names
+    if options.names not in NAMES_CHOICES:
+        raise UsageError(f"--names {options.names}: choose from {', '.join(NAMES_CHOICES)}")
+    return options.names == "identifiers"
 
 
 def _check_postprocess(graph: Graph, options: ConvertOptions) -> None:
     """``--postprocess external`` needs a detector and excludes what only DetectionOutput/PriorBox serve."""
-    if options.postprocess not in POSTPROCESS_CHOICES:
-        raise UsageError(f"--postprocess {options.postprocess}: choose from {', '.join(POSTPROCESS_CHOICES)}")
-    if options.postprocess == "caffe":
+    postprocess = resolved_postprocess(options)
+    if postprocess not in POSTPROCESS_CHOICES:
+        raise UsageError(f"--postprocess {postprocess}: choose from {', '.join(POSTPROCESS_CHOICES)}")
+    identifier_names(options)
+    if postprocess == "caffe":
         return
-    flag = "--postprocess external"
+    explicit = options.postprocess is not None
+    flag = "--postprocess external" if explicit else f"--flavor {options.flavor} (network only: --postprocess external)"
     if detector.postprocess_node(graph) is None:
+        if not explicit:
+            return  # the flavor's default; a classifier has no postprocessing to move out
         raise UsageError(f"{flag}: applies to SSD detectors; {graph.name} is not one (no Object Detection API "
                          "postprocessor)")
     if options.options.get("nms_top_k") is not None:
@@ -153,7 +177,7 @@ def convert(options: ConvertOptions, graph: Graph | None = None) -> ConversionRe
     with naming_the_model(options.model):
         _check_lowered(graph, options)
         try:
-            emitted = emit(graph, options.flavor)
+            emitted = emit(graph, options.flavor, identifier_names(options))
         except BackendError as exc:
             if options.passes is None:
                 raise
@@ -218,10 +242,10 @@ def _check_lowered(graph: Graph, options: ConvertOptions) -> None:
                      "MODEL --all-passes prints the default pipeline")
 
 
-def emit(graph: Graph, flavor: str) -> Emitted:
+def emit(graph: Graph, flavor: str, identifier_names: bool | None = None) -> Emitted:
     """The Caffe net of ``graph``; an emitter that raises is named with its node (and plugin, if any)."""
     try:
-        return emit_caffe(graph, get_flavor(flavor))
+        return emit_caffe(graph, get_flavor(flavor), identifier_names)
     except TranspilerError:
         raise
     except Exception as exc:
@@ -298,11 +322,13 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         report["signature"] = graph.metadata["signature"]
     if graph.metadata.get("keras"):  # a Keras model file: --verify runs it in Keras
         report["keras"] = graph.metadata["keras"]
+    if emitted.renamed:  # --names identifiers: each renamed layer/blob and the (TF) name it had
+        report["original_names"] = dict(emitted.renamed)
     if external:
         assert ssd is not None
         report["postprocess"] = postprocess_section(ssd, outputs)
     elif ssd is not None:
-        report["ssd"] = _ssd_section(ssd)
+        report["ssd"] = _ssd_section(ssd, {old: new for new, old in emitted.renamed.items()})
         kept = graph.metadata.get("class_selection")
         if kept:
             report["ssd"]["class_selection"] = {"tf_class_ids": list(kept),
@@ -392,9 +418,10 @@ def _detection_entry(graph: Graph, emitted: Emitted, tf_outputs: Sequence[str]) 
     }
 
 
-def _ssd_section(ssd: dict[str, Any]) -> dict[str, Any]:
+def _ssd_section(ssd: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any]:
     blobs = ssd["blobs"]
     section = {k: v for k, v in ssd.items() if k not in ("blobs", "prior_to_anchor")}
+    section["heads"] = [{**h, "conf_layer": renamed.get(h["conf_layer"], h["conf_layer"])} for h in ssd["heads"]]
     section["raw_tensors"] = {
         "box_encodings": {"tf_tensor": ssd["raw_box_encodings"], "caffe_blob": blobs["loc"],
                           "caffe_layout": "[1, priors*4]: prior p holds TF anchor prior_to_anchor[p], coordinates "

@@ -13,13 +13,15 @@ be compared with its TF tensor (``--verify --per-layer``). Parameter layouts:
 
 from __future__ import annotations
 
+import keyword
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from transpiler.backends.caffe.flavors import Flavor
+from transpiler.backends.caffe.flavors import Flavor, is_identifier_name
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import BackendError
 from transpiler.ir.core import Graph, Node, Value
@@ -34,6 +36,45 @@ class Emitted:
     blob_of: dict[int, str] = field(default_factory=dict)  # id(Value) -> Caffe blob name
     layer_of_blob: dict[str, str] = field(default_factory=dict)  # blob -> layer writing it last
     values: dict[str, Value] = field(default_factory=dict)  # blob -> IR value it holds
+    renamed: dict[str, str] = field(default_factory=dict)  # identifier names: new name -> the name it replaced
+
+    def rename_to_identifiers(self) -> None:
+        """Give every layer and blob a lower-case Python identifier name (x2paddle writes them as variables).
+
+        ``name.lower()`` with every character outside ``[a-z0-9_]`` replaced by ``_``; ``n_`` in front of a
+        leading digit, ``_`` after a keyword; where two names would meet, ``_2``, ``_3``… in net order. One
+        mapping serves layers and blobs (a layer and its blob keep sharing a name), and it depends only on the
+        net, so the same model always gets the same names. ``renamed`` keeps the originals.
+        """
+        mapping: dict[str, str] = {}
+        taken: set[str] = set()
+        names = [n for layer in self.net.layer for n in (layer.name, *layer.bottom, *layer.top)]
+        for name in dict.fromkeys(names):  # names already identifiers first: they keep their name
+            if is_identifier_name(name):
+                mapping[name] = name
+                taken.add(name)
+        for name in dict.fromkeys(names):
+            if name in mapping:
+                continue
+            base = re.sub(r"[^a-z0-9_]", "_", name.lower())
+            base = f"n_{base}" if not base or base[0].isdigit() else base
+            base = f"{base}_" if keyword.iskeyword(base) else base
+            new, k = base, 1
+            while new in taken:
+                k += 1
+                new = f"{base}_{k}"
+            mapping[name] = new
+            taken.add(new)
+            self.renamed[new] = name
+        if not self.renamed:
+            return
+        for layer in self.net.layer:
+            layer.name = mapping[layer.name]
+            layer.bottom[:] = [mapping[b] for b in layer.bottom]
+            layer.top[:] = [mapping[t] for t in layer.top]
+        self.blob_of = {k: mapping[v] for k, v in self.blob_of.items()}
+        self.layer_of_blob = {mapping[b]: mapping[la] for b, la in self.layer_of_blob.items()}
+        self.values = {mapping[b]: v for b, v in self.values.items()}
 
 
 def set_blob(blob: Any, array: np.ndarray) -> None:
@@ -43,8 +84,9 @@ def set_blob(blob: Any, array: np.ndarray) -> None:
 
 
 class CaffeEmitter:
-    def __init__(self, flavor: Flavor) -> None:
+    def __init__(self, flavor: Flavor, identifier_names: bool | None = None) -> None:
         self.flavor = flavor
+        self.identifier_names = flavor.identifier_names if identifier_names is None else identifier_names
         self.net = cp.NetParameter()
         self.result = Emitted(self.net)
 
@@ -90,6 +132,10 @@ class CaffeEmitter:
                 problems.append(str(exc))
                 top = node.name  # a stand-in, so that its readers are checked too
             self.bind(node.output, top)
+        if not problems:
+            if self.identifier_names:
+                self.result.rename_to_identifiers()
+            problems += self.flavor.check_net(self.net)  # parameter forms the target's importer misreads
         if problems:
             source = graph.metadata.get("source", graph.name)
             listing = "\n".join(f"  - {p}" for p in problems)
@@ -284,7 +330,8 @@ def _priorbox(e: CaffeEmitter, node: Node) -> str:
     p.clip = bool(a.get("clip", False))  # written explicitly: OpenCV clips by default
     p.variance.extend(float(v) for v in a["variance"])
     p.img_h, p.img_w = int(a["img_h"]), int(a["img_w"])
-    p.step_h, p.step_w = float(a["step_h"]), float(a["step_w"])
+    if a.get("step_h") is not None:  # None: the runtime derives it (image size / layer size), exactly
+        p.step_h, p.step_w = float(a["step_h"]), float(a["step_w"])
     p.offset = float(a.get("offset", 0.5))
     return node.name
 
@@ -298,7 +345,7 @@ def _detection_output(e: CaffeEmitter, node: Node) -> str:
     p.share_location = True
     p.background_label_id = int(a.get("background_label_id", 0))
     p.nms_param.nms_threshold = float(a["nms_threshold"])
-    if a.get("top_k") is not None:
+    if a.get("top_k") is not None:  # the pass writes the prior count (= no cut) unless --nms-top-k asks less
         p.nms_param.top_k = int(a["top_k"])
     p.code_type = cp.PriorBoxParameter.CENTER_SIZE
     p.variance_encoded_in_target = False
@@ -307,7 +354,8 @@ def _detection_output(e: CaffeEmitter, node: Node) -> str:
     return node.name
 
 
-def emit_caffe(graph: Graph, flavor: Flavor) -> Emitted:
+def emit_caffe(graph: Graph, flavor: Flavor, identifier_names: bool | None = None) -> Emitted:
     """Emit the whole graph; raises one :class:`BackendError` naming the model file and every node that cannot
-    be written (no Caffe layer for its op, a layer the flavor lacks, a form with no exact Caffe equivalent)."""
-    return CaffeEmitter(flavor).emit(graph)
+    be written (no Caffe layer for its op, a layer the flavor lacks, a form with no exact Caffe equivalent).
+    ``identifier_names`` (default: the flavor's) renames layers and blobs to identifiers."""
+    return CaffeEmitter(flavor, identifier_names).emit(graph)

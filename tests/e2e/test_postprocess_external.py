@@ -123,3 +123,182 @@ def test_real_caffe_plus_ssd_postprocess_gives_tf_detections(external: Converted
     blobs = real_caffe.forward(out / "deploy.prototxt", out / "deploy.caffemodel",
                                [ref["input"].astype(np.float32).transpose(0, 3, 1, 2)])
     check_detections(ref, blobs["mbox_loc"], blobs["mbox_conf_logits"], out)
+
+
+# ------------------------------------------------------------------ forms every toolchain reads (issue 12, item 0)
+def _variant(out: Path, dest: Path, edit: Any) -> Path:
+    """A copy of the converted model whose prototxt ``edit`` changed (weights shared)."""
+    from google.protobuf import text_format
+
+    from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+
+    net = text_format.Parse((out / "deploy.prototxt").read_text(), cp.NetParameter())
+    edit(net)
+    dest.mkdir()
+    (dest / "deploy.prototxt").write_text(text_format.MessageToString(net))
+    (dest / "deploy.caffemodel").write_bytes((out / "deploy.caffemodel").read_bytes())
+    return dest
+
+
+@pytest.fixture(scope="module")
+def in_net(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """pedestrian_ssdlite converted with the in-net postprocessing, and a variant with the old forms: PriorBox
+    step_h/step_w written (image size / layer size) and DetectionOutput's top_k unset."""
+    out = tmp_path_factory.mktemp("pedestrian_in_net")
+    report = convert_model(fixture_model("pedestrian_ssdlite"), out)
+
+    def old_forms(net: Any) -> None:
+        for layer in net.layer:
+            if layer.type == "PriorBox":
+                head = int(layer.name.split("_")[1])  # mbox_<head>[_<group>]_priorbox
+                feature = next(h["feature_map"] for h in report["ssd"]["heads"] if h["head"] == head)
+                layer.prior_box_param.step_h = 300 / feature[0]
+                layer.prior_box_param.step_w = 300 / feature[1]
+            if layer.type == "DetectionOutput":
+                layer.detection_output_param.nms_param.ClearField("top_k")
+
+    return out, _variant(out, tmp_path_factory.mktemp("old") / "m", old_forms), report
+
+
+def test_prior_step_is_left_to_the_runtime_and_top_k_written(in_net: tuple[Path, Path, dict[str, Any]]) -> None:
+    out, _, report = in_net
+    text = (out / "deploy.prototxt").read_text()
+    assert "step_h" not in text and "step_w" not in text and "step:" not in text
+    assert f"top_k: {report['ssd']['num_priors']}" in text and report["ssd"]["nms"]["top_k"] == 2278
+    assert not [w for w in report["warnings"] if "step" in w]
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "caffe"])
+def test_derived_step_and_explicit_top_k_change_nothing(in_net: tuple[Path, Path, dict[str, Any]], runtime: str,
+                                                        request: pytest.FixtureRequest) -> None:
+    """Both runtimes derive a missing step as float32(image size) / layer size: the priors are bit for bit those of
+    the written 300/19 = 15.789…, and top_k = the prior count gives exactly the detections of an unset top_k."""
+    out, old, _ = in_net
+    assert "step_h: 15.78947" in (old / "deploy.prototxt").read_text()
+    x = reference("pedestrian_ssdlite", "camera")["input"].astype(np.float32).transpose(0, 3, 1, 2)
+    blobs = ["mbox_priorbox", "detection_out"]
+    if runtime == "opencv":
+        new_run = run_opencv(load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel"), {"data": x}, blobs)
+        old_run = run_opencv(load_opencv_net(old / "deploy.prototxt", old / "deploy.caffemodel"), {"data": x}, blobs)
+    else:
+        caffe = request.getfixturevalue("real_caffe")
+        new_run = caffe.forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x])
+        old_run = caffe.forward(old / "deploy.prototxt", old / "deploy.caffemodel", [x])
+    for blob in blobs:
+        np.testing.assert_array_equal(new_run[blob], old_run[blob])
+    assert int((new_run["detection_out"][0, 0, :, 2] > 0).sum()) == 100
+
+
+def test_identifier_names_keep_the_model_and_its_tf_names(tmp_path: Path) -> None:
+    """--names identifiers: every layer and blob a unique lower-case identifier, the TF names in conversion.json,
+    the same outputs bit for bit, the same names on every conversion."""
+    from google.protobuf import text_format
+
+    from transpiler.backends.caffe.flavors import is_identifier_name
+    from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+
+    model = fixture_model("keras3_mnv2_300_notop")
+    plain = convert_model(model, tmp_path / "tf")
+    named = convert_model(model, tmp_path / "ids", names="identifiers")
+    again = convert_model(model, tmp_path / "again", names="identifiers")
+    text = (tmp_path / "ids" / "deploy.prototxt").read_text()
+    assert text == (tmp_path / "again" / "deploy.prototxt").read_text() and named["blobs"] == again["blobs"]
+    net = text_format.Parse(text, cp.NetParameter())
+    layer_names = [layer.name for layer in net.layer]
+    assert len(set(layer_names)) == len(layer_names)
+    assert all(is_identifier_name(n) for layer in net.layer for n in (layer.name, *layer.top, *layer.bottom))
+    original = named["original_names"]
+    assert original["mobilenetv2_1_00_300_1_conv1_1_convolution"] == "mobilenetv2_1.00_300_1/Conv1_1/convolution"
+    # every renamed blob maps back to the blob of the TF-named conversion, with the same TF tensor
+    assert {original.get(b, b): e["tf_tensor"] for b, e in named["blobs"].items()} == {
+        b: e["tf_tensor"] for b, e in plain["blobs"].items()}
+    x = np.load(model.parent / "ref_coffee.npz")["input"].transpose(0, 3, 1, 2)
+    outs = []
+    for folder, report in ((tmp_path / "tf", plain), (tmp_path / "ids", named)):
+        net_cv = load_opencv_net(folder / "deploy.prototxt", folder / "deploy.caffemodel")
+        layer = report["outputs"][0]["caffe_layer"]
+        outs.append(run_opencv(net_cv, {"input": np.ascontiguousarray(x)}, [layer])[layer])
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+# ----------------------------------------------------------------- the NMS against TF's kernel, the C++ header
+def _random_case(seed: int, anchors: int = 300, classes: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw tensors that exercise the corners: scores quantised to 1/64 (many exact ties, across and within
+    classes), duplicated anchors (equal boxes), boxes partly or wholly outside the image, empty anchors."""
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(-0.2, 1.2, (anchors, 2))
+    size = rng.uniform(0.0, 0.5, (anchors, 2)) * (rng.random((anchors, 1)) > 0.05)
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1).astype(np.float32)
+    boxes[1::7] = boxes[0::7][: len(boxes[1::7])]
+    enc = rng.normal(0, 1.5, (anchors, 4)).astype(np.float32)
+    enc[1::7] = enc[0::7][: len(enc[1::7])]
+    probs = np.round(rng.uniform(0, 1, (anchors, classes + 1)) * 64) / 64
+    logits = np.log(np.clip(probs, 1e-6, 1 - 1e-6) / np.clip(1 - probs, 1e-6, 1)).astype(np.float32)
+    return enc, logits, boxes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_is_tf_non_max_suppression_v5(seed: int) -> None:
+    """Our per-class NMS selects what TF's own NonMaxSuppressionV5 kernel selects, in its order (ties included)."""
+    import tensorflow as tf
+
+    from transpiler.runtime.ssd_postprocess import convert_scores, decode_boxes, nms
+
+    enc, logits, anchors = _random_case(seed)
+    boxes = decode_boxes(enc, anchors)
+    boxes[3::11] = boxes[3::11][:, [2, 3, 0, 1]]  # corners given in the other order
+    scores = convert_scores(logits, len(boxes))
+    for c in range(scores.shape[1]):
+        for iou, threshold, limit in ((0.6, 1e-8, 100), (0.3, 0.5, 20), (0.0, 0.0, 300)):
+            want = tf.raw_ops.NonMaxSuppressionV5(
+                boxes=boxes, scores=scores[:, c], max_output_size=limit, iou_threshold=np.float32(iou),
+                score_threshold=np.float32(threshold), soft_nms_sigma=np.float32(0.0))[0].numpy()
+            np.testing.assert_array_equal(nms(boxes, scores[:, c], iou, threshold, limit), want)
+
+
+def test_score_converters_are_tf_s() -> None:
+    import tensorflow as tf
+
+    from transpiler.runtime.ssd_postprocess import convert_scores
+
+    _, logits, _ = _random_case(0)
+    logits = logits * np.float32(3)
+    np.testing.assert_allclose(convert_scores(logits, len(logits), "sigmoid"), tf.sigmoid(logits).numpy()[:, 1:],
+                               rtol=1e-6, atol=1e-12)  # TF's float32 sigmoid is within a few ulp of exact
+    np.testing.assert_allclose(convert_scores(logits, len(logits), "softmax", 2.0),
+                               tf.nn.softmax(logits / np.float32(2.0)).numpy()[:, 1:], rtol=1e-6, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def native() -> Any:
+    from transpiler.kernels.build import BuildError
+    from transpiler.runtime import native as module
+
+    try:
+        module.library()
+    except BuildError as exc:  # pragma: no cover - CI has g++
+        pytest.skip(f"no C++ compiler: {exc}")
+    return module
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_c_header_equals_numpy_on_the_fixtures(native: Any, name: str) -> None:
+    for pic in PICTURES:
+        ref = reference(name, pic)
+        args = (ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"])
+        want, got = postprocess(*args), native.postprocess_native(*args)
+        for field in ("boxes", "scores", "classes", "anchors"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_c_header_equals_numpy_on_corner_cases(native: Any, seed: int) -> None:
+    enc, logits, anchors = _random_case(seed)
+    settings = [PostprocessSettings(), PostprocessSettings(iou_threshold=0.3, score_threshold=0.5, max_per_class=7,
+                                                           max_total=25),
+                PostprocessSettings(score_converter="softmax", logit_scale=2.0, max_per_class=200, max_total=300),
+                PostprocessSettings(scale_factors=(5.0, 5.0, 2.0, 2.0), clip_window=(0.1, 0.2, 0.8, 0.9))][seed % 4]
+    want, got = postprocess(enc, logits, anchors, settings), native.postprocess_native(enc, logits, anchors, settings)
+    assert len(want) > 0
+    for field in ("boxes", "scores", "classes", "anchors"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))

@@ -108,7 +108,8 @@ def decode_boxes(encodings: np.ndarray, anchors: np.ndarray,
     yca, xca = a[:, 0] + ha / two, a[:, 1] + wa / two
     s = [F32(v) for v in scale_factors]
     ty, tx, th, tw = e[:, 0] / s[0], e[:, 1] / s[1], e[:, 2] / s[2], e[:, 3] / s[3]
-    h, w = np.exp(th) * ha, np.exp(tw) * wa
+    h = np.exp(th.astype(np.float64)).astype(F32) * ha  # exp rounded once from double (as the C++ header)
+    w = np.exp(tw.astype(np.float64)).astype(F32) * wa
     yc, xc = ty * ha + yca, tx * wa + xca
     return np.stack([yc - h / two, xc - w / two, yc + h / two, xc + w / two], axis=1)
 
