@@ -60,6 +60,20 @@ def test_verifier_catches_order_and_use_list_errors() -> None:
         verify(g)
 
 
+def test_verifier_catches_non_finite_constants_every_time() -> None:
+    """Finite arrays are remembered (the IR is verified after every pass); a new array is checked afresh."""
+    g = small_graph()
+    conv = g.nodes[0]
+    verify(g)
+    verify(g)  # the remembered weights
+    for bad in (np.nan, np.inf):
+        weights = np.ones((1, 1, 2, 3), np.float32)
+        weights[0, 0, 1, 2] = bad
+        g.set_input(conv, 1, g.constant(f"w_{bad}", weights))
+        with pytest.raises(IRError, match="NaN or Inf"):
+            verify(g)
+
+
 def test_iteration_snapshot_is_safe_while_mutating() -> None:
     g = small_graph()
     for node in g:

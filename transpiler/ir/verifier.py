@@ -9,10 +9,12 @@ naming the node and its source nodes.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from transpiler.errors import IRError
-from transpiler.ir.core import Graph, Value
+from transpiler.ir.core import Graph, Node, Value
 from transpiler.ir.ops import OPS
 
 
@@ -21,25 +23,28 @@ def verify(graph: Graph) -> None:
     available: set[int] = {id(v) for v in graph.inputs}
     produced: set[int] = set()
     for node in graph.nodes:
-        where = node.describe()
+        # node.describe() only when failing: formatting it for every node of every verification costs more
+        # than the checks (the IR is verified after each pass).
         if node.graph is not graph:
-            raise IRError(f"{where} does not belong to graph '{graph.name}'")
+            raise IRError(f"{node.describe()} does not belong to graph '{graph.name}'")
         if node.op not in OPS:
-            raise IRError(f"{where}: IR op '{node.op}' is not registered")
+            raise IRError(f"{node.describe()}: IR op '{node.op}' is not registered")
         for i, v in enumerate(node.inputs):
             if v.producer is None and not v.is_const and id(v) not in available:
-                raise IRError(f"{where}: input {i} %{v.name} is neither a graph input, a constant nor produced")
+                raise IRError(f"{node.describe()}: input {i} %{v.name} is neither a graph input, a constant nor "
+                              "produced")
             if v.producer is not None and id(v) not in produced:
-                raise IRError(f"{where}: input {i} %{v.name} is used before {v.producer.describe()} produces it")
+                raise IRError(f"{node.describe()}: input {i} %{v.name} is used before {v.producer.describe()} "
+                              "produces it")
             if (node, i) not in v.uses:
-                raise IRError(f"{where}: use-list of %{v.name} misses input {i}")
+                raise IRError(f"{node.describe()}: use-list of %{v.name} misses input {i}")
             if v.is_const:
-                _check_const(v, where)
+                _check_const(v, node)
         for out in node.outputs:
             if out.producer is not node:
-                raise IRError(f"{where}: output %{out.name} names another producer")
+                raise IRError(f"{node.describe()}: output %{out.name} names another producer")
             if id(out) in produced:
-                raise IRError(f"{where}: output %{out.name} is produced twice")
+                raise IRError(f"{node.describe()}: output %{out.name} is produced twice")
             produced.add(id(out))
     for v in graph.values():
         for user, i in v.uses:
@@ -52,10 +57,31 @@ def verify(graph: Graph) -> None:
             raise IRError(f"graph output %{out.name} is produced by a removed node")
 
 
-def _check_const(v: Value, where: str) -> None:
+# Float arrays already found finite. Passes make new arrays rather than write into constants, so an array
+# checked once needs no second look (the weights of a MobileNetV2 were scanned ~25 times per conversion).
+_FINITE: dict[int, weakref.ref[np.ndarray]] = {}  # id(array) → the array (arrays are unhashable)
+
+
+def _known_finite(const: np.ndarray) -> bool:
+    ref = _FINITE.get(id(const))
+    return ref is not None and ref() is const
+
+
+def _remember_finite(const: np.ndarray) -> None:
+    key = id(const)
+
+    def forget(_: weakref.ref[np.ndarray]) -> None:
+        _FINITE.pop(key, None)
+
+    _FINITE[key] = weakref.ref(const, forget)
+
+
+def _check_const(v: Value, node: Node) -> None:
     const = v.const
     assert const is not None
     if v.shape is not None and tuple(const.shape) != tuple(v.shape):
-        raise IRError(f"{where}: constant %{v.name} has shape {const.shape}, value says {v.shape}")
-    if const.dtype.kind == "f" and not np.all(np.isfinite(const)):
-        raise IRError(f"{where}: constant %{v.name} holds NaN or Inf")
+        raise IRError(f"{node.describe()}: constant %{v.name} has shape {const.shape}, value says {v.shape}")
+    if const.dtype.kind == "f" and not _known_finite(const):
+        if not np.all(np.isfinite(const)):
+            raise IRError(f"{node.describe()}: constant %{v.name} holds NaN or Inf")
+        _remember_finite(const)
