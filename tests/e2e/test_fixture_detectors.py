@@ -117,7 +117,11 @@ def test_prototxt_settings_follow_the_graph(converted: Converted) -> None:
     _, out, report, _ = converted
     text = (out / "deploy.prototxt").read_text()
     assert "clip: false" in text  # written explicitly: OpenCV would clip by default
-    assert "top_k" not in text.split("keep_top_k")[0].split("DetectionOutput")[-1]  # no pre-NMS cut
+    # top_k = the prior count: no pre-NMS cut, and written (tpu-mlir and x2paddle read an unset top_k as 0)
+    num_priors = report["ssd"]["num_priors"]
+    assert f"top_k: {num_priors}" in text and report["ssd"]["nms"]["top_k"] == num_priors
+    # the runtimes derive the same float32 step from the layer sizes (MNN truncates an explicit fractional one)
+    assert "step_h" not in text and "step_w" not in text
     assert "keep_top_k: 100" in text and "nms_threshold: 0.6" in text and "confidence_threshold: 1e-08" in text
     kinds = [k for _, k, _ in layer_types(out)]
     assert kinds[0] == "Input" and kinds[-1] == "DetectionOutput" and "Slice" not in kinds
