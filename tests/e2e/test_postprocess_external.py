@@ -110,11 +110,18 @@ def check_detections(ref: Any, loc: np.ndarray, logits: np.ndarray, out: Path) -
 
 @pytest.mark.parametrize("pic", PICTURES)
 def test_opencv_plus_ssd_postprocess_gives_tf_detections(external: Converted, pic: str) -> None:
-    name, out, _ = external
+    name, out, report = external
     ref = reference(name, pic)
     net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
     got = run_opencv(net, {"data": ref["input"].astype(np.float32).transpose(0, 3, 1, 2)}, OUTPUTS)
     check_detections(ref, got["mbox_loc"], got["mbox_conf_logits"], out)
+    # the verify helper's matching (what --verify of an external conversion reports) finds the same: no excuse
+    from transpiler.verify.detections import match_postprocessed, postprocessed_detections, tf_detections
+
+    tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                       ref["num_detections"])
+    result = match_postprocessed(tf, postprocessed_detections(report, out, got["mbox_loc"], got["mbox_conf_logits"]))
+    assert result.ok and result.matched == len(tf) and not result.excused
 
 
 def test_real_caffe_plus_ssd_postprocess_gives_tf_detections(external: Converted, real_caffe: Any) -> None:

@@ -182,3 +182,21 @@ def compare_raw(report: dict[str, Any], loc: np.ndarray, conf_logits: np.ndarray
         rows.append(compare_arrays(ssd["raw_tensors"]["anchors"]["tf_tensor"], "mbox_priorbox", got, want,
                                    1e-5 / max(float(np.abs(want).max()), 1e-12)))
     return rows
+
+
+def postprocessed_detections(report: dict[str, Any], folder: Any, loc: np.ndarray, logits: np.ndarray
+                             ) -> list[Detection]:
+    """--postprocess external: the detections ``transpiler.runtime.ssd_postprocess`` makes of the net's two
+    outputs, with the priors and settings the conversion wrote into ``folder``."""
+    from transpiler.runtime.ssd_postprocess import PostprocessSettings, load_priors, postprocess
+
+    det = postprocess(loc, logits, load_priors(folder), PostprocessSettings.from_report(report))
+    return [Detection(int(c), float(s), b.astype(np.float64))
+            for b, s, c in zip(det.boxes, det.scores, det.classes, strict=True)]
+
+
+def match_postprocessed(tf: list[Detection], ours: list[Detection], score_tol: float = 1e-4) -> MatchResult:
+    """TF's detections against ``ssd_postprocess``'s, with no excuse: every detection of either list, whatever its
+    score, must pair with one of the same class, ``|Δscore| ≤ score_tol`` and IoU ≥ 0.999 (the raw tensors' float32
+    noise only); pairs are one to one, so the counts agree when nothing is left unmatched."""
+    return match_detections(tf, ours, score_min=0.0, score_tol=score_tol, iou_min=0.999)
