@@ -8,9 +8,14 @@ from pathlib import Path
 from transpiler.errors import UsageError
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
 from transpiler.frontends.tf.loader import load_graphdef
-from transpiler.frontends.tf.od_api_ssd import import_od_api_ssd, is_od_api_ssd
+from transpiler.frontends.tf.od_api_ssd import (
+    import_od_api_ssd,
+    import_tf2_od_api_ssd,
+    is_od_api_ssd,
+    is_tf2_od_api_ssd,
+)
 from transpiler.frontends.tf.registry import TF_HANDLERS, tf_op
-from transpiler.frontends.tf.saved_model import find_saved_model, import_saved_model
+from transpiler.frontends.tf.saved_model import find_saved_model, import_saved_model, load_saved_model
 from transpiler.ir.core import Graph
 
 
@@ -19,12 +24,19 @@ def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs
     """Read a frozen TF graph and import it as IR.
 
     An Object Detection API SSD detector (recognised by its postprocessor) is imported whole, with its
-    pre/post-processing as IR (see :mod:`od_api_ssd`), unless ``--output`` asks for other tensors.
+    pre/post-processing as IR (see :mod:`od_api_ssd`), unless ``--output`` asks for other tensors; so is a
+    TF2 OD API SavedModel (exporter_lib_v2's, or the TFLite-friendly export), recognised by structure.
     Otherwise the region between ``inputs`` and ``outputs`` is imported as it is. A SavedModel
     (its directory or ``saved_model.pb``, recognised by content) is read without TensorFlow: its
     ``signature`` (default ``serving_default``) with the weights from its checkpoint (see :mod:`saved_model`).
     """
     if find_saved_model(path) is not None:
+        if not outputs:
+            model = load_saved_model(path, signature)
+            if is_tf2_od_api_ssd(model.graph, model.implements):
+                p = Path(path)
+                shape = next((spec.shape for spec in inputs if spec.shape), None)
+                return import_tf2_od_api_ssd(model, p.name if p.is_dir() else p.resolve().parent.name, shape)
         return import_saved_model(path, inputs=inputs, outputs=outputs, signature=signature)
     if signature is not None:
         raise UsageError(f"{path}: --signature applies to SavedModels; this is not one")

@@ -76,6 +76,9 @@ class InlinedGraph:
     aliases: dict[str, str] = field(default_factory=dict)
     calls: dict[str, str] = field(default_factory=dict)  # outer call node → function name
     local_names: dict[str, str] = field(default_factory=dict)  # inlined node → its name in its function
+    # call prefix → (function, its ``_implements`` attribute, the tensors passed to it): composite functions
+    # (``tf.function(experimental_implements=...)``) whose body is a placeholder for a runtime's own op
+    implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = field(default_factory=dict)
 
     def resolve(self, tensor: str) -> str:
         """The tensor of the flat graph that ``tensor`` (a name of the original graph) became."""
@@ -107,6 +110,7 @@ class _Inliner:
         self.aliases: dict[str, str] = {}
         self.calls: dict[str, str] = {}
         self.local_names: dict[str, str] = {}
+        self.implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = {}
         self.stack: list[str] = []
         # (function, node) → the one output argument it was read through (ops not in OUTPUT_ARGS).
         self._arg_seen: dict[tuple[str, str], str] = {}
@@ -147,6 +151,8 @@ class _Inliner:
         if len(args) != len(sig.input_arg):
             raise UnsupportedModelError(f"{where} passes {len(args)} inputs to '{name}', which takes "
                                         f"{len(sig.input_arg)}")
+        if "_implements" in fdef.attr:
+            self.implements[prefix] = (name, fdef.attr["_implements"], list(args))
         self.stack.append(name)
         argmap = {arg.name: tensor for arg, tensor in zip(sig.input_arg, args, strict=True)}
         body = {n.name: n for n in fdef.node_def}
@@ -278,4 +284,6 @@ def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>", roots: I
         del node.input[:]
         node.input.extend(resolved)
     out.node.extend(inliner.nodes)
-    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names)
+    implements = {call: (name, attr, [_chase(inliner.aliases, t) for t in args])
+                  for call, (name, attr, args) in inliner.implements.items()}
+    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements)

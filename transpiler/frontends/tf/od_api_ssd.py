@@ -115,7 +115,7 @@ def recognise(graphdef: Any, source: str) -> SSDGraph:
     feature_input = _feature_input(g)
     image, normalization, size = _preprocessing(g, feature_input)
     logits, converter, logit_scale = _score_converter(g)
-    encodings, scales, anchors = _box_decoder(g)
+    encodings, scales, anchors = _decoder(g)
     iou, score, per_class, total = _nms_settings(g, nms)
     if size is None:
         raise g.error("found no resize in the Preprocessor; give the input size with --input image_tensor:1xHxWx3")
@@ -180,74 +180,7 @@ def _score_converter(g: _Graph) -> tuple[str, str, float]:
     found = [n for n in g.nodes.values() if n.op in ("Sigmoid", "Softmax") and _in_scope(n.name, "Postprocessor")]
     if len(found) != 1:
         raise g.error(f"expected one score converter (Sigmoid/Softmax) in Postprocessor, found {len(found)}")
-    node, scale = found[0], 1.0
-    tensor = g.data_inputs(node)[0]
-    while _in_scope(g.producer(tensor).name, "Postprocessor"):
-        p = g.producer(tensor)
-        ins = g.data_inputs(p)
-        if p.op == "Identity":
-            tensor = ins[0]
-        elif p.op in ("RealDiv", "Mul") and g.const(ins[1]) is not None:
-            c = g.scalar(ins[1], "logit scale")
-            scale *= c if p.op == "RealDiv" else 1.0 / c
-            tensor = ins[0]
-        else:
-            raise g.error(f"unexpected op '{p.name}' ({p.op}) between the class logits and the score converter")
-    return tensor, found[0].op.lower(), scale
-
-
-def _box_decoder(g: _Graph) -> tuple[str, tuple[float, float, float, float], str]:
-    """Encodings tensor, the coder's scale factors (ty, tx, th, tw) and the anchors tensor."""
-    for unpack in g.nodes.values():
-        if unpack.op != "Unpack" or not _in_scope(unpack.name, "Postprocessor"):
-            continue
-        scales: dict[int, float] = {}
-        for k in range(4):
-            for user, idx in g.consumers.get(f"{unpack.name}:{k}", []):
-                ins = g.data_inputs(user)
-                if user.op == "RealDiv" and idx == 0 and g.const(ins[1]) is not None:
-                    scales[k] = g.scalar(ins[1], "box coder scale")
-        if len(scales) != 4:
-            continue
-        tensor = g.data_inputs(unpack)[0]
-        while _in_scope(g.producer(tensor).name, "Postprocessor"):
-            tensor = g.data_inputs(g.producer(tensor))[0]
-        return tensor, (scales[0], scales[1], scales[2], scales[3]), _anchors(g)
-    raise g.error("found no FasterRCNN box decoder (Unpack of encodings divided by scale factors)")
-
-
-def _anchors(g: _Graph) -> str:
-    """The [A,4] tensor the Postprocessor reads that comes from the anchor generator (constants only)."""
-    found: set[str] = set()
-    for node in g.nodes.values():
-        if not _in_scope(node.name, "Postprocessor"):
-            continue
-        for t in g.data_inputs(node):
-            p = g.producer(t)
-            if _in_scope(p.name, "Postprocessor") or p.op == "Const":
-                continue
-            if _depends_only_on_constants(g, t):
-                found.add(t)
-    if len(found) != 1:
-        raise g.error(f"expected one constant anchors tensor read by the Postprocessor, found {sorted(found)}")
-    return found.pop()
-
-
-def _depends_only_on_constants(g: _Graph, tensor: str) -> bool:
-    seen: set[str] = set()
-    stack = [split_tensor_name(tensor)[0]]
-    has_op = False
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        node = g.nodes[name]
-        if node.op == "Placeholder" or _in_scope(name, "Preprocessor") or _in_scope(name, "FeatureExtractor"):
-            return False
-        has_op |= node.op not in ("Const", "Identity")
-        stack.extend(split_tensor_name(t)[0] for t in g.data_inputs(node))
-    return has_op or len(seen) > 1
+    return _logits_before(g, found[0])
 
 
 def _nms_settings(g: _Graph, nms: list[Any]) -> tuple[float, float, int, int]:
@@ -270,21 +203,29 @@ def _nms_settings(g: _Graph, nms: list[Any]) -> tuple[float, float, int, int]:
         per_class.add(int(np.asarray(limit).reshape(-1)[0]))
     if len(ious) != 1 or len(scores) != 1 or len(per_class) != 1:
         raise g.error(f"NMS settings differ between classes (IoU {ious}, score {scores}, max {per_class})")
-    scope = nms[0].name.split("/MultiClassNonMaxSuppression/")[0] + "/MultiClassNonMaxSuppression"
+    # The total: min(max_total, number of boxes kept) is the limit of the Range that gathers the sorted
+    # boxes (a Minimum with a constant, read by a Range, that is no NMS input).
     nms_inputs = {canonical_tensor_name(i) for n in nms for i in n.input}
     totals: set[int] = set()
     for node in g.nodes.values():
-        if node.op == "Minimum" and _in_scope(node.name, scope) and f"{node.name}:0" not in nms_inputs:
-            values = [g.const(t) for t in g.data_inputs(node)]
-            totals.update(int(np.asarray(v).reshape(-1)[0]) for v in values if v is not None)
+        if node.op != "Minimum" or f"{node.name}:0" in nms_inputs:
+            continue
+        if not any(user.op == "Range" and idx == 1 for user, idx in g.consumers.get(f"{node.name}:0", [])):
+            continue
+        values = [g.const(t) for t in g.data_inputs(node)]
+        totals.update(int(np.asarray(v).reshape(-1)[0]) for v in values if v is not None)
     if len(totals) != 1:
-        raise g.error(f"cannot find the max total detections in '{scope}' (candidates {sorted(totals)})")
+        raise g.error(f"cannot find the max total detections (candidates {sorted(totals)})")
     return ious.pop(), scores.pop(), per_class.pop(), totals.pop()
 
 
 def import_od_api_ssd(graphdef: Any, source: str, name: str, input_shape: tuple[int, ...] | None = None) -> Graph:
     """Import an OD API SSD detector as IR: raw pixels ``data`` → ... → ``SSDPostprocess``."""
-    spec = recognise(graphdef, source)
+    return _import_ssd(graphdef, recognise(graphdef, source), source, name, input_shape)
+
+
+def _import_ssd(graphdef: Any, spec: SSDGraph, source: str, name: str, input_shape: tuple[int, ...] | None,
+                tf_outputs: list[str] = TF_OUTPUTS) -> Graph:
     height, width = (input_shape[1], input_shape[2]) if input_shape else (spec.height, spec.width)
     shape = (1, height, width, 3)
     graph = import_graphdef(graphdef, inputs=[InputSpec(spec.feature_input, shape)],
@@ -309,7 +250,7 @@ def import_od_api_ssd(graphdef: Any, source: str, name: str, input_shape: tuple[
     graph.outputs = [post.output]
     graph.metadata["tf_inputs"] = [spec.image]
     graph.metadata["tf_input_dtypes"] = {spec.image: "u8"}
-    graph.metadata["tf_outputs"] = list(TF_OUTPUTS)
+    graph.metadata["tf_outputs"] = list(tf_outputs)
     graph.metadata["ssd"] = {
         "feature_input": spec.feature_input,
         "normalization": [{"op": op, "value": v, "scalar_first": f} for op, v, f in spec.normalization],
@@ -331,3 +272,286 @@ def _postprocess_attrs(spec: SSDGraph) -> dict[str, Any]:
         "score_converter": spec.score_converter,
         "logit_scale": spec.logit_scale,
     }
+
+
+# --- TF2 exports (SavedModel), recognised by structure alone ------------------------------------------------
+#
+# exporter_lib_v2's serving function, inlined (saved_model.py): the image Placeholder → a ``map_fn``
+# (``StatelessWhile`` over TensorLists; its body casts, normalises and resizes each image) → the network
+# (Keras layers: names differ from TF1 and between exports, so none is used) → the raw box encodings and class
+# logits → the postprocessor (decode against constant-folding anchors, score converter, unrolled per-class
+# ``NonMaxSuppressionV5``, clip, sort). The TFLite-friendly export (export_tflite_graph_lib_tf2) has no
+# pre- or postprocessing ops: the normalised image in, and a call of a composite function with
+# ``_implements: TFLite_Detection_PostProcess`` whose attributes hold the postprocessor's settings.
+
+LOOP_OPS = frozenset({"While", "StatelessWhile"})
+# Ops that only move or reshape a single image's values (batch of one): the map body's plumbing.
+_IMAGE_PLUMBING = frozenset({"Identity", "Cast", "StridedSlice", "Pack", "Unpack", "ExpandDims", "Squeeze",
+                             "Reshape", "StopGradient", "Snapshot"})
+_RESHAPES = frozenset({"Transpose", "Reshape", "Identity", "Tile", "ExpandDims", "Snapshot"})
+_ANCHOR_ARITHMETIC = frozenset({"Sub", "RealDiv", "Mul", "AddV2", "Add", "Identity", "Exp"})
+_DT_FLOAT = 1
+TFLITE_POSTPROCESS = "TFLite_Detection_PostProcess"
+
+
+class _Function:
+    """A FunctionDef's body, with inputs named ``node:output_arg:index`` or by argument name."""
+
+    def __init__(self, fdef: Any) -> None:
+        self.nodes = {n.name: n for n in fdef.node_def}
+        self.args = [a.name for a in fdef.signature.input_arg]
+
+    def producer(self, ref: str) -> Any | None:
+        return self.nodes.get(ref.split(":", 1)[0]) if ref not in self.args else None
+
+    def const(self, ref: str) -> np.ndarray | None:
+        node = self.producer(ref)
+        return tensor_to_numpy(node.attr["value"].tensor) if node is not None and node.op == "Const" else None
+
+
+def is_tf2_od_api_ssd(graphdef: Any, implements: dict[str, tuple[str, Any, list[str]]]) -> bool:
+    """A SavedModel signature whose graph runs per-class NMS or calls TFLite's detection postprocess."""
+    return (any(n.op in NMS_OPS for n in graphdef.node)
+            or any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in implements.values()))
+
+
+def recognise_tf2(graphdef: Any, library: dict[str, Any], image: str, source: str) -> SSDGraph:
+    """The exporter_lib_v2 detector's settings and tensors (see above), by structure."""
+    g = _Graph(graphdef, source)
+    nms = [n for n in g.nodes.values() if n.op in NMS_OPS]
+    if not nms:
+        raise g.error("no NonMaxSuppression op: not an Object Detection API detector")
+    feature_input, normalization, size = _map_preprocessing(g, library, image)
+    logits, converter, logit_scale = _converter_of(g, nms)
+    encodings, scales, anchors = _decoder(g)
+    iou, score, per_class, total = _nms_settings(g, nms)
+    return SSDGraph(image, feature_input, normalization, size[0], size[1], encodings, logits, anchors, iou, score,
+                    per_class, total, scales, converter, logit_scale)
+
+
+def _map_preprocessing(g: _Graph, library: dict[str, Any], image: str
+                       ) -> tuple[str, list[tuple[str, float, bool]], tuple[int, int]]:
+    """The ``map_fn`` over the image: its float output (the network's input), and from its body the
+    per-pixel scalar operations (in order) and the resize's output size."""
+    loops = []
+    for node in g.nodes.values():
+        if node.op not in LOOP_OPS:
+            continue
+        for k, t in enumerate(g.data_inputs(node)):
+            p = _skip(g, t, ("Identity",))
+            if p.op == "TensorListFromTensor" and _skip(g, g.data_inputs(p)[0], ("Identity",)).name == \
+                    split_tensor_name(image)[0]:
+                loops.append((node, k))
+    if len(loops) != 1:
+        raise g.error(f"expected one map loop over the image '{image}', found {len(loops)}")
+    loop, unstacked = loops[0]
+    stacks = []
+    for node in g.nodes.values():
+        if node.op == "TensorListStack" and node.attr["element_dtype"].type == _DT_FLOAT:
+            source = _skip(g, g.data_inputs(node)[0], ("Identity", "StopGradient"))
+            if source is loop:
+                handle = g.data_inputs(node)[0]
+                while g.producer(handle) is not loop:
+                    handle = g.data_inputs(g.producer(handle))[0]
+                stacks.append((node, split_tensor_name(handle)[1]))
+    if len(stacks) != 1:
+        raise g.error(f"expected one float image list out of the map loop '{loop.name}', found {len(stacks)}")
+    stack, k = stacks[0]
+    body_name = loop.attr["body"].func.name
+    if body_name not in library:
+        raise g.error(f"the body '{body_name}' of the map loop '{loop.name}' is not in the function library")
+    body = _Function(library[body_name])
+    writes = [n for n in body.nodes.values() if n.op == "TensorListSetItem" and n.input[0] == body.args[k]]
+    if len(writes) != 1:
+        raise g.error(f"cannot find where the map loop '{loop.name}' writes its images")
+    ops: list[tuple[str, float, bool]] = []
+    size: tuple[int, int] | None = None
+    ref = writes[0].input[2]
+    for _ in range(1000):
+        node = body.producer(ref)
+        if node is None:
+            raise g.error(f"the map loop '{loop.name}' writes an argument, not a function of the image")
+        ins = [i for i in node.input if not i.startswith("^")]
+        if node.op == "TensorListGetItem":
+            if ins[0] != body.args[unstacked]:
+                raise g.error(f"the map loop '{loop.name}' reads another list than the image")
+            if size is None:
+                raise g.error(f"found no resize in the map loop '{loop.name}'; give the input size with --input")
+            ops.reverse()
+            return f"{stack.name}:0", ops, size
+        if node.op in _IMAGE_PLUMBING:
+            _check_plumbing(g, body, node, ins)
+            ref = ins[0]
+        elif node.op in RESIZE_OPS:
+            hw = body.const(ins[1])
+            if hw is None or hw.size != 2:
+                raise g.error(f"the resize '{node.name}' in the map loop has no constant size")
+            size = (int(hw[0]), int(hw[1]))
+            ref = ins[0]
+        elif node.op in AFFINE_OPS:
+            consts = [body.const(t) for t in ins]
+            k_const = 0 if consts[0] is not None else 1
+            c = consts[k_const]
+            if c is None or c.size != 1 or consts[1 - k_const] is not None:
+                raise g.error(f"preprocessing node '{node.name}' ({node.op}) is not a per-pixel scalar operation")
+            ops.append((AFFINE_OPS[node.op], float(c.reshape(-1)[0]), k_const == 0))
+            ref = ins[1 - k_const]
+        else:
+            raise g.error(f"preprocessing node '{node.name}' ({node.op}) in the map loop is not supported")
+    raise g.error("preprocessing chain too long")
+
+
+def _check_plumbing(g: _Graph, body: _Function, node: Any, ins: list[str]) -> None:
+    """Plumbing must keep every value of the one image: a slice only adds axes, drops the batch axis of one
+    image or takes everything; Pack/Unpack only of one."""
+    if node.op == "StridedSlice":
+        begin, end, strides = (body.const(t) for t in ins[1:4])
+        if begin is None or end is None or strides is None:
+            raise g.error(f"the slice '{node.name}' in the map loop is not constant")
+        masks = {k: int(node.attr[k].i) for k in ("begin_mask", "end_mask", "new_axis_mask", "shrink_axis_mask",
+                                                   "ellipsis_mask")}
+        for i in range(begin.size):
+            bit = 1 << i
+            if masks["new_axis_mask"] & bit or masks["ellipsis_mask"] & bit:
+                continue
+            whole = ((masks["begin_mask"] & bit or begin[i] == 0) and masks["end_mask"] & bit and strides[i] == 1)
+            first = masks["shrink_axis_mask"] & bit and begin[i] == 0
+            if not (whole or first):
+                raise g.error(f"the slice '{node.name}' in the map loop crops the image, which is not supported")
+    elif node.op in ("Pack", "Unpack") and (len(ins) != 1 or int(node.attr["N" if node.op == "Pack" else "num"].i)
+                                            != 1):
+        raise g.error(f"'{node.name}' ({node.op}) in the map loop combines several tensors")
+
+
+def _skip(g: _Graph, tensor: str, ops: tuple[str, ...]) -> Any:
+    node = g.producer(tensor)
+    while node.op in ops:
+        node = g.producer(g.data_inputs(node)[0])
+    return node
+
+
+def _converter_of(g: _Graph, nms: list[Any]) -> tuple[str, str, float]:
+    """The score converter (Sigmoid/Softmax) feeding the NMS ops' scores, and the logits before it."""
+    found: set[str] = set()
+    for n in nms:
+        stack, seen = [g.data_inputs(n)[1]], set()
+        while stack:
+            node = g.producer(stack.pop())
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op in ("Sigmoid", "Softmax"):
+                found.add(node.name)
+            elif node.op in _IMAGE_PLUMBING | _RESHAPES | {"Slice", "GatherV2", "ConcatV2"}:
+                stack.extend(t for t in g.data_inputs(node) if g.const(t) is None)
+    if len(found) != 1:
+        raise g.error(f"expected one score converter (Sigmoid/Softmax) before the NMS scores, found {sorted(found)}")
+    node = g.nodes[found.pop()]
+    return _logits_before(g, node)
+
+
+def _logits_before(g: _Graph, converter: Any) -> tuple[str, str, float]:
+    scale, tensor = 1.0, g.data_inputs(converter)[0]
+    while True:
+        p = g.producer(tensor)
+        ins = g.data_inputs(p)
+        if p.op == "Identity":
+            tensor = ins[0]
+        elif p.op in ("RealDiv", "Mul") and g.const(ins[1]) is not None:
+            c = g.scalar(ins[1], "logit scale")
+            scale *= c if p.op == "RealDiv" else 1.0 / c
+            tensor = ins[0]
+        else:
+            return tensor, converter.op.lower(), scale
+
+
+def _decoder(g: _Graph) -> tuple[str, tuple[float, float, float, float], str]:
+    """The FasterRCNN box decoder: an Unpack of the encodings whose four parts are divided by the coder's
+    scale factors; the anchors are the other Unpack its arithmetic reads (their centres and sizes)."""
+    found: list[tuple[Any, tuple[float, float, float, float], Any]] = []
+    for unpack in g.nodes.values():
+        if unpack.op != "Unpack":
+            continue
+        scales: dict[int, float] = {}
+        divisions: dict[int, Any] = {}
+        for k in range(4):
+            for user, idx in g.consumers.get(f"{unpack.name}:{k}", []):
+                ins = g.data_inputs(user)
+                if user.op == "RealDiv" and idx == 0 and g.const(ins[1]) is not None:
+                    scales[k] = g.scalar(ins[1], "box coder scale")
+                    divisions[k] = user
+        if len(scales) == 4:
+            found.append((unpack, (scales[0], scales[1], scales[2], scales[3]), divisions[0]))
+    if len(found) != 1:
+        raise g.error(f"expected one FasterRCNN box decoder (an Unpack of encodings divided by scale factors), "
+                      f"found {len(found)}")
+    unpack, factors, ty = found[0]
+    encodings = _through_reshapes(g, g.data_inputs(unpack)[0], ("Transpose", "Reshape", "Identity"))
+    anchor_unpacks: set[str] = set()
+    for user, _ in g.consumers.get(f"{ty.name}:0", []):  # ty·h_a: h_a comes from the anchors' Unpack
+        stack = [t for t in g.data_inputs(user) if t != f"{ty.name}:0"]
+        seen: set[str] = set()
+        while stack:
+            node = g.producer(stack.pop())
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op == "Unpack" and node is not unpack and int(node.attr["num"].i) == 4:
+                anchor_unpacks.add(node.name)
+            elif node.op in _ANCHOR_ARITHMETIC:
+                stack.extend(t for t in g.data_inputs(node) if g.const(t) is None)
+    if len(anchor_unpacks) != 1:
+        raise g.error(f"cannot find the anchors the box decoder reads (found {sorted(anchor_unpacks)})")
+    anchors = _through_reshapes(g, g.data_inputs(g.nodes[anchor_unpacks.pop()])[0], tuple(_RESHAPES))
+    if not _constant_only(g, anchors):
+        raise g.error(f"the anchors '{anchors}' depend on the input, not on constants only")
+    return encodings, factors, anchors
+
+
+def _through_reshapes(g: _Graph, tensor: str, ops: tuple[str, ...]) -> str:
+    while g.producer(tensor).op in ops:
+        tensor = g.data_inputs(g.producer(tensor))[0]
+    return tensor
+
+
+def _constant_only(g: _Graph, tensor: str) -> bool:
+    seen: set[str] = set()
+    stack = [split_tensor_name(tensor)[0]]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = g.nodes[name]
+        if node.op == "Placeholder" or node.op in LOOP_OPS or node.op.startswith("TensorList"):
+            return False
+        stack.extend(split_tensor_name(t)[0] for t in g.data_inputs(node))
+    return True
+
+
+def import_tf2_od_api_ssd(model: Any, name: str, input_shape: tuple[int, ...] | None = None) -> Graph:
+    """Import a TF2 OD API SSD SavedModel signature (``saved_model.SavedModelGraph``) as IR, like a TF1
+    export: raw pixels ``data`` at the model's size → ... → ``SSDPostprocess``; or, for the TFLite-friendly
+    export, its normalised input → ... → ``SSDPostprocess`` lowered from TFLite_Detection_PostProcess."""
+    if any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in model.implements.values()):
+        return _import_tflite_ssd(model, name, input_shape)
+    if len(model.inputs) != 1:
+        raise UnsupportedModelError(f"{model.source}: SSD graph: expected one image input, the signature has "
+                                    f"{sorted(model.inputs)}")
+    (key, image), = model.inputs.items()
+    spec = recognise_tf2(model.graph, model.library, image, model.source)
+    outputs = [model.declared_outputs[k] for k in ("detection_boxes", "detection_scores", "detection_classes",
+                                                   "num_detections") if k in model.declared_outputs]
+    if len(outputs) != 4:
+        raise UnsupportedModelError(f"{model.source}: SSD graph: the signature lacks the detection outputs "
+                                    f"(it has {sorted(model.declared_outputs)})")
+    graph = _import_ssd(model.graph, spec, model.source, name, input_shape, outputs)
+    graph.metadata["tf_inputs"] = [model.declared_inputs[key]]
+    graph.metadata["tf_input_dtypes"] = {model.declared_inputs[key]: "u8"}
+    graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.declared_inputs),
+                                   "outputs": dict(model.declared_outputs)}
+    return graph
+
+
+def _import_tflite_ssd(model: Any, name: str, input_shape: tuple[int, ...] | None) -> Graph:
+    raise UnsupportedModelError(f"{model.source}: the TFLite-friendly SSD export is not supported yet")

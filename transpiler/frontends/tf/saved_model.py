@@ -85,6 +85,10 @@ class SavedModelGraph:
     declared_inputs: dict[str, str] = field(default_factory=dict)
     declared_outputs: dict[str, str] = field(default_factory=dict)
     renames: dict[str, str] = field(default_factory=dict)  # inlined node → its shorter name in ``graph``
+    # the graph's function library (bodies of the while-loops and conditionals left in ``graph``)
+    library: dict[str, tf_graph_pb2.FunctionDef] = field(default_factory=dict)
+    # composite functions called (``_implements``), as in InlinedGraph.implements, tensors of ``graph``
+    implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = field(default_factory=dict)
 
     def tensor(self, name: str, kind: Literal["input", "output"]) -> str:
         """A signature key, a tensor of the outer graph, or one of ``graph``, as a tensor of ``graph``."""
@@ -224,7 +228,10 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
     outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}
     nodes = {n.name: n for n in inlined.graph.node}
-    needed = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
+    # A composite function's body stands in for a runtime's op (TFLite_Detection_PostProcess returns constants
+    # in TF): what is passed to it is kept, for the converter to lower the call from its attributes.
+    roots = [*outputs.values(), *(t for _, _, args in inlined.implements.values() for t in args)]
+    needed = _reachable(nodes, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()})
     # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value.
     reads = [n for n in needed if nodes[n].op in ("ReadVariableOp", *_REF_VARIABLE_OPS)]
     bindings: dict[str, tuple[str, str]] = {}
@@ -243,7 +250,7 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
         _freeze_variables(nodes, reads, bindings, parts, checkpoint, shown)
     graph = tf_graph_pb2.GraphDef()
     graph.versions.CopyFrom(meta.graph_def.versions)
-    keep = _reachable(nodes, outputs.values(), stop={t.rsplit(":", 1)[0] for t in inputs.values()})
+    keep = _reachable(nodes, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()})
     graph.node.extend(n for n in inlined.graph.node if n.name in keep)
     renames = _short_names([n.name for n in graph.node], inlined.local_names)
     _rename(graph, renames)
@@ -251,7 +258,10 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     return SavedModelGraph(graph, shown, name, {k: _renamed(t, renames) for k, t in inputs.items()},
                            {k: _renamed(t, renames) for k, t in outputs.items()}, bindings, usable, inlined,
                            {k: v.name for k, v in sorted(sig.inputs.items())},
-                           {k: v.name for k, v in sorted(sig.outputs.items())}, renames)
+                           {k: v.name for k, v in sorted(sig.outputs.items())}, renames,
+                           {f.signature.name: f for f in meta.graph_def.library.function},
+                           {call: (f, attr, [_renamed(t, renames) for t in args])
+                            for call, (f, attr, args) in inlined.implements.items()})
 
 
 def _short_names(names: list[str], local: dict[str, str]) -> dict[str, str]:

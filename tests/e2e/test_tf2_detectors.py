@@ -1,0 +1,256 @@
+"""TF2 Object Detection API detectors (SavedModels written by the API's own exporters) convert with default
+options and detect what TensorFlow detects.
+
+The detector is exported at test time by ``tests/od_api_scripts/export_tf2.py`` (OD API 2.8 installed by
+``tests/od_api.py``): ssd_mobilenet_v2 (Keras feature extractor, 3×3 convolutional box predictor) at 320×320
+with 7 classes and width 0.35, random weights with batch norm calibrated on real pictures and the heads
+spread, exported by ``exporter_lib_v2.export_inference_graph`` (and by ``export_tflite_graph_lib_tf2``).
+The export and TF's outputs on the pictures are cached under the test cache, keyed by the script and the
+config. References are TF's own: the exported SavedModel run by TF's loader (detections) and the restored
+model's ``predict`` (raw box encodings, class logits, anchors). Caffe side: OpenCV dnn and the real SSD-Caffe
+(tests/real_caffe.py), fed the same raw RGB pixels at the model's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import picture
+from e2e_helpers import convert_model
+
+from transpiler.verify.detections import caffe_detections, compare_raw, empty_rows, match_detections, tf_detections
+from transpiler.verify.runners import load_opencv_net, run_opencv
+
+SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf2.py"
+PICTURES = ["astronaut", "camera", "coffee"]
+LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
+RUNTIMES = ["opencv", "caffe"]
+SIZE = 320
+NUM_CLASSES = 7
+
+
+def _hyperparams(initializer: str) -> str:
+    return f"""
+        regularizer {{ l2_regularizer {{ weight: 4e-05 }} }}
+        initializer {{ {initializer} }}
+        activation: RELU_6
+        batch_norm {{ decay: 0.997 center: true scale: true epsilon: 0.001 train: true }}"""
+
+
+
+# ssd_mobilenet_v2_320x320 as the TF2 model zoo configures it, at width 0.35, 7 classes, 3x3 heads.
+PIPELINE_CONFIG = f"""model {{
+  ssd {{
+    num_classes: {NUM_CLASSES}
+    image_resizer {{ fixed_shape_resizer {{ height: {SIZE} width: {SIZE} }} }}
+    feature_extractor {{
+      type: "ssd_mobilenet_v2_keras"
+      depth_multiplier: 0.35
+      min_depth: 16
+      conv_hyperparams {{{_hyperparams("truncated_normal_initializer { mean: 0.0 stddev: 0.03 }")}
+      }}
+      override_base_feature_extractor_hyperparams: true
+    }}
+    box_coder {{ faster_rcnn_box_coder {{ y_scale: 10.0 x_scale: 10.0 height_scale: 5.0 width_scale: 5.0 }} }}
+    matcher {{ argmax_matcher {{ matched_threshold: 0.5 unmatched_threshold: 0.5 ignore_thresholds: false
+              negatives_lower_than_unmatched: true force_match_for_each_row: true use_matmul_gather: true }} }}
+    similarity_calculator {{ iou_similarity {{ }} }}
+    box_predictor {{
+      convolutional_box_predictor {{
+        conv_hyperparams {{{_hyperparams("random_normal_initializer { mean: 0.0 stddev: 0.01 }")}
+        }}
+        min_depth: 0
+        max_depth: 0
+        num_layers_before_predictor: 0
+        use_dropout: false
+        dropout_keep_probability: 0.8
+        kernel_size: 3
+        box_code_size: 4
+        apply_sigmoid_to_scores: false
+        class_prediction_bias_init: -4.6
+      }}
+    }}
+    anchor_generator {{
+      ssd_anchor_generator {{
+        num_layers: 6
+        min_scale: 0.2
+        max_scale: 0.95
+        aspect_ratios: 1.0
+        aspect_ratios: 2.0
+        aspect_ratios: 0.5
+        aspect_ratios: 3.0
+        aspect_ratios: 0.3333
+      }}
+    }}
+    post_processing {{
+      batch_non_max_suppression {{
+        score_threshold: 1e-08
+        iou_threshold: 0.6
+        max_detections_per_class: 100
+        max_total_detections: 100
+        use_static_shapes: false
+      }}
+      score_converter: SIGMOID
+    }}
+    normalize_loss_by_num_matches: true
+    loss {{
+      localization_loss {{ weighted_smooth_l1 {{ }} }}
+      classification_loss {{ weighted_sigmoid_focal {{ gamma: 2.0 alpha: 0.75 }} }}
+      classification_weight: 1.0
+      localization_weight: 1.0
+    }}
+    encode_background_as_zeros: true
+    normalize_loc_loss_by_codesize: true
+    inplace_batchnorm_update: true
+    freeze_batchnorm: false
+  }}
+}}
+"""
+
+
+def export_detector(script: Path, config: str, pictures: list[str], size: int) -> Path:
+    """Run the export script once per (script, config, pictures); the result is cached under the test cache."""
+    from od_api import run_od_api
+
+    from transpiler.kernels.build import cache_dir
+
+    key = hashlib.sha256(script.read_bytes() + config.encode() + repr((pictures, size)).encode()).hexdigest()[:16]
+    home = cache_dir() / "od-exports" / key
+    if (home / "ref_coffee.npz").is_file():
+        return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".export-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "pipeline.config").write_text(config)
+        np.savez(tmp / "pictures.npz", **{p: picture(p, (size, size)) for p in pictures})
+        run_od_api(script, str(tmp / "pipeline.config"), str(tmp / "pictures.npz"), str(tmp / "out"))
+        if not home.exists():
+            os.replace(tmp / "out", home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def export() -> Path:
+    return export_detector(SCRIPT, PIPELINE_CONFIG, PICTURES, SIZE)
+
+
+@pytest.fixture(scope="module")
+def converted(export: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("tf2_ssd")
+    shutil.rmtree(out)
+    return out, convert_model(export / "exported" / "saved_model", out)
+
+
+_RUNS: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
+def run_picture(export: Path, out: Path, pic: str, runtime: str, request: pytest.FixtureRequest
+                ) -> tuple[Any, dict[str, np.ndarray]]:
+    ref = np.load(export / f"ref_{pic}.npz")
+    x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 RGB pixels, NCHW
+    if (pic, runtime) not in _RUNS:
+        if runtime == "opencv":
+            net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+            _RUNS[pic, runtime] = run_opencv(net, {"data": x}, LAYERS)
+        else:
+            blobs = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel",
+                                                                  [x])
+            _RUNS[pic, runtime] = {name: blobs[name] for name in LAYERS}
+    return ref, _RUNS[pic, runtime]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("pic", PICTURES)
+def test_raw_tensors_and_priors_equal_tf(export: Path, converted: tuple[Path, dict[str, Any]], pic: str,
+                                         runtime: str, request: pytest.FixtureRequest) -> None:
+    out, report = converted
+    ref, got = run_picture(export, out, pic, runtime, request)
+    rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
+                       ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
+    assert all(r.ok for r in rows[:2]), [(r.name, r.rel) for r in rows]
+    assert rows[2].max_abs <= 1e-5, ("priors differ from TF's anchors", rows[2].max_abs)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("pic", PICTURES)
+def test_detections_match_tf_box_by_box(export: Path, converted: tuple[Path, dict[str, Any]], pic: str,
+                                        runtime: str, request: pytest.FixtureRequest) -> None:
+    out, report = converted
+    ref, got = run_picture(export, out, pic, runtime, request)
+    tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                       ref["num_detections"])
+    ssd = report["ssd"]
+    result = match_detections(tf, caffe_detections(got["detection_out"]), keep_top_k=ssd["nms"]["keep_top_k"],
+                              nms_threshold=ssd["nms"]["nms_threshold"],
+                              caffe_empty_rows=empty_rows(got["detection_out"]),
+                              max_per_class=ssd["tf_nms"]["max_per_class"])
+    assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3], result.excused)
+    assert result.matched >= 90 and len(result.excused) <= 5, (result.matched, result.excused)
+
+
+def test_settings_follow_the_graph(converted: tuple[Path, dict[str, Any]]) -> None:
+    out, report = converted
+    text = (out / "deploy.prototxt").read_text()
+    assert "keep_top_k: 100" in text and "nms_threshold: 0.6" in text and "confidence_threshold: 1e-08" in text
+    assert f"num_classes: {NUM_CLASSES + 1}" in text
+    entry = report["inputs"][0]
+    assert entry["shape"] == [1, 3, SIZE, SIZE] and entry["tf_dtype"] == "u8"
+    assert entry["tf_tensor"] == report["signature"]["inputs"]["input_tensor"]
+    outputs = report["signature"]["outputs"]
+    assert report["outputs"][0]["tf_tensors"] == [outputs[k] for k in ("detection_boxes", "detection_scores",
+                                                                       "detection_classes", "num_detections")]
+    ssd = report["ssd"]
+    assert ssd["num_anchors"] == 20 * 20 * 3 + (10 * 10 + 5 * 5 + 3 * 3 + 2 * 2 + 1) * 6  # maps 20..1 at 320
+    assert sorted(a for a in ssd["prior_to_anchor"] if a >= 0) == list(range(ssd["num_anchors"]))
+
+
+def test_recognised_by_structure_not_names(export: Path) -> None:
+    """Every node renamed (n0, n1, ...): the recogniser finds the same settings and the same tensors."""
+    from transpiler.frontends.tf.od_api_ssd import recognise_tf2
+    from transpiler.frontends.tf.saved_model import load_saved_model
+
+    model = load_saved_model(export / "exported" / "saved_model")
+    image = model.inputs["input_tensor"]
+    spec = recognise_tf2(model.graph, model.library, image, "x")
+    names = {n.name: f"n{i}" for i, n in enumerate(model.graph.node)}
+
+    def renamed(tensor: str) -> str:
+        node, _, index = tensor.rpartition(":")
+        return f"{names[node]}:{index}"
+
+    for node in model.graph.node:
+        node.name = names[node.name]
+        inputs = [renamed(i) for i in node.input]
+        del node.input[:]
+        node.input.extend(inputs)
+    blind = recognise_tf2(model.graph, model.library, renamed(image), "x")
+    for field in ("image", "feature_input", "box_encodings", "class_logits", "anchors"):
+        assert getattr(blind, field) == renamed(getattr(spec, field)), field
+    for field in ("normalization", "height", "width", "iou_threshold", "score_threshold", "max_per_class",
+                  "max_total", "scale_factors", "score_converter", "logit_scale"):
+        assert getattr(blind, field) == getattr(spec, field), field
+    assert (spec.height, spec.width, spec.max_total, spec.scale_factors) == (SIZE, SIZE, 100, (10, 10, 5, 5))
+
+
+def test_conversion_imports_no_tensorflow(export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    code = (
+        "import sys\nfrom transpiler.cli import main\n"
+        f"assert main([{str(export / 'exported' / 'saved_model')!r}, '-o', {str(out)!r}]) == 0\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'cv2', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "conversion.json").read_text())
+    assert "ssd" in report and (out / "deploy.caffemodel").is_file()
