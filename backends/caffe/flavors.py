@@ -68,6 +68,12 @@ class Flavor:
     permute_orders: frozenset[tuple[int, ...]] | None = None
     # False where the importer drops Eltwise SUM coefficients (caffe2onnx: x − y becomes x + y).
     eltwise_coeff: bool = True
+    # False where the importer refuses Eltwise MAX (x2paddle).
+    eltwise_max: bool = True
+    # False where the importer refuses a Power layer with an exponent other than 1 (x2paddle).
+    power_exponent: bool = True
+    # False where the importer's AVE pooling does not count the padding as Caffe does (RKNN).
+    ave_pool_pads: bool = True
     # False where the importer refuses a Scale whose factor is a second bottom (a squeeze-excite gate).
     two_bottom_scale: bool = True
     # True where blob and layer names must be lower-case Python identifiers (x2paddle writes them as Python
@@ -104,6 +110,16 @@ class Flavor:
                     and any(c != 1.0 for c in layer.eltwise_param.coeff)):
                 problems.append(f"{where}: Eltwise coefficients {list(layer.eltwise_param.coeff)} are dropped by "
                                 f"{self.toolchain} (it would compute a plain sum)")
+            if layer.type == "Eltwise" and not self.eltwise_max and layer.eltwise_param.operation == 2:  # MAX
+                problems.append(f"{where}: Eltwise MAX is refused by {self.toolchain}")
+            if layer.type == "Power" and not self.power_exponent and layer.power_param.power != 1.0:
+                problems.append(f"{where}: Power with exponent {layer.power_param.power:g} is refused by "
+                                f"{self.toolchain}")
+            pool = layer.pooling_param
+            if (layer.type == "Pooling" and not self.ave_pool_pads and pool.pool == pool.AVE
+                    and not pool.global_pooling and max(pool.pad, pool.pad_h, pool.pad_w) > 0):
+                problems.append(f"{where}: average pooling over padding is computed differently by {self.toolchain} "
+                                "(it does not count the padded cells as Caffe does)")
             if layer.type == "Scale" and len(layer.bottom) > 1 and not self.two_bottom_scale:
                 problems.append(f"{where}: a Scale whose factor is a second bottom (a feature map) is refused by "
                                 f"{self.toolchain}")
@@ -157,21 +173,39 @@ FLAVORS.update({
                   refusals={"DepthwiseConvolution": "use group Convolution (this flavor's default)",
                             "Clip": "MNN's Caffe importer has no Clip layer"},
                   description="MNN 3.6.1 (Alibaba): Caffe importer + CPU runtime"),
-    # tpu-mlir 1.30.2 (model_transform → top MLIR, reference run F32): Power is refused by the importer, so ReLU6 is
-    # its ReLU6 layer. DetectionOutput runs when nms_param.top_k is written (it reads an unset top_k as 0).
-    "tpu-mlir": Flavor("tpu-mlir", (COMMON - {"Power"}) | SSD_EXTRA | {"ReLU6"}, "ReLU6", toolchain="TPU-MLIR 1.30.2",
-                       refusals={"Power": "tpu-mlir's Caffe importer has no Power layer"},
+    # TPU-MLIR 1.30.2 (model_transform → top MLIR, its F32 reference run), observed 2026-12-06 on every form:
+    # refused are Power ("not implemented"), BNLL, ELU, Exp, Clip ("Op not support now"), DepthwiseConvolution, the
+    # four-value pad and a Scale whose factor is a second bottom (check failures); wrong are Eltwise SUM with
+    # coefficients (rel 1.69: coefficients dropped) and AVE pooling over padding (rel 0.33). So ReLU6 is its ReLU6
+    # layer. DetectionOutput runs when nms_param.top_k is written (it reads an unset top_k as 0).
+    "tpu-mlir": Flavor("tpu-mlir", (COMMON - {"Power", "BNLL", "ELU", "Exp"}) | SSD_EXTRA | {"ReLU6"}, "ReLU6",
+                       toolchain="TPU-MLIR 1.30.2", eltwise_coeff=False, ave_pool_pads=False, two_bottom_scale=False,
+                       refusals={t: f"TPU-MLIR 1.30.2's Caffe importer has no {t}"
+                                 for t in ("Power", "BNLL", "ELU", "Exp", "Clip")},
                        description="Sophgo TPU-MLIR 1.30.2: model_transform (top MLIR) and its F32 reference run"),
-    # x2paddle 1.6.0 + paddlepaddle 2.6.2: blob names are written as Python variables (lower-case identifiers);
-    # its DetectionOutput applies a softmax to the scores (our sigmoid scores are then wrong) → network only.
-    "paddle": Flavor("paddle", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="x2paddle 1.6.0",
-                     identifier_names=True, postprocess="external",
-                     refusals={t: _EXTERNAL for t in _SSD_ONLY},
+    # x2paddle 1.6.0 + paddlepaddle 2.6.2 (Paddle Inference, CPU), observed 2026-12-06 on every form: refused are
+    # AbsVal (TypeError in its activation mapper), BNLL, ELU, Exp (no shape inference), Clip and DepthwiseConvolution
+    # (its caffe.proto lacks them), Eltwise MAX (TypeError), Power with an exponent ≠ 1 (AssertionError), a Scale
+    # whose factor is a second bottom; AVE pooling over padding is wrong (rel 2.0: padding not counted) and the
+    # four-value pad misread (1×5×2×3 for 1×5×3×3). Blob names are written as Python variables (lower-case
+    # identifiers). Its DetectionOutput applies a softmax to the scores (our sigmoid scores are then wrong) →
+    # network only.
+    "paddle": Flavor("paddle", (COMMON - {"AbsVal", "BNLL", "ELU", "Exp"}) | {"Permute", "ReLU6"}, "ReLU6",
+                     toolchain="x2paddle 1.6.0", identifier_names=True, postprocess="external",
+                     eltwise_max=False, power_exponent=False, ave_pool_pads=False, two_bottom_scale=False,
+                     refusals={**{t: _EXTERNAL for t in _SSD_ONLY},
+                               **{t: "x2paddle 1.6.0 fails on it" for t in ("AbsVal", "BNLL", "ELU", "Exp", "Clip")}},
                      description="x2paddle 1.6.0 → PaddlePaddle 2.6 inference"),
-    # RKNN-Toolkit2 2.5.0 (x86 simulator, float16): load_caffe drops PriorBox and DetectionOutput ("OP in Layer
-    # detection_out Current not support!!!") and returns the raw heads.
-    "rknn": Flavor("rknn", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="RKNN-Toolkit2 2.5",
-                   postprocess="external", refusals={t: _EXTERNAL for t in _SSD_ONLY},
+    # RKNN-Toolkit2 2.5.0 (x86 simulator, float16), observed 2026-12-06 on every form: within 1e-4..5e-4 (float16
+    # rounding) on all but AbsVal, ELU, Exp, Clip (load_caffe IndexError), DepthwiseConvolution (its caffe.proto
+    # lacks it), four-value pad (refused by its ONNX shape inference) and AVE pooling over padding (rel 0.33:
+    # padding not counted). load_caffe drops PriorBox and DetectionOutput ("OP in Layer detection_out Current not
+    # support!!!") and returns the raw heads.
+    "rknn": Flavor("rknn", (COMMON - {"AbsVal", "ELU", "Exp"}) | {"Permute", "ReLU6"}, "ReLU6",
+                   toolchain="RKNN-Toolkit2 2.5", postprocess="external", ave_pool_pads=False,
+                   refusals={**{t: _EXTERNAL for t in _SSD_ONLY},
+                             **{t: "RKNN-Toolkit2 2.5.0's load_caffe fails on it" for t in ("AbsVal", "ELU", "Exp",
+                                                                                           "Clip")}},
                    description="Rockchip RKNN-Toolkit2 2.5 (rk3588; float16 simulator)"),
     # ncnn via caffe2onnx 2.0.1 → pnnx: caffe2onnx drops Eltwise coefficients (portable's ReLU6 gave garbage) and
     # makes PriorBox/DetectionOutput non-ONNX custom ops.

@@ -4,7 +4,7 @@ flavors' tables (backends/caffe/flavors.py).
 One small net per form (Input ``x`` 1×4×6×6 of seeded noise → the form → blob ``y``), converted/imported by the
 toolchain's own importer through its driver (drivers/), run on the CPU, and compared with a float64 NumPy Caffe
 (tests/caffe_numpy_runner.py, plus the element-wise layers defined here). A form is ``exact`` when
-max|Δ| ≤ 1e-5·max|ref|. The tests then hold the flavors to what was observed:
+max|Δ| ≤ 1e-5·max|ref| (float16 toolchains: ``FORM_TOLERANCE``). The tests then hold the flavors to what was observed:
 
 - every form the toolchain's flavor can emit (its layer types, symmetric pads, its ReLU6 spelling) is exact there;
 - every form the flavor leaves out is refused or wrong there (the exclusion is needed, not a guess).
@@ -31,6 +31,11 @@ from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 
 SHAPE = (1, 4, 6, 6)
 RNG_SEED = 7
+EXACT = 1e-5  # float32 toolchains: one layer within 1e-5·max|ref| of float64
+# RKNN's simulator computes in float16 only (unit roundoff u = 2^-11 ≈ 4.9e-4): the input, the weights and the
+# output of a layer are each rounded, so one layer is within ~3u relative where it computes the same function;
+# measured 0.9e-4..4.6e-4 on every form it runs, against 0.33 for its AVE pooling over padding (another function).
+FORM_TOLERANCE = {"rknn": 2e-3}
 
 
 def _net(build: Callable[[Any, np.random.Generator], None]) -> tuple[Any, Any]:
@@ -201,7 +206,7 @@ def reference(prototxt: Path, caffemodel: Path, x: np.ndarray) -> np.ndarray:
     return run_caffe_net(prototxt, caffemodel, {"x": x})["y"]
 
 
-def observe_all(toolchain: str, folder: Path) -> dict[str, dict[str, Any]]:
+def observe_all(toolchain: str, folder: Path, tolerance: float = EXACT) -> dict[str, dict[str, Any]]:
     """What the toolchain does with each form: {"status": exact|wrong|refused, "rel" or "detail"}; one driver
     process for all forms."""
     x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
@@ -216,22 +221,9 @@ def observe_all(toolchain: str, folder: Path) -> dict[str, dict[str, Any]]:
         nets.append({"prototxt": str(d / "deploy.prototxt"), "caffemodel": str(d / "deploy.caffemodel"),
                      "input": "x", "shape": list(SHAPE), "outputs": ["y"], "feeds": str(d / "feeds.npz"),
                      "result": str(d / "result.npz"), "answer": str(d / "answer.json")})
-    crashed: dict[str, str] = {}
-    pending = nets
-    while pending:  # a toolchain that crashes on a form (MNN segfaults on some) is rerun on the forms after it
-        try:
-            run_driver(toolchain, {"nets": pending}, folder / "work", timeout=1800)
-            break
-        except AssertionError as exc:
-            done = [n for n in pending if Path(n["answer"]).exists()]
-            culprit = pending[len(done)]
-            crashed[Path(culprit["prototxt"]).parent.name] = str(exc).splitlines()[0]
-            pending = pending[len(done) + 1:]
+    run_driver(toolchain, {"nets": nets}, folder / "work", timeout=1800)
     observed: dict[str, dict[str, Any]] = {}
     for form in FORMS:
-        if form in crashed:
-            observed[form] = {"status": "refused", "detail": f"crashed: {crashed[form]}"}
-            continue
         d = folder / form
         answer = json.loads((d / "answer.json").read_text()) if (d / "answer.json").exists() else {"error": "none"}
         if "error" in answer:
@@ -243,7 +235,7 @@ def observe_all(toolchain: str, folder: Path) -> dict[str, dict[str, Any]]:
             observed[form] = {"status": "wrong", "detail": f"shape {list(got.shape)}, expected {list(ref.shape)}"}
             continue
         rel = float(np.abs(got.reshape(ref.shape) - ref).max() / max(float(np.abs(ref).max()), 1e-12))
-        observed[form] = {"status": "exact" if rel <= 1e-5 else "wrong", "rel": rel}
+        observed[form] = {"status": "exact" if rel <= tolerance else "wrong", "rel": rel}
     return observed
 
 
@@ -259,6 +251,12 @@ def emitted_by(flavor_name: str, form: str) -> bool:
         return flavor.eltwise_coeff
     if form == "Scale-two-bottoms":
         return flavor.two_bottom_scale
+    if form == "Eltwise-MAX":
+        return flavor.eltwise_max
+    if form == "Power-square":
+        return flavor.power_exponent
+    if form == "Pooling-AVE":  # 3×3/2 with pad 1: the padding is counted (Caffe's AVE)
+        return flavor.ave_pool_pads
     if layer_type == "Permute" and flavor.permute_orders is not None:
         return tuple(int(c) for c in form.split("-")[1]) in flavor.permute_orders
     return True
@@ -276,7 +274,7 @@ def test_flavor_table_matches_the_importer(toolchain: str, tmp_path: Path) -> No
         if os.environ.get("CI"):
             pytest.fail(f"toolchain {toolchain} unavailable in CI: {exc}")
         pytest.skip(f"toolchain {toolchain} unavailable: {exc}")
-    observed = observe_all(toolchain, tmp_path)
+    observed = observe_all(toolchain, tmp_path, FORM_TOLERANCE.get(toolchain, EXACT))
     record_forms(toolchain, observed)
     wrong = [f"{form}: emitted by flavor {toolchain} but {o['status']} ({o.get('rel', o.get('detail'))})"
              for form, o in observed.items() if emitted_by(toolchain, form) and o["status"] != "exact"]

@@ -11,6 +11,7 @@ a toolchain costs more than converting a small net); a net that fails gets ``{"e
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -36,22 +37,40 @@ Outputs = dict[str, dict[str, np.ndarray]]
 RunNet = Callable[[dict[str, Any], "Clock"], tuple[Outputs, list[str]]]
 
 
-def main(run_net: RunNet, versions: Callable[[], dict[str, str]]) -> None:
-    """Run one spec or a batch: ``run_net(spec, clock)`` → ({picture: {blob: array}}, notes)."""
+def main(run_net: RunNet, versions: Callable[[], dict[str, str]], warm: Callable[[], None] = lambda: None) -> None:
+    """Run one spec or a batch: ``run_net(spec, clock)`` → ({picture: {blob: array}}, notes).
+
+    In a batch, each net runs in a child forked after ``warm()`` imported the toolchain once: a net sees no state
+    left by the previous ones (x2paddle + Paddle fail on a second conversion in one process), and a net that
+    crashes the toolchain (MNN segfaults on some) is recorded as such while the batch goes on."""
     spec = load_spec()
-    for net in spec.get("nets", [spec]):
-        net.setdefault("options", {})
+    if "nets" not in spec:
         clock = Clock()
-        if "nets" not in spec:
-            outputs, notes = run_net(net, clock)
-            finish(net, outputs, clock, versions(), notes, runs=len(outputs))
-            return
-        try:
-            outputs, notes = run_net(net, clock)
-            finish(net, outputs, clock, versions(), notes, runs=len(outputs))
-        except BaseException as exc:  # a toolchain's refusal of this net: recorded, the batch goes on
-            lines = traceback.format_exception_only(type(exc), exc)
-            Path(net["answer"]).write_text(json.dumps({"error": "".join(lines).strip()[-600:]}))
+        outputs, notes = run_net(spec, clock)
+        finish(spec, outputs, clock, versions(), notes, runs=len(outputs))
+        return
+    warm()
+    for net in spec["nets"]:
+        net.setdefault("options", {})
+        answer = Path(net["answer"])
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                clock = Clock()
+                outputs, notes = run_net(net, clock)
+                finish(net, outputs, clock, versions(), notes, runs=len(outputs))
+            except BaseException as exc:  # the toolchain's refusal of this net: recorded, the batch goes on
+                lines = traceback.format_exception_only(type(exc), exc)
+                answer.write_text(json.dumps({"error": "".join(lines).strip()[-600:]}))
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if not answer.exists():
+            answer.write_text(json.dumps({"error": f"crashed (wait status {status})"}))
     Path(spec["answer"]).write_text(json.dumps({"versions": versions(), "nets": len(spec["nets"])}))
 
 

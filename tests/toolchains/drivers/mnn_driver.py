@@ -50,5 +50,9 @@ def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
     return outputs, []
 
 
+def warm() -> None:
+    import MNN.nn  # noqa: F401
+
+
 if __name__ == "__main__":
-    main(run_net, lambda: {"MNN": importlib.metadata.version("MNN")})
+    main(run_net, warm=warm, versions=lambda: {"MNN": importlib.metadata.version("MNN")})

@@ -27,8 +27,11 @@ def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
 
     stage("load")
     with clock("load"):
-        cfg = pi.Config(str(save / "inference_model" / "model.pdmodel"),
-                        str(save / "inference_model" / "model.pdiparams"))
+        cfg = pi.Config()
+        cfg.set_prog_file(str(save / "inference_model" / "model.pdmodel"))
+        params = save / "inference_model" / "model.pdiparams"
+        if params.exists():  # a net without weights has no parameter file
+            cfg.set_params_file(str(params))
         cfg.disable_gpu()
         cfg.disable_mkldnn()
         cfg.set_cpu_math_library_num_threads(2)
@@ -49,6 +52,11 @@ def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
     return outputs, [f"paddle outputs {names}"]
 
 
+def warm() -> None:
+    import paddle.inference  # noqa: F401
+    import x2paddle.convert  # noqa: F401
+
+
 if __name__ == "__main__":
-    main(run_net, lambda: {"x2paddle": importlib.metadata.version("x2paddle"),
+    main(run_net, warm=warm, versions=lambda: {"x2paddle": importlib.metadata.version("x2paddle"),
                            "paddlepaddle": importlib.metadata.version("paddlepaddle")})

@@ -48,5 +48,9 @@ def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
     return outputs, []
 
 
+def warm() -> None:
+    import rknn.api  # noqa: F401
+
+
 if __name__ == "__main__":
-    main(run_net, lambda: {"rknn-toolkit2": importlib.metadata.version("rknn-toolkit2")})
+    main(run_net, warm=warm, versions=lambda: {"rknn-toolkit2": importlib.metadata.version("rknn-toolkit2")})
