@@ -139,7 +139,8 @@ def split(ctx: ImportContext, node: Any) -> list[Value]:
         axis_in, x = ctx.static_input(node, 0, "axis"), ctx.input(node, 1)
     else:
         x, axis_in = ctx.input(node, 0), ctx.static_input(node, 2, "axis")
-    shape = _map_shape(ctx, node, x)
+    known = ctx.static(x)
+    shape = tuple(known.shape) if known is not None else _map_shape(ctx, node, x)
     axis = _axis(ctx, node, int(axis_in.reshape(-1)[0]), len(shape))
     if node.op == "Split":
         count = int(ctx.attr(node, "num_split", 1))
@@ -153,6 +154,10 @@ def split(ctx: ImportContext, node: Any) -> list[Value]:
             sizes[sizes.index(-1)] = shape[axis] - sum(s for s in sizes if s != -1)
     if sum(sizes) != shape[axis] or any(s < 0 for s in sizes):
         raise UnsupportedModelError(f"{ctx.where(node)}: sizes {sizes} do not split axis {axis} of size {shape[axis]}")
+    value = ctx.static(x)
+    if value is not None:  # computable from constants (an anchor grid of unknown IR shape): constants
+        parts = np.split(value, np.cumsum(sizes)[:-1], axis=axis)
+        return [ctx.constant(node, np.ascontiguousarray(p), f"/part{i}" if i else "") for i, p in enumerate(parts)]
     outs, begin = [], 0
     for i, size in enumerate(sizes):
         index = [slice(None)] * len(shape)
