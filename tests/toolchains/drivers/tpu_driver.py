@@ -15,6 +15,7 @@ import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ def run_net(spec: dict, clock: Clock) -> tuple[Outputs, list[str]]:
     stage("run")
     outputs = {}
     for pic, x in feeds(spec).items():
-        np.savez(work / f"in_{pic}.npz", **{spec["input"]: x})
+        feed: dict[str, Any] = {spec["input"]: x}
+        np.savez(work / f"in_{pic}.npz", **feed)
         with clock("run"):
             proc = subprocess.run(["model_runner", "--input", f"in_{pic}.npz", "--model", "m.mlir", "--output",
                                    f"out_{pic}.npz"], cwd=work, capture_output=True, text=True)
