@@ -20,30 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_convert import timed  # median of runs after warm-up runs (bench/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared" / "fixtures" / "ssdlite_mnv2_coco90_dm035" / "model.pb"
 PICTURES = ["astronaut", "camera", "coffee"]
-
-
-def median_time(fn: Callable[[], Any], runs: int) -> float:
-    fn()  # warm: OpenCV builds its layers at the first forward, the C++ library loads
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def detection_output_net(deploy: Path, shapes: dict[str, tuple[int, ...]], dest: Path) -> Path:
@@ -108,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
             raw = run_opencv(raw_net, {"data": x}, ["mbox_loc", "mbox_conf_logits"])
             loc, logits = raw["mbox_loc"], raw["mbox_conf_logits"]
-            t_do = median_time(detection_output, max(3, args.runs // 4))
-            t_np = median_time(partial(postprocess, loc, logits, priors, settings), args.runs)
-            t_c = median_time(partial(postprocess_native, loc, logits, priors, settings), args.runs)
-            t_net = median_time(partial(run_opencv, raw_net, {"data": x}, ["mbox_loc", "mbox_conf_logits"]),
+            t_do = timed(detection_output, max(3, args.runs // 4))
+            t_np = timed(partial(postprocess, loc, logits, priors, settings), args.runs)
+            t_c = timed(partial(postprocess_native, loc, logits, priors, settings), args.runs)
+            t_net = timed(partial(run_opencv, raw_net, {"data": x}, ["mbox_loc", "mbox_conf_logits"]),
                                 max(3, args.runs // 4))
             n = int(ref["num_detections"][0])
             for det in (postprocess(loc, logits, priors, settings), postprocess_native(loc, logits, priors, settings)):
