@@ -21,7 +21,7 @@ anchors; a difference above 1e-5 refuses the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from transpiler.errors import UnsupportedModelError
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import Pass, PassContext, register_pass
-from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell, prior_boxes, snap
+from transpiler.passes.ssd_priors import PriorGroup, head_groups, prior_boxes, prior_steps, snap
 
 PRIOR_TOLERANCE = 1e-5
 DUMMY_LOGIT = -1.0e4
@@ -137,8 +137,8 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
     plans: list[tuple[Head, int, list[PriorGroup]]] = []
     for hd in heads:
         count = hd.height * hd.width * hd.per_cell
-        sizes = cell_anchors(anchors[offset:offset + count], hd.height, hd.width, hd.per_cell)
-        plans.append((hd, offset, group_cell(sizes, img_w / short, img_h / short)))
+        plans.append((hd, offset, head_groups(anchors[offset:offset + count], hd.height, hd.width, hd.per_cell,
+                                              img_w / short, img_h / short)))
         offset += count
     # Sizes in pixels of the real input: OpenCV's PriorBox divides by the data blob's size and ignores
     # img_h/img_w, so no virtual image size can serve every runtime.
@@ -168,12 +168,12 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
             base = f"mbox_{i}" if len(groups) == 1 else f"mbox_{i}_{j}"
             locs.append(_flatten(graph, loc, f"{base}_loc_flat"))
             confs.append(_flatten(graph, conf, f"{base}_conf_flat"))
+            step_h, step_w = prior_steps(g, h.height, h.width, img_h, img_w)
             attrs: dict[str, Any] = {
                 "min_size": snap(g.min_size * unit), "max_size": [] if g.max_size is None else
                 [snap(g.max_size * unit)], "aspect_ratios": [float(r) for r in g.aspect_ratios],
-                "img_h": img_h, "img_w": img_w, "offset": 0.5, "variance": variance, "clip": False,
-                **step_attrs(img_h / h.height, img_w / h.width, img_h, img_w, h.height, h.width,
-                             f"{base}_priorbox", ctx),
+                "img_h": img_h, "img_w": img_w, "offset": g.offset, "variance": variance, "clip": False,
+                **step_attrs(step_h, step_w, img_h, img_w, h.height, h.width, f"{base}_priorbox", ctx),
             }
             priors.append(graph.add_node("PriorBox", [loc, data], 1, attrs, name=f"{base}_priorbox",
                                          source_names=["MultipleGridAnchorGenerator"]).output)
@@ -293,8 +293,8 @@ def _check_priors(plans: list[tuple[Head, int, list[PriorGroup]]], img_h: int, i
         boxes = []
         for h, _, groups in plans:
             for g in groups:
-                scaled = PriorGroup(snap(g.min_size * unit), None if g.max_size is None else snap(g.max_size * unit),
-                                    g.aspect_ratios, g.cell_order)
+                scaled = replace(g, min_size=snap(g.min_size * unit),
+                                 max_size=None if g.max_size is None else snap(g.max_size * unit))
                 boxes.append(prior_boxes(h.height, h.width, img_h, img_w, scaled, truncate=truncate))
         caffe = np.concatenate(boxes)
         err = float(np.abs(caffe[real] - tf_xyxy[prior_to_anchor[real]]).max())

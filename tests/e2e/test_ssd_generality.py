@@ -75,6 +75,9 @@ CONFIGS = [
     SSDConfig("input_299x401", height=299, width=401),
     SSDConfig("interpolated_ar_2", interpolated_scale_aspect_ratio=2.0),
     SSDConfig("base_anchor_1x2", base_anchor_size=(1.0, 2.0)),
+    # centres at j/W (OD API anchor_offsets 0, as the multiscale generator's where 2^level does not divide the
+    # image): PriorBox offset 0 (written), step = image / feature size
+    SSDConfig("anchor_offset_0", anchor_offsets=((0.0, 0.0),) * 6),
 ]
 OPENCV_ONLY = {"input_224", "input_299x401", "interpolated_ar_2", "base_anchor_1x2"}
 
@@ -86,7 +89,8 @@ def flavor_of(cfg: SSDConfig) -> str:
 # (config, flavor, what the error must say): anchors the target's PriorBox cannot express
 REFUSED = [
     *((c, "ssd", r"not integers.*--flavor opencv") for c in CONFIGS if c.name in OPENCV_ONLY),
-    (SSDConfig("anchor_offset_0", anchor_offsets=((0.0, 0.0),) * 6), "ssd", r"anchor centres are not at"),
+    # PriorBox has one offset for both axes
+    (SSDConfig("anchor_offset_y0_x05", anchor_offsets=((0.0, 0.5),) * 6), "ssd", r"offset differently along x and y"),
 ]
 
 
