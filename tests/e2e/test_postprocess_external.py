@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from conftest import fixture_model
 from e2e_helpers import convert_model, layer_types
+from ssd_reference import SSDConfig, build_ssd_ir, reference_raw
 
 from transpiler.runtime.ssd_postprocess import Detections, PostprocessSettings, load_priors, postprocess
 from transpiler.verify.runners import load_opencv_net, run_opencv
@@ -309,3 +310,51 @@ def test_c_header_equals_numpy_on_corner_cases(native: Any, seed: int) -> None:
     assert len(want) > 0
     for field in ("boxes", "scores", "classes", "anchors"):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+
+
+# ------------------------------------------------- other members of the family (synthetic OD API graphs)
+SYNTHETIC = [
+    # softmax with a logit scale, a per-class cap under the total, another IoU/threshold, a non-square input
+    SSDConfig("ext_softmax", height=300, width=500, num_classes=5, score_converter="softmax", logit_scale=2.0,
+              iou_threshold=0.5, score_threshold=0.05, max_per_class=10, max_total=30, seed=3),
+    # anchor offsets of their own, which PriorBox cannot express (the in-net path refuses this model)
+    SSDConfig("ext_offsets", num_classes=3, anchor_offsets=((0.25, 0.75),) * 6, seed=4),
+]
+
+
+@pytest.mark.parametrize("cfg", SYNTHETIC, ids=lambda c: c.name)
+def test_external_follows_any_family_member(cfg: SSDConfig, tmp_path: Path) -> None:
+    """OpenCV + ssd_postprocess against the OD API reference postprocessor (tests/ssd_reference.py, written from
+    the API's documented semantics) evaluated on the reference interpreter's raw tensors."""
+    from conftest import picture
+
+    from transpiler.convert import ConvertOptions, convert
+
+    calibration = picture("astronaut", (cfg.height, cfg.width)).astype(np.float32)[None]
+    if cfg.anchor_offsets is not None:
+        from transpiler.errors import UnsupportedModelError
+
+        with pytest.raises(UnsupportedModelError, match="offset"):
+            convert(ConvertOptions(model=Path("synthetic"), out_dir=tmp_path / "in_net"),
+                    graph=build_ssd_ir(cfg, calibration))
+    convert(ConvertOptions(model=Path("synthetic"), out_dir=tmp_path, postprocess="external"),
+            graph=build_ssd_ir(cfg, calibration))
+    np.testing.assert_array_equal(load_priors(tmp_path), cfg.anchors())
+    settings = PostprocessSettings.from_report(tmp_path)
+    assert (settings.score_converter, settings.logit_scale, settings.max_per_class) == (
+        cfg.score_converter, cfg.logit_scale, cfg.max_per_class)
+    net = load_opencv_net(tmp_path / "deploy.prototxt", tmp_path / "deploy.caffemodel")
+    for pic in ("coffee", "chelsea"):
+        x = picture(pic, (cfg.height, cfg.width)).astype(np.float32)[None]
+        enc, logits = reference_raw(cfg, x, calibration)
+        boxes, scores, classes, num = cfg.postprocess(enc, logits)
+        n = int(num[0])
+        on_ref = postprocess(enc, logits, cfg.anchors(), settings)  # the same raw tensors: the same list
+        assert len(on_ref) == n and n > 0
+        np.testing.assert_array_equal(on_ref.classes, classes[0, :n])
+        np.testing.assert_allclose(on_ref.scores, scores[0, :n], rtol=0, atol=2e-7)
+        np.testing.assert_allclose(on_ref.boxes, boxes[0, :n], rtol=0, atol=2e-7)
+        got = run_opencv(net, {"data": x.transpose(0, 3, 1, 2)}, OUTPUTS)
+        det = postprocess(got["mbox_loc"], got["mbox_conf_logits"], load_priors(tmp_path), settings)
+        assert sorted(zip(det.anchors.tolist(), det.classes.tolist(), strict=True)) == sorted(
+            zip(on_ref.anchors.tolist(), on_ref.classes.tolist(), strict=True))
