@@ -47,7 +47,8 @@ def prepare(graph: Graph, *, pipeline_config: Path | None, label_map: Path | Non
             raise UsageError(f"{', '.join(what)}: applies to SSD detectors; {graph.name} is not one "
                              "(no Object Detection API postprocessor)")
         return {}, []
-    warnings = apply_pipeline_config(graph, post, pipeline_config) if pipeline_config else []
+    warnings = list(graph.metadata.pop("warnings", []))  # the frontend's (e.g. settings TFLite's export rounds)
+    warnings += apply_pipeline_config(graph, post, pipeline_config) if pipeline_config else []
     logits = post.inputs[1].static_shape
     num_classes = int(logits[-1]) - 1
     names: list[ClassName] | None = None
@@ -106,7 +107,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+        return abs(float(a) - float(b)) <= 1e-6 * max(abs(float(a)), abs(float(b)))  # relative: 1e-8 ≠ 0
     return bool(a == b)
 
 

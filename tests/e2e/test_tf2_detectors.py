@@ -144,37 +144,48 @@ def export() -> Path:
     return export_detector(SCRIPT, PIPELINE_CONFIG, PICTURES, SIZE)
 
 
-@pytest.fixture(scope="module")
-def converted(export: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("tf2_ssd")
-    shutil.rmtree(out)
-    return out, convert_model(export / "exported" / "saved_model", out)
+# The two exports of the same checkpoint: exporter_lib_v2's (raw uint8 pixels in, the Caffe model takes the
+# same) and the TFLite-friendly one (the normalised image in: x·(2/255) − 1, what TF's preprocess gives).
+KINDS = {"exported": "input", "tflite": "preprocessed"}
+_CONVERSIONS: dict[str, tuple[Path, dict[str, Any]]] = {}
 
 
-_RUNS: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+@pytest.fixture(params=list(KINDS))
+def converted(request: pytest.FixtureRequest, export: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[str, Path, dict[str, Any]]:
+    """(export kind, output folder, conversion report), converted once per kind with default options."""
+    kind = request.param
+    if kind not in _CONVERSIONS:
+        out = tmp_path_factory.mktemp(f"tf2_{kind}")
+        shutil.rmtree(out)
+        _CONVERSIONS[kind] = out, convert_model(export / kind / "saved_model", out)
+    return (kind, *_CONVERSIONS[kind])
 
 
-def run_picture(export: Path, out: Path, pic: str, runtime: str, request: pytest.FixtureRequest
+_RUNS: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+
+
+def run_picture(export: Path, kind: str, out: Path, pic: str, runtime: str, request: pytest.FixtureRequest
                 ) -> tuple[Any, dict[str, np.ndarray]]:
     ref = np.load(export / f"ref_{pic}.npz")
-    x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 RGB pixels, NCHW
-    if (pic, runtime) not in _RUNS:
+    x = ref[KINDS[kind]].astype(np.float32).transpose(0, 3, 1, 2)  # what the export takes, NCHW
+    if (kind, pic, runtime) not in _RUNS:
         if runtime == "opencv":
             net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-            _RUNS[pic, runtime] = run_opencv(net, {"data": x}, LAYERS)
+            _RUNS[kind, pic, runtime] = run_opencv(net, {"data": x}, LAYERS)
         else:
             blobs = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel",
                                                                   [x])
-            _RUNS[pic, runtime] = {name: blobs[name] for name in LAYERS}
-    return ref, _RUNS[pic, runtime]
+            _RUNS[kind, pic, runtime] = {name: blobs[name] for name in LAYERS}
+    return ref, _RUNS[kind, pic, runtime]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("pic", PICTURES)
-def test_raw_tensors_and_priors_equal_tf(export: Path, converted: tuple[Path, dict[str, Any]], pic: str,
+def test_raw_tensors_and_priors_equal_tf(export: Path, converted: tuple[str, Path, dict[str, Any]], pic: str,
                                          runtime: str, request: pytest.FixtureRequest) -> None:
-    out, report = converted
-    ref, got = run_picture(export, out, pic, runtime, request)
+    kind, out, report = converted
+    ref, got = run_picture(export, kind, out, pic, runtime, request)
     rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
                        ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
     assert all(r.ok for r in rows[:2]), [(r.name, r.rel) for r in rows]
@@ -183,10 +194,12 @@ def test_raw_tensors_and_priors_equal_tf(export: Path, converted: tuple[Path, di
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("pic", PICTURES)
-def test_detections_match_tf_box_by_box(export: Path, converted: tuple[Path, dict[str, Any]], pic: str,
+def test_detections_match_tf_box_by_box(export: Path, converted: tuple[str, Path, dict[str, Any]], pic: str,
                                         runtime: str, request: pytest.FixtureRequest) -> None:
-    out, report = converted
-    ref, got = run_picture(export, out, pic, runtime, request)
+    """TF's detections are the exporter_lib_v2 SavedModel's (run by TF's loader), for both exports: the
+    TFLite-friendly one computes them in TFLite's op, whose regular NMS is TF's per-class NMS."""
+    kind, out, report = converted
+    ref, got = run_picture(export, kind, out, pic, runtime, request)
     tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
                        ref["num_detections"])
     ssd = report["ssd"]
@@ -198,8 +211,10 @@ def test_detections_match_tf_box_by_box(export: Path, converted: tuple[Path, dic
     assert result.matched >= 90 and len(result.excused) <= 5, (result.matched, result.excused)
 
 
-def test_settings_follow_the_graph(converted: tuple[Path, dict[str, Any]]) -> None:
-    out, report = converted
+@pytest.mark.parametrize("kind", ["exported"])
+def test_settings_follow_the_graph(export: Path, kind: str, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    report = convert_model(export / kind / "saved_model", out)
     text = (out / "deploy.prototxt").read_text()
     assert "keep_top_k: 100" in text and "nms_threshold: 0.6" in text and "confidence_threshold: 1e-08" in text
     assert f"num_classes: {NUM_CLASSES + 1}" in text
@@ -254,3 +269,19 @@ def test_conversion_imports_no_tensorflow(export: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "conversion.json").read_text())
     assert "ssd" in report and (out / "deploy.caffemodel").is_file()
+
+
+def test_tflite_postprocess_lowered_from_its_attributes(export: Path, tmp_path: Path) -> None:
+    """The TFLite-friendly export: settings from TFLite_Detection_PostProcess's attributes; its score threshold
+    reads 0 (the config's 1e-8 written with '%f'), which is said, and --pipeline-config restores it."""
+    model = export / "tflite" / "saved_model"
+    report = convert_model(model, tmp_path / "o")
+    text = (tmp_path / "o" / "deploy.prototxt").read_text()
+    assert "keep_top_k: 100" in text and "nms_threshold: 0.6" in text and "confidence_threshold: 0" in text
+    assert f"num_classes: {NUM_CLASSES + 1}" in text
+    assert any("nms_score_threshold reads 0" in w for w in report["warnings"]), report["warnings"]
+    entry = report["inputs"][0]
+    assert entry["shape"] == [1, 3, SIZE, SIZE] and entry["tf_dtype"] == "float32"
+    (tmp_path / "pipeline.config").write_text(PIPELINE_CONFIG)
+    report = convert_model(model, tmp_path / "c", pipeline_config=tmp_path / "pipeline.config")
+    assert "confidence_threshold: 1e-08" in (tmp_path / "c" / "deploy.prototxt").read_text()

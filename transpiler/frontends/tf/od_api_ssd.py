@@ -29,7 +29,7 @@ import numpy as np
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.frontends.tf.importer import InputSpec, canonical_tensor_name, import_graphdef, split_tensor_name
-from transpiler.frontends.tf.tensors import tensor_to_numpy
+from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
 from transpiler.ir.core import Graph
 from transpiler.ir.dtypes import DType
 from transpiler.ir.ops import infer_node
@@ -554,4 +554,75 @@ def import_tf2_od_api_ssd(model: Any, name: str, input_shape: tuple[int, ...] | 
 
 
 def _import_tflite_ssd(model: Any, name: str, input_shape: tuple[int, ...] | None) -> Graph:
-    raise UnsupportedModelError(f"{model.source}: the TFLite-friendly SSD export is not supported yet")
+    """export_tflite_graph_lib_tf2's SavedModel: the normalised image → the network → ``raw_outputs/
+    box_encodings`` [1,A,4], ``raw_outputs/class_predictions`` (score converter applied, background kept) and
+    constant ``anchors`` [A,4] in centre-size form (yc, xc, h, w) → a call of a composite function
+    ``_implements: TFLite_Detection_PostProcess`` whose body only returns constants: its attributes are the
+    postprocessor's settings (TFLite's detection_postprocess op). The input stays the normalised image (the
+    export has no preprocessing ops); the logits are read before the converter; the anchors are given to
+    the lowering in corner form (ymin = yc − h/2, ...)."""
+    source = model.source
+    calls = [(call, attr, args) for call, (_, attr, args) in model.implements.items()
+             if attr.func.name == TFLITE_POSTPROCESS]
+    if len(calls) != 1 or len(calls[0][2]) != 3:
+        raise UnsupportedModelError(f"{source}: SSD graph: expected one {TFLITE_POSTPROCESS} call of three inputs")
+    call, attr, (encodings, predictions, anchors_in) = calls[0]
+    settings = {k: v for k, v in attr.func.attr.items()}
+
+    def setting(key: str, default: float | None = None) -> float:
+        if key in settings:
+            v = settings[key]
+            return float(getattr(v, v.WhichOneof("value")))
+        if default is None:
+            raise UnsupportedModelError(f"{source}: {TFLITE_POSTPROCESS} ('{call}') has no attribute '{key}'")
+        return default
+
+    g = _Graph(model.graph, source)
+    converter = _skip(g, predictions, ("Identity", "Snapshot"))
+    if converter.op not in ("Sigmoid", "Softmax"):
+        raise g.error(f"the class predictions '{predictions}' do not come from a Sigmoid or Softmax")
+    logits, score_converter, logit_scale = _logits_before(g, converter)
+    centre = g.const(anchors_in)
+    if centre is None or centre.ndim != 2 or centre.shape[1] != 4:
+        raise g.error(f"the anchors '{anchors_in}' are not a constant [A, 4] tensor")
+    yc, xc, h, w = (centre[:, i].astype(np.float32) for i in range(4))
+    corners = np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1).astype(np.float32)
+    anchors_node = model.graph.node.add()
+    anchors_node.name = f"{split_tensor_name(anchors_in)[0]}/corners"
+    anchors_node.op = "Const"
+    anchors_node.attr["dtype"].type = _DT_FLOAT
+    anchors_node.attr["value"].tensor.CopyFrom(numpy_to_tensor(corners))
+    if len(model.inputs) != 1:
+        raise g.error(f"expected one image input, the signature has {sorted(model.inputs)}")
+    (key, image), = model.inputs.items()
+    shape = _static_shape(g, image)
+    notes = []
+    score = setting("nms_score_threshold")
+    if score == 0.0:
+        notes.append(f"{TFLITE_POSTPROCESS}'s nms_score_threshold reads 0 (the exporter writes it with '%f', so "
+                     "a config's 1e-8 becomes 0): DetectionOutput uses 0 as TFLite does; --pipeline-config "
+                     "applies the config's value")
+    if "use_regular_nms" not in settings or not settings["use_regular_nms"].b:  # TFLite's default: fast NMS
+        notes.append(f"{TFLITE_POSTPROCESS} uses TFLite's fast NMS (use_regular_nms false: the best class per box, "
+                     "NMS across classes); Caffe's DetectionOutput does per-class NMS, so detections can differ "
+                     "(export with use_regular_nms for an exact model)")
+    spec = SSDGraph(image, image, [], shape[1], shape[2], encodings, logits, f"{anchors_node.name}:0",
+                    setting("nms_iou_threshold"), score, int(setting("detections_per_class", 100.0)),
+                    int(setting("max_detections")),
+                    (setting("y_scale"), setting("x_scale"), setting("h_scale"), setting("w_scale")),
+                    score_converter, logit_scale)
+    graph = _import_ssd(model.graph, spec, source, name, input_shape, list(model.declared_outputs.values()))
+    graph.metadata["tf_inputs"] = [model.declared_inputs[key]]
+    graph.metadata["tf_input_dtypes"] = {}
+    graph.metadata["warnings"] = notes
+    graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.declared_inputs),
+                                   "outputs": dict(model.declared_outputs)}
+    return graph
+
+
+def _static_shape(g: _Graph, tensor: str) -> tuple[int, ...]:
+    node = g.producer(tensor)
+    dims = [int(d.size) for d in node.attr["shape"].shape.dim] if "shape" in node.attr else []
+    if len(dims) != 4 or any(d < 0 for d in dims[1:]):
+        raise g.error(f"the input '{tensor}' has no static N×H×W×C shape ({dims})")
+    return tuple(dims)
