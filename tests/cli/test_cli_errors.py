@@ -183,6 +183,7 @@ CASES: dict[str, Case] = {
     "postprocess-external-with-keep-classes": Case(["det.pb", "-o", "out", "--postprocess", "external",
                                                     "--keep-classes", "1"], 2,
                                                    ["--postprocess external", "--keep-classes"], setup="detector"),
+    "names-unknown": Case(["small.pb", "-o", "out", "--names", "camel"], 2, ["--names", "invalid choice"]),
     "model-missing": Case(["nope.pb", "-o", "out"], 2, ["nope.pb"]),
     "model-without-outputs": Case(["only_input.pbtxt", "-o", "out"], 2, ["only_input.pbtxt", "nothing to convert"],
                                   setup="only_input.pbtxt"),

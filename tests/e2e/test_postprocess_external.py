@@ -197,6 +197,23 @@ def test_derived_step_and_explicit_top_k_change_nothing(in_net: tuple[Path, Path
     assert int((new_run["detection_out"][0, 0, :, 2] > 0).sum()) == 100
 
 
+def test_a_step_that_must_be_written_is_flagged() -> None:
+    """A step the runtimes would not derive (anchor strides of their own) is written; a fractional one is
+    refused where the flavor's runtimes include a truncating one (MNN), and warned about elsewhere."""
+    from transpiler.errors import UnsupportedModelError
+    from transpiler.pass_manager import PassContext
+    from transpiler.passes.ssd_detection_output import step_attrs
+
+    ctx = PassContext(options={"prior_runtimes": ("ssd-caffe", "opencv")})
+    assert step_attrs(300 / 19, 300 / 19, 300, 300, 19, 19, "p", ctx) == {"step_h": None, "step_w": None}
+    assert step_attrs(8.0, 8.0, 300, 300, 38, 38, "p", ctx) == {"step_h": 8.0, "step_w": 8.0}
+    assert not ctx.warnings  # a whole step reads the same everywhere
+    assert step_attrs(7.5, 7.5, 300, 300, 38, 38, "p", ctx) == {"step_h": 7.5, "step_w": 7.5}
+    assert len(ctx.warnings) == 1 and "MNN" in ctx.warnings[0] and "truncate" in ctx.warnings[0]
+    with pytest.raises(UnsupportedModelError, match=r"MNN 3\.6\.1 truncate"):
+        step_attrs(7.5, 7.5, 300, 300, 38, 38, "p", PassContext(options={"prior_runtimes": ("mnn", "opencv")}))
+
+
 def test_identifier_names_keep_the_model_and_its_tf_names(tmp_path: Path) -> None:
     """--names identifiers: every layer and blob a unique lower-case identifier, the TF names in conversion.json,
     the same outputs bit for bit, the same names on every conversion."""
