@@ -148,9 +148,13 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
     signature = report["signature"]
     where = f"{options.model}, signature '{signature['name']}'"
     if "ssd" in report:
-        raise UsageError(f"{where}: --verify of a detector converted from a SavedModel is not supported: the raw "
-                         "box/class tensors it compares lie inside the signature's functions; verify a frozen "
-                         "graph of the same model")
+        result = _verify_detector(options, report, net, tf_feeds, caffe_feeds,
+                                  _saved_model_detector_reference(options, report, tf_feeds))
+        result.runtime, result.tf_side = net.runtime, f"TensorFlow's SavedModel loader on {where}"
+        result.notes.append("detector: detections compared with the SavedModel run by TF's loader; the raw box "
+                            "encodings, class logits and anchors with TF running the signature as this converter "
+                            "inlined it (those tensors lie inside functions the loader only calls)")
+        return result
     outputs = report["outputs"]
     in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
     out_keys = {tensor: key for key, tensor in signature["outputs"].items()}
@@ -230,16 +234,46 @@ def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict
     result.layer_rule = judged.rule
 
 
+def _saved_model_detector_reference(options: VerifyOptions, report: dict[str, Any],
+                                    tf_feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A detector SavedModel's reference tensors: the detections from the signature called by TF's loader,
+    the raw tensors (inside the signature's functions) from TF running the signature as the converter inlined
+    it, with the function library for the loops it keeps (the preprocessing map)."""
+    import tempfile
+
+    from transpiler.frontends.tf.saved_model import load_saved_model
+
+    signature = report["signature"]
+    in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
+    out_keys = {tensor: key for key, tensor in signature["outputs"].items()}
+    names = report["outputs"][0]["tf_tensors"]
+    by_key = run_saved_model(options.model, signature["name"], {in_keys[t]: x for t, x in tf_feeds.items()},
+                             [out_keys[t] for t in names])
+    ref = {t: by_key[out_keys[t]] for t in names}
+    inlined = load_saved_model(options.model, signature["name"])
+    inlined.graph.library.function.extend(inlined.library.values())
+    raw = report["ssd"]["raw_tensors"]
+    with tempfile.TemporaryDirectory(prefix="tf2caffe-verify-") as tmp:
+        graph = Path(tmp) / "signature.pb"
+        graph.write_bytes(inlined.graph.SerializeToString())
+        ref.update(run_tensorflow(graph, {inlined.inputs[in_keys[t]]: x for t, x in tf_feeds.items()},
+                                  [raw[k]["tf_tensor"] for k in ("box_encodings", "class_logits", "anchors")]))
+    return ref
+
+
 def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
-                     caffe_feeds: dict[str, np.ndarray]) -> VerifyResult:
-    """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box."""
+                     caffe_feeds: dict[str, np.ndarray], ref: dict[str, np.ndarray] | None = None) -> VerifyResult:
+    """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box (``ref``: the
+    reference tensors when TF has already run, as for a SavedModel; no per-layer comparison then)."""
     ssd = report["ssd"]
     raw = ssd["raw_tensors"]
     tf_names = [raw["box_encodings"]["tf_tensor"], raw["class_logits"]["tf_tensor"], raw["anchors"]["tf_tensor"],
                 *report["outputs"][0]["tf_tensors"]]
     blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
-                    if options.per_layer and b not in caffe_feeds]
-    ref = run_tensorflow(options.model, tf_feeds, sorted(set(tf_names) | {e["tf_tensor"] for _, e in blob_entries}))
+                    if options.per_layer and b not in caffe_feeds and ref is None]
+    if ref is None:
+        ref = run_tensorflow(options.model, tf_feeds,
+                             sorted(set(tf_names) | {e["tf_tensor"] for _, e in blob_entries}))
     layers = [raw["box_encodings"]["caffe_blob"], raw["class_logits"]["caffe_blob"], raw["anchors"]["caffe_blob"],
               report["outputs"][0]["caffe_layer"]]
     got = run_opencv(net, caffe_feeds, list(dict.fromkeys(layers + [e["layer"] for _, e in blob_entries])))
