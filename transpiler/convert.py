@@ -326,7 +326,7 @@ def build_report(options: ConvertOptions, graph: Graph, emitted: Emitted, record
         report["original_names"] = dict(emitted.renamed)
     if external:
         assert ssd is not None
-        report["postprocess"] = postprocess_section(ssd, outputs)
+        report["postprocess"] = postprocess_section(ssd, outputs, tf_outputs)
     elif ssd is not None:
         report["ssd"] = _ssd_section(ssd, {old: new for new, old in emitted.renamed.items()})
         kept = graph.metadata.get("class_selection")
@@ -360,11 +360,13 @@ def _raw_output_entries(graph: Graph, emitted: Emitted) -> list[dict[str, Any]]:
     return entries
 
 
-def postprocess_section(ssd: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+def postprocess_section(ssd: dict[str, Any], outputs: list[dict[str, Any]], tf_detections: Sequence[str]
+                        ) -> dict[str, Any]:
     """conversion.json's "postprocess": what transpiler.runtime.ssd_postprocess (or the C header) needs."""
     nms = ssd["tf_nms"]
     return {
         "mode": "external",
+        "tf_detections": list(tf_detections),  # TF's outputs that the postprocessed detections reproduce
         "runtime": "transpiler.runtime.ssd_postprocess (numpy), kernels/ssd_postprocess/ssd_postprocess.hpp (C++)",
         "outputs": {e["role"]: {"caffe_blob": e["caffe_blob"], "tf_tensor": e["tf_tensor"], "shape": e["shape"],
                                 "tf_shape": e["tf_shape"]} for e in outputs},
