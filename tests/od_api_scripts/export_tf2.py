@@ -87,14 +87,16 @@ def calibrate(model, preprocessed, rng) -> None:
 
 
 def spread_heads(model, rng) -> None:
+    """The last convolution of each head: ``.../ClassPredictor/{kernel,bias}`` and ``.../BoxEncodingPredictor/``
+    (convolutional predictor) or ``.../BoxPredictor/`` (weight-shared predictor) kernels."""
     for var in model.trainable_variables:
-        name = var.name
-        if "ClassPredictor" in name:
-            if "bias" in name:
+        *_, layer, weight = var.name.split("/")
+        if layer == "ClassPredictor":
+            if weight.startswith("bias"):
                 var.assign(rng.uniform(-3.5, -2.5, var.shape).astype(np.float32))
             else:
                 var.assign(var * 3.0)
-        elif "BoxEncodingPredictor" in name and "bias" not in name:
+        elif layer in ("BoxEncodingPredictor", "BoxPredictor") and not weight.startswith("bias"):
             var.assign(var * 8.0)
 
 

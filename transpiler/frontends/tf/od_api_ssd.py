@@ -152,13 +152,9 @@ def _preprocessing(g: _Graph, feature_input: str
         if node.op in ("Identity", "Cast", "ToFloat"):
             tensor = ins[0]
         elif node.op in AFFINE_OPS:
-            consts = [g.const(t) for t in ins]
-            k = 0 if consts[0] is not None else 1
-            c = consts[k]
-            if c is None or c.size != 1 or consts[1 - k] is not None:
-                raise g.error(f"preprocessing node '{node.name}' ({node.op}) is not a per-pixel scalar operation")
-            ops.append((AFFINE_OPS[node.op], float(c.reshape(-1)[0]), k == 0))
-            tensor = ins[1 - k]
+            step, operand = _affine_step(g, node, [g.const(t) for t in ins])
+            ops.append(step)
+            tensor = ins[operand]
         elif node.op == "TensorArrayGatherV3":  # end of a map_fn: continue at what the map unstacks
             scope = node.name.split("/TensorArrayStack")[0]
             scatter = [n for n in g.nodes.values() if n.op == "TensorArrayScatterV3" and _in_scope(n.name, scope)]
@@ -174,6 +170,15 @@ def _preprocessing(g: _Graph, feature_input: str
             raise g.error(f"preprocessing node '{node.name}' ({node.op}) is not supported; cut the graph with "
                           "--input at the feature extractor and normalise the input yourself")
     raise g.error("preprocessing chain too long")
+
+
+def _affine_step(g: _Graph, node: Any, consts: list[np.ndarray | None]) -> tuple[tuple[str, float, bool], int]:
+    """A per-pixel scalar operation: (IR op, scalar, scalar first) and which input is the image."""
+    k = 0 if consts[0] is not None else 1
+    c = consts[k]
+    if c is None or c.size != 1 or consts[1 - k] is not None:
+        raise g.error(f"preprocessing node '{node.name}' ({node.op}) is not a per-pixel scalar operation")
+    return (AFFINE_OPS[node.op], float(c.reshape(-1)[0]), k == 0), 1 - k
 
 
 def _score_converter(g: _Graph) -> tuple[str, str, float]:
@@ -389,13 +394,9 @@ def _map_preprocessing(g: _Graph, library: dict[str, Any], image: str
             size = (int(hw[0]), int(hw[1]))
             ref = ins[0]
         elif node.op in AFFINE_OPS:
-            consts = [body.const(t) for t in ins]
-            k_const = 0 if consts[0] is not None else 1
-            c = consts[k_const]
-            if c is None or c.size != 1 or consts[1 - k_const] is not None:
-                raise g.error(f"preprocessing node '{node.name}' ({node.op}) is not a per-pixel scalar operation")
-            ops.append((AFFINE_OPS[node.op], float(c.reshape(-1)[0]), k_const == 0))
-            ref = ins[1 - k_const]
+            step, operand = _affine_step(g, node, [body.const(t) for t in ins])
+            ops.append(step)
+            ref = ins[operand]
         else:
             raise g.error(f"preprocessing node '{node.name}' ({node.op}) in the map loop is not supported")
     raise g.error("preprocessing chain too long")
