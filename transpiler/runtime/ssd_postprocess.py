@@ -114,22 +114,28 @@ def decode_boxes(encodings: np.ndarray, anchors: np.ndarray,
     return np.stack([yc - h / two, xc - w / two, yc + h / two, xc + w / two], axis=1)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """float32 sigmoid, evaluated in float64 and rounded once (TF's float32 kernel is within a few ulp)."""
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(F32)
+
+
+def _scaled_logits(logits: np.ndarray, num_anchors: int, logit_scale: float) -> np.ndarray:
+    x = np.asarray(logits, F32).reshape(num_anchors, -1)
+    return x / F32(logit_scale) if logit_scale != 1.0 else x
+
+
 def convert_scores(logits: np.ndarray, num_anchors: int, converter: str = "sigmoid",
                    logit_scale: float = 1.0) -> np.ndarray:
     """[A, C] float32 class scores, background column dropped; the sigmoid/softmax is evaluated in
     float64 and rounded once (TF's float32 kernels are within an ulp or two of that)."""
-    x = np.asarray(logits, F32).reshape(num_anchors, -1)
-    if logit_scale != 1.0:
-        x = x / F32(logit_scale)
-    x64 = x.astype(np.float64)
+    x = _scaled_logits(logits, num_anchors, logit_scale)
     if converter == "sigmoid":
-        p = 1.0 / (1.0 + np.exp(-x64))
-    elif converter == "softmax":
+        return np.ascontiguousarray(_sigmoid(x)[:, 1:])
+    if converter == "softmax":
+        x64 = x.astype(np.float64)
         z = np.exp(x64 - x64.max(axis=1, keepdims=True))
-        p = z / z.sum(axis=1, keepdims=True)
-    else:
-        raise ValueError(f"score converter '{converter}' (sigmoid, softmax)")
-    return np.ascontiguousarray(p.astype(F32)[:, 1:])
+        return np.ascontiguousarray((z / z.sum(axis=1, keepdims=True)).astype(F32)[:, 1:])
+    raise ValueError(f"score converter '{converter}' (sigmoid, softmax)")
 
 
 def _corners(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,30 +146,52 @@ def _corners(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered, (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
 
 
-class _ClassNMS:
-    """One class's greedy NMS, advanced one candidate at a time (TF's NonMaxSuppressionV3/V5, hard)."""
+CHUNK = 64  # candidates ordered at a time: a class rarely needs more than its best few dozen
 
-    __slots__ = ("area", "boxes", "count", "iou", "limit", "order", "pos", "scores", "sel_area", "sel_boxes")
+
+class _ClassNMS:
+    """One class's greedy NMS, advanced one candidate at a time (TF's NonMaxSuppressionV3/V5, hard).
+
+    Candidates are ordered best first (equal scores: lower index first) a chunk at a time: all remaining
+    candidates scoring at least the ``CHUNK``-th best, so equal scores are never split between chunks.
+    """
+
+    __slots__ = ("area", "boxes", "count", "iou", "limit", "order", "pos", "rest", "scores", "sel_area", "sel_boxes")
 
     def __init__(self, boxes: np.ndarray, area: np.ndarray, scores: np.ndarray, score_threshold: F32,
                  iou: F32, limit: int) -> None:
-        candidates = np.flatnonzero(scores > score_threshold)
-        # best first; equal scores: lower index first (stable sort of ascending indices)
-        self.order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        self.rest = np.flatnonzero(scores > score_threshold)  # candidates not ordered yet
+        self.order = self.rest[:0]
         self.boxes, self.area, self.scores, self.iou, self.limit = boxes, area, scores, iou, limit
         self.pos, self.count = 0, 0
-        self.sel_boxes = np.empty((max(min(limit, len(self.order)), 1), 4), F32)
+        self.sel_boxes = np.empty((max(min(limit, len(self.rest)), 1), 4), F32)
         self.sel_area = np.empty(len(self.sel_boxes), F32)
+
+    def _order_next_chunk(self) -> None:
+        rest, s = self.rest, self.scores[self.rest]
+        if len(rest) > CHUNK:
+            cut = -np.partition(-s, CHUNK - 1)[CHUNK - 1]  # the CHUNK-th best score
+            mask = s >= cut
+            chunk, s, self.rest = rest[mask], s[mask], rest[~mask]
+        else:
+            chunk, self.rest = rest, rest[:0]
+        self.order, self.pos = chunk[np.lexsort((chunk, -s))], 0
 
     def peek(self) -> int | None:
         """The next candidate's index, or None when the class is done."""
-        if self.count >= self.limit or self.pos >= len(self.order):
+        if self.count >= self.limit:
             return None
+        if self.pos >= len(self.order):
+            if not len(self.rest):
+                return None
+            self._order_next_chunk()
         return int(self.order[self.pos])
 
-    def take(self) -> bool:
-        """Visit the next candidate: True when selected (no IoU > threshold with a selected box)."""
-        i = int(self.order[self.pos])
+    def take(self) -> tuple[int, bool]:
+        """Visit the next candidate (there must be one): its index, and whether it is selected (no IoU >
+        threshold with a box selected before)."""
+        i = self.peek()
+        assert i is not None
         self.pos += 1
         k = self.count
         if k and self.area[i] > 0:
@@ -175,10 +203,10 @@ class _ClassNMS:
             with np.errstate(divide="ignore", invalid="ignore"):
                 iou = np.where(sa > 0, inter / (self.area[i] + sa - inter), F32(0))
             if bool((iou > self.iou).any()):
-                return False
+                return i, False
         self.sel_boxes[k], self.sel_area[k] = self.boxes[i], self.area[i]
         self.count += 1
-        return True
+        return i, True
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float,
@@ -187,8 +215,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_thres
     ordered, area = _corners(np.asarray(boxes, F32).reshape(-1, 4))
     state = _ClassNMS(ordered, area, np.asarray(scores, F32), F32(score_threshold), F32(iou_threshold), max_output)
     keep = []
-    while (i := state.peek()) is not None:
-        if state.take():
+    while state.peek() is not None:
+        i, selected = state.take()
+        if selected:
             keep.append(i)
     return np.asarray(keep, dtype=np.int64)
 
@@ -202,14 +231,26 @@ def postprocess(box_encodings: np.ndarray, class_logits: np.ndarray, anchors: np
     background first; ``anchors``: [A,4] ``[ymin, xmin, ymax, xmax]`` (``priors.npy``).
     """
     boxes = decode_boxes(box_encodings, anchors, settings.scale_factors)
-    scores = convert_scores(class_logits, len(boxes), settings.score_converter, settings.logit_scale)
     ordered, area = _corners(boxes)
+    if settings.score_converter == "sigmoid":
+        # scores of a class are computed when it is first visited; the sigmoid is monotonic, so a class's best
+        # score (which orders the heap) is the sigmoid of its largest logit
+        x = _scaled_logits(class_logits, len(boxes), settings.logit_scale)[:, 1:]
+        best = _sigmoid(x.max(axis=0)) if len(boxes) else np.zeros(x.shape[1], F32)
+
+        def column(c: int) -> np.ndarray:
+            return _sigmoid(x[:, c])
+    else:
+        scores = convert_scores(class_logits, len(boxes), settings.score_converter, settings.logit_scale)
+        best = scores.max(axis=0) if len(boxes) else np.zeros(scores.shape[1], F32)
+
+        def column(c: int) -> np.ndarray:
+            return np.ascontiguousarray(scores[:, c])
     threshold, iou = F32(settings.score_threshold), F32(settings.iou_threshold)
-    # heap of (−score, class, candidate index): each class's best candidate first, sorted on first visit
-    best = scores.argmax(axis=0)
-    heap = [(-float(scores[i, c]), c, int(i)) for c, i in enumerate(best) if scores[i, c] > threshold]
+    # heap of (−score, class) of each class's next candidate: popped in the order of TF's merged, sorted list
+    heap = [(-float(b), c) for c, b in enumerate(best) if b > threshold] if settings.max_per_class > 0 else []
     heapq.heapify(heap)
-    states: dict[int, _ClassNMS] = {}
+    states: dict[int, tuple[_ClassNMS, np.ndarray]] = {}
     window = np.asarray(settings.clip_window, F32)
     lo, hi = window[[0, 1, 0, 1]], window[[2, 3, 2, 3]]
     out_boxes: list[np.ndarray] = []
@@ -217,21 +258,22 @@ def postprocess(box_encodings: np.ndarray, class_logits: np.ndarray, anchors: np
     out_classes: list[int] = []
     out_anchors: list[int] = []
     while heap and len(out_scores) < settings.max_total:
-        _, c, i = heapq.heappop(heap)
-        state = states.get(c)
-        if state is None:
-            state = states[c] = _ClassNMS(ordered, area, np.ascontiguousarray(scores[:, c]), threshold, iou,
-                                          settings.max_per_class)
-        if state.take():
+        _, c = heapq.heappop(heap)
+        if c not in states:
+            col = column(c)
+            states[c] = _ClassNMS(ordered, area, col, threshold, iou, settings.max_per_class), col
+        state, col = states[c]
+        i, selected = state.take()
+        if selected:
             box = np.maximum(np.minimum(boxes[i], hi), lo)
             if (box[2] - box[0]) * (box[3] - box[1]) > 0:
                 out_boxes.append(box)
-                out_scores.append(float(scores[i, c]))
+                out_scores.append(float(col[i]))
                 out_classes.append(c + 1)
                 out_anchors.append(i)
         nxt = state.peek()
         if nxt is not None:
-            heapq.heappush(heap, (-float(scores[nxt, c]), c, nxt))
+            heapq.heappush(heap, (-float(col[nxt]), c))
     return Detections(np.asarray(out_boxes, F32).reshape(-1, 4), np.asarray(out_scores, F32),
                       np.asarray(out_classes, np.int64), np.asarray(out_anchors, np.int64))
 
