@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <queue>
 #include <vector>
 
@@ -104,11 +105,45 @@ inline void class_scores(const float* logits, int num_anchors, int columns, int 
 
 namespace detail {
 
+const size_t kChunk = 64;  // candidates ordered at a time: a class rarely needs more than its best few dozen
+
 struct ClassNMS {
-  std::vector<int> order;      // candidates, best first
+  std::vector<int> rest;       // candidates not ordered yet (ascending anchor index)
+  std::vector<int> order;      // the current chunk, best first
   std::vector<int> selected;   // selected anchors
   size_t pos = 0;
 };
+
+// Orders the next chunk: every remaining candidate scoring at least the kChunk-th best (equal scores are never
+// split between chunks), best first, equal scores by lower anchor index.
+inline void order_next_chunk(ClassNMS& st, const float* sc) {
+  std::vector<int> chunk;
+  if (st.rest.size() > kChunk) {
+    std::vector<float> v(st.rest.size());
+    for (size_t k = 0; k < v.size(); ++k) v[k] = sc[st.rest[k]];
+    std::nth_element(v.begin(), v.begin() + (kChunk - 1), v.end(), std::greater<float>());
+    const float cut = v[kChunk - 1];
+    std::vector<int> keep;
+    for (size_t k = 0; k < st.rest.size(); ++k) (sc[st.rest[k]] >= cut ? chunk : keep).push_back(st.rest[k]);
+    st.rest.swap(keep);
+  } else {
+    chunk.swap(st.rest);
+    st.rest.clear();
+  }
+  std::sort(chunk.begin(), chunk.end(), [sc](int x, int y) { return sc[x] > sc[y] || (sc[x] == sc[y] && x < y); });
+  st.order.swap(chunk);
+  st.pos = 0;
+}
+
+// The next candidate of a class, ordering a new chunk when needed; -1 when the class is done.
+inline int next_candidate(ClassNMS& st, const float* sc, int max_per_class) {
+  if (static_cast<int>(st.selected.size()) >= max_per_class) return -1;
+  if (st.pos >= st.order.size()) {
+    if (st.rest.empty()) return -1;
+    order_next_chunk(st, sc);
+  }
+  return st.order[st.pos];
+}
 
 // IoU of boxes i and j (ordered corners, areas precomputed) as TF's NMS kernel computes it.
 inline float iou(const float* bi, float area_i, const float* bj, float area_j) {
@@ -183,10 +218,10 @@ inline int postprocess(const float* box_encodings, const float* class_logits, co
       started[c] = true;
       class_scores(class_logits, num_anchors, columns, c + 1, s, softmax, &scores[static_cast<size_t>(c) * num_anchors]);
       for (int a = 0; a < num_anchors; ++a)
-        if (sc[a] > s.score_threshold) st.order.push_back(a);
-      std::stable_sort(st.order.begin(), st.order.end(), [sc](int x, int y) { return sc[x] > sc[y]; });
+        if (sc[a] > s.score_threshold) st.rest.push_back(a);
     }
-    const int i = st.order[st.pos++];
+    const int i = detail::next_candidate(st, sc, s.max_per_class);
+    ++st.pos;
     bool keep = true;
     for (size_t k = 0; k < st.selected.size() && keep; ++k) {
       const int j = st.selected[k];
@@ -203,10 +238,8 @@ inline int postprocess(const float* box_encodings, const float* class_logits, co
         out[n++] = d;
       }
     }
-    if (static_cast<int>(st.selected.size()) < s.max_per_class && st.pos < st.order.size()) {
-      const int next = st.order[st.pos];
-      heap.push(detail::Entry{sc[next], c, next});
-    }
+    const int next = detail::next_candidate(st, sc, s.max_per_class);
+    if (next >= 0) heap.push(detail::Entry{sc[next], c, next});
   }
   return n;
 }
