@@ -2,8 +2,9 @@
 flavor, is imported (and compiled where that is offline) by the toolchain itself, run by its CPU runtime or
 simulator on three real pictures, and compared with TensorFlow's recorded outputs (the fixtures' ref_*.npz).
 
-- Backbones: max|Δ| ≤ 1e-4·max|ref| on every picture (float32 paths); RKNN's simulator computes in float16 only:
-  its bound is stated in ``FLOAT16_BOUND`` and justified by TF's own float16 error (test_float16_bound).
+- Backbones: max|Δ| ≤ 1e-4·max|ref| on every picture (float32 paths). RKNN's simulator computes in float16 only:
+  its bound is TF's own error on that picture when TF computes the same graph in float16 (float16_reference.py;
+  0.11..0.17 on these backbones), i.e. no worse than float16 arithmetic itself.
 - Detectors: DetectionOutput's inputs against TF's raw tensors (through conversion.json's prior_to_anchor, as
   ``--verify`` does), then the detections box by box (same class, |Δscore| ≤ 1e-3, IoU ≥ 0.98 after clipping):
   in-net DetectionOutput where the flavor keeps it, else ``--postprocess external``'s network-only export decoded
@@ -25,15 +26,28 @@ import numpy as np
 import pytest
 from conftest import fixture_model
 from e2e_helpers import convert_model, rel_error
+from float16_reference import tf_float16_error
 from toolchain_envs import TOOLCHAINS, ToolchainUnavailable, ensure_env, env_info, record_result, run_driver
 
 from transpiler.backends.caffe.flavors import get_flavor
-from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
+from transpiler.verify.detections import (
+    caffe_detections,
+    compare_raw,
+    match_detections,
+    match_postprocessed,
+    postprocessed_detections,
+    tf_detections,
+)
 
 BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]
 DETECTORS = ["pedestrian_ssdlite", "ssdlite_mnv2_1cls_dm035", "ssdlite_mnv2_coco90_dm035", "ssd_mnv2_voc20_dm035"]
 PICTURES = ["astronaut", "camera", "coffee"]
 TOLERANCE = 1e-4
+FLOAT16_ONLY = {"rknn"}  # simulators without a float32 path
+# Detections: --verify's score tolerance. Two float32 implementations of these nets differ by ~1e-4 relative on the
+# raw tensors (TF float32 itself is 1.05e-4 off a float64 evaluation on ssdlite_mnv2_1cls_dm035's encodings, Paddle
+# 1.4e-4), so a score can move by ~1e-4: measured 1.2e-4 for one of Paddle's 300 detections (IoU 0.99996).
+SCORE_TOL = 1e-3
 # toolchain -> its flavor (the same name)
 NAMES = list(TOOLCHAINS)
 _RUNS: dict[tuple[str, str], tuple[Path, dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]] = {}
@@ -101,44 +115,76 @@ def base_record(toolchain: str, answer: dict[str, Any]) -> dict[str, Any]:
 def test_backbone_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     _out, report, answer, got = converted_run(toolchain, model, None, tmp_path_factory)
     output = report["outputs"][0]
-    bound = TOLERANCE
-    errors = {}
+    errors, bounds = {}, {}
     for pic in PICTURES:
-        ref = np.load(fixture_model(model).parent / f"ref_{pic}.npz")["output"].transpose(output["permutation"])
+        npz = fixture_model(model).parent / f"ref_{pic}.npz"
+        ref = np.load(npz)["output"].transpose(output["permutation"])
         errors[pic] = rel_error(ref, got[pic][output["caffe_blob"]].reshape(ref.shape))
+        bounds[pic] = max(TOLERANCE, tf_float16_error(fixture_model(model), npz)) if toolchain in FLOAT16_ONLY \
+            else TOLERANCE
     worst = max(errors.values())
+    exact = all(errors[p] <= bounds[p] for p in PICTURES)
     record_result(toolchain, model, toolchain, {**base_record(toolchain, answer), "family": "backbone",
-                                                "max_rel": worst, "exact": worst <= bound, "bound": bound})
-    assert worst <= bound, (toolchain, model, errors)
+                                                "max_rel": worst, "exact": exact, "bound": max(bounds.values()),
+                                                "float16": toolchain in FLOAT16_ONLY})
+    assert exact, (toolchain, model, errors, bounds)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", DETECTORS)
 @pytest.mark.parametrize("toolchain", NAMES)
 def test_detector_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    flavor = get_flavor(toolchain)
-    in_net = flavor.postprocess == "caffe"
-    blobs = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"] if in_net else None
-    _out, report, answer, got = converted_run(toolchain, model, blobs, tmp_path_factory)
-    nms = report["ssd"]["nms"]
+    """In-net DetectionOutput where the flavor keeps it (``ssd`` section: raw tensors through prior_to_anchor, priors
+    against TF's anchors, DetectionOutput's rows box by box as --verify matches them); else the network-only export
+    (``postprocess`` section) decoded by transpiler.runtime.ssd_postprocess and matched with no excuse."""
+    in_net = get_flavor(toolchain).postprocess == "caffe"
+    blobs = (["mbox_loc", "mbox_conf_logits", "detection_out"] + ([] if toolchain == "tpu-mlir" else
+                                                                               ["mbox_priorbox"])) if in_net else None
+    out, report, answer, got = converted_run(toolchain, model, blobs, tmp_path_factory)
     raw_worst, matched, total, failures = 0.0, 0, 0, []
     for pic in PICTURES:
         ref = np.load(fixture_model(model).parent / f"ref_{pic}.npz")
         g = got[pic]
-        rows = compare_raw(report, g["mbox_loc"], g["mbox_conf_logits"], g["mbox_priorbox"], ref["raw_box_encodings"],
-                           ref["raw_class_logits"], ref["anchors"], TOLERANCE)
-        raw_worst = max(raw_worst, rows[0].rel, rows[1].rel)
-        failures += [f"{pic}: {r.name} rel {r.rel:.2e}" for r in rows[2:] if not r.ok]  # priors: absolute 1e-5
         tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
                            ref["num_detections"])
-        caffe = caffe_detections(g["detection_out"])
-        result = match_detections(tf, caffe, keep_top_k=nms["keep_top_k"], nms_threshold=nms["nms_threshold"])
+        if in_net:
+            priors = g.get("mbox_priorbox", caffe_priors(out / "caffe"))
+            rows = compare_raw(report, g["mbox_loc"], g["mbox_conf_logits"], priors, ref["raw_box_encodings"],
+                               ref["raw_class_logits"], ref["anchors"], TOLERANCE)
+            raw_worst = max(raw_worst, rows[0].rel, rows[1].rel)
+            failures += [f"{pic}: {r.name} rel {r.rel:.2e}" for r in rows[2:] if not r.ok]  # priors: absolute 1e-5
+            nms = report["ssd"]["nms"]
+            result = match_detections(tf, caffe_detections(g["detection_out"]), keep_top_k=nms["keep_top_k"],
+                                      nms_threshold=nms["nms_threshold"])
+        else:
+            outputs = report["postprocess"]["outputs"]
+            loc, logits = (g[outputs[role]["caffe_blob"]] for role in ("box_encodings", "class_logits"))
+            raw_worst = max(raw_worst, rel_error(ref["raw_box_encodings"].reshape(-1), loc.reshape(-1)),
+                            rel_error(ref["raw_class_logits"].reshape(-1), logits.reshape(-1)))
+            ours = postprocessed_detections(report, out / "caffe", loc, logits)
+            result = match_postprocessed(tf, ours, score_tol=SCORE_TOL)
         matched += result.matched
         total += len(tf)
         if not result.ok:
-            failures.append(f"{pic}: {len(result.unmatched_tf)} of TF's detections unmatched, "
+            failures.append(f"{pic}: {len(result.unmatched_tf)} of TF's {len(tf)} detections unmatched, "
                             f"{len(result.unmatched_caffe)} extra")
     record_result(toolchain, model, toolchain, {
         **base_record(toolchain, answer), "family": "detector", "max_rel": raw_worst, "exact": not failures,
-        "detections": f"{matched}/{total}", "postprocess": flavor.postprocess, "failures": failures})
+        "detections": f"{matched}/{total}", "postprocess": "caffe" if in_net else "external", "failures": failures})
     assert not failures, (toolchain, model, failures)
+
+
+def caffe_priors(folder: Path) -> np.ndarray:
+    """The Caffe model's PriorBox output (OpenCV dnn), for toolchains that fold PriorBox into a constant."""
+    from transpiler.verify.runners import load_opencv_net, run_opencv
+
+    net = load_opencv_net(folder / "deploy.prototxt", folder / "deploy.caffemodel")
+    shape = net_input_shape(folder)
+    return run_opencv(net, {"data": np.zeros(shape, np.float32)}, ["mbox_priorbox"])["mbox_priorbox"]
+
+
+def net_input_shape(folder: Path) -> tuple[int, ...]:
+    import json
+
+    entry = json.loads((folder / "conversion.json").read_text())["inputs"][0]
+    return tuple(entry["shape"])
