@@ -107,8 +107,8 @@ def test_check_net_forms() -> None:
         ("m", "Eltwise", lambda layer: setattr(layer.eltwise_param, "operation", cp.EltwiseParameter.MAX)),
         ("sq", "Power", lambda layer: setattr(layer.power_param, "power", 2.0)),
         ("a/b", "ReLU", lambda layer: None),
-        ("avg", "Pooling", lambda layer: (setattr(layer.pooling_param, "pool", cp.PoolingParameter.AVE),
-                                          setattr(layer.pooling_param, "pad", 1))),
+        ("avg", "Pooling", lambda layer: layer.pooling_param.MergeFrom(cp.PoolingParameter(
+            pool=cp.PoolingParameter.AVE, pad=1))),
     ]:
         layer = net.layer.add()
         layer.name, layer.type = name, type_
