@@ -285,3 +285,12 @@ def test_tflite_postprocess_lowered_from_its_attributes(export: Path, tmp_path: 
     (tmp_path / "pipeline.config").write_text(PIPELINE_CONFIG)
     report = convert_model(model, tmp_path / "c", pipeline_config=tmp_path / "pipeline.config")
     assert "confidence_threshold: 1e-08" in (tmp_path / "c" / "deploy.prototxt").read_text()
+
+
+def test_cli_verify_runs_the_saved_model(export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--verify` on the SavedModel: TF's loader runs the signature, detections matched box by box (exit 0)."""
+    from transpiler.cli import main
+
+    assert main([str(export / "exported" / "saved_model"), "-o", str(tmp_path / "o"), "--verify"]) == 0
+    text = capsys.readouterr().out
+    assert "SavedModel loader" in text and "0 TF-only, 0 Caffe-only" in text, text
