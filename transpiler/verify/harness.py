@@ -36,6 +36,8 @@ from transpiler.verify.detections import (
     compare_raw,
     empty_rows,
     match_detections,
+    match_postprocessed,
+    postprocessed_detections,
     tf_detections,
 )
 from transpiler.verify.per_layer import compare_blobs
@@ -107,7 +109,8 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
     report = json.loads((options.out_dir / "conversion.json").read_text())
     net = load_opencv_net(options.out_dir / "deploy.prototxt", options.out_dir / "deploy.caffemodel")
     tf_feeds, caffe_feeds = {}, {}
-    image = options.image if options.image is not None or "ssd" not in report else default_picture()
+    detector = "ssd" in report or "postprocess" in report
+    image = options.image if options.image is not None or not detector else default_picture()
     for i, entry in enumerate(report["inputs"]):
         x = make_input(entry, image, options.seed + i)
         tf_feeds[entry["tf_tensor"]] = _tf_dtype(entry, x)
@@ -129,7 +132,8 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
     outputs = report["outputs"]
     blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
                     if options.per_layer and b not in caffe_feeds]
-    fetches = sorted({e["tf_tensor"] for e in outputs} | {e["tf_tensor"] for _, e in blob_entries})
+    external = report.get("postprocess", {}).get("tf_detections", [])  # --postprocess external: TF's detections
+    fetches = sorted({e["tf_tensor"] for e in outputs} | {e["tf_tensor"] for _, e in blob_entries} | set(external))
     ref = run_tensorflow(options.model, tf_feeds, fetches)
     layers = list(dict.fromkeys([e["caffe_layer"] for e in outputs] + [e["layer"] for _, e in blob_entries]))
     got = run_opencv(net, caffe_feeds, layers)
@@ -138,6 +142,10 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
     ], runtime=net.runtime)
+    if external:  # ssd_postprocess on the two raw outputs must give TF's detections, with no excuse
+        raw = {e["role"]: got[e["caffe_layer"]] for e in outputs}
+        result.detections = match_postprocessed(tf_detections(*(ref[n] for n in external)), postprocessed_detections(
+            report, options.out_dir, raw["box_encodings"], raw["class_logits"]))
     _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
     return result
 
