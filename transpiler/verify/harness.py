@@ -144,7 +144,8 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
     ], runtime=net.runtime)
     if external:  # ssd_postprocess on the two raw outputs must give TF's detections, with no excuse
         raw = {e["role"]: got[e["caffe_layer"]] for e in outputs}
-        result.detections = match_postprocessed(tf_detections(*(ref[n] for n in external)), postprocessed_detections(
+        boxes, scores, classes, num = (ref[n] for n in external)
+        result.detections = match_postprocessed(tf_detections(boxes, scores, classes, num), postprocessed_detections(
             report, options.out_dir, raw["box_encodings"], raw["class_logits"]))
     _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
     return result
