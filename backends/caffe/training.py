@@ -24,6 +24,20 @@ train.sh starts from it; deploy.caffemodel stays exact.
 
 Trainable layers get ``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
 for biases. Folded batch norm stays folded (the convolutions carry the biases).
+
+Weight-shared layers (the OD API's weight-shared box predictor runs one tower and one pair of predictor convolutions
+at every FPN level, with a batch norm per level): deploy has per-level layers, and the train/test nets tie what TF
+shares. They are found by their weights, structurally: convolutions of equal parameters whose weights are equal up
+to a positive factor per output channel, ``W_l[o] = r_l[o]·W_0[o]`` (what folding one weight ``W`` with per-level
+batch norms gives: ``W·s_l``), the factors read by least squares and checked to 1e-5:
+
+- equal weights and biases (predictor convolutions, depthwise tower steps): the layers keep their names and tie
+  both parameters with ``param { name: ... }``;
+- proportional weights (a tower convolution with its per-level batch norm folded in): each level becomes
+  ``<layer>/shared`` (Convolution without bias, weights ``W_0`` tied across levels) and ``<layer>/level``
+  (Scale with bias: factors ``r_l`` and the level's folded bias), exactly the deploy layer:
+  ``conv(x, W_0)·r_l + b_l = conv(x, W_l) + b_l``; the per-level Scale is the trainable per-level batch norm.
+  Their weights are in ``finetune_init.caffemodel`` (deploy's layers of those names are not in the nets).
 Solver: from ``train_config`` (RMSProp/momentum/Adam, exponential decay → ``lr_policy: "step"``,
 ``weight_decay = 2 ×`` the L2 regulariser weight since TF's loss adds ``w·‖θ‖²``).
 """
@@ -32,9 +46,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from google.protobuf import text_format
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
@@ -82,7 +97,106 @@ def ssd_blobs(report: dict[str, Any]) -> dict[str, str]:
             "detections": raw["detections"]["caffe_blob"]}
 
 
-def _network(deploy: Any, report: dict[str, Any], *, test: bool) -> list[Any]:
+SHARE_TOLERANCE = 1e-5
+
+
+@dataclass
+class SharedLayers:
+    """Deploy layers that are one TF layer applied at several levels (see the module docstring)."""
+
+    tied: dict[str, str] = field(default_factory=dict)  # layer → parameter name prefix (equal weights)
+    split: dict[str, str] = field(default_factory=dict)  # layer → parameter name prefix (proportional weights)
+    factors: dict[str, np.ndarray] = field(default_factory=dict)  # split layer → r_l per output channel
+    shared_weights: dict[str, np.ndarray] = field(default_factory=dict)  # split layer → W_0
+    groups: list[list[str]] = field(default_factory=list)
+
+
+def _blob_array(blob: Any) -> np.ndarray:
+    return np.asarray(blob.data, dtype=np.float64).reshape(tuple(blob.shape.dim))
+
+
+def _factors(base: np.ndarray, other: np.ndarray) -> np.ndarray | None:
+    """r with other[o] = r[o]·base[o] for every output channel o (to SHARE_TOLERANCE), r > 0; else None."""
+    a, b = base.reshape(base.shape[0], -1), other.reshape(other.shape[0], -1)
+    norms = (a * a).sum(axis=1)
+    if (norms == 0).any():
+        return None
+    r = (a * b).sum(axis=1) / norms
+    scale = np.abs(b).max(axis=1, initial=0.0) + 1e-30
+    if (r <= 0).any() or (np.abs(b - r[:, None] * a).max(axis=1) > SHARE_TOLERANCE * scale).any():
+        return None
+    return r
+
+
+def shared_layers(deploy: Any) -> SharedLayers:
+    """Group deploy's convolutions that share one TF weight (equal, or proportional per output channel)."""
+    found = SharedLayers()
+    by_kind: dict[tuple[Any, ...], list[Any]] = {}
+    for layer in deploy.layer:
+        if layer.type not in ("Convolution", "DepthwiseConvolution") or not layer.blobs:
+            continue
+        key = (layer.type, getattr(layer, TRAINABLE[layer.type]).SerializeToString(deterministic=True),
+               tuple(layer.blobs[0].shape.dim), len(layer.blobs))
+        by_kind.setdefault(key, []).append(layer)
+    for layers in by_kind.values():
+        left = list(layers)
+        while len(left) > 1:
+            base, rest = left[0], left[1:]
+            w0 = _blob_array(base.blobs[0])
+            members: list[tuple[Any, np.ndarray]] = [(base, np.ones(w0.shape[0]))]
+            for other in rest:
+                r = _factors(w0, _blob_array(other.blobs[0]))
+                if r is not None:
+                    members.append((other, r))
+            left = [x for x in rest if all(x is not m for m, _ in members)]
+            if len(members) < 2:
+                continue
+            equal = all(np.abs(r - 1).max() <= SHARE_TOLERANCE for _, r in members) and all(
+                len(m.blobs) < 2 or np.array_equal(_blob_array(m.blobs[1]), _blob_array(base.blobs[1]))
+                for m, _ in members)
+            found.groups.append([m.name for m, _ in members])
+            for m, r in members:
+                if equal:
+                    found.tied[m.name] = base.name
+                else:
+                    found.split[m.name] = base.name
+                    found.factors[m.name] = r
+                    found.shared_weights[m.name] = w0
+    return found
+
+
+def _add_params(layer: Any, names: tuple[str | None, str | None] = (None, None)) -> None:
+    weights = layer.param.add()
+    weights.lr_mult, weights.decay_mult = 1.0, 1.0
+    if names[0]:
+        weights.name = names[0]
+    if _has_bias(layer):
+        bias = layer.param.add()
+        bias.lr_mult, bias.decay_mult = 2.0, 0.0
+        if names[1]:
+            bias.name = names[1]
+
+
+def _split_layer(layer: Any, base: str) -> list[Any]:
+    """A proportional-weight layer as a tied bias-free convolution and a per-level Scale (same top)."""
+    conv = cp.LayerParameter()
+    conv.CopyFrom(layer)
+    conv.name = f"{layer.name}/shared"
+    conv.ClearField("top")
+    conv.top.append(conv.name)
+    getattr(conv, TRAINABLE[conv.type]).bias_term = False
+    _add_params(conv, (f"{base}/shared_weights", None))
+    scale = cp.LayerParameter()
+    scale.name, scale.type = f"{layer.name}/level", "Scale"
+    scale.bottom.append(conv.name)
+    scale.top.extend(layer.top)
+    scale.scale_param.axis = 1
+    scale.scale_param.bias_term = True
+    _add_params(scale)
+    return [conv, scale]
+
+
+def _network(deploy: Any, report: dict[str, Any], *, test: bool, shared: SharedLayers | None = None) -> list[Any]:
     """Deploy layers without Input and normalisation (their top becomes 'data'); the train net also
     stops before the scores and DetectionOutput."""
     blobs = ssd_blobs(report)
@@ -102,12 +216,12 @@ def _network(deploy: Any, report: dict[str, Any], *, test: bool) -> list[Any]:
         del copy.blobs[:]
         for i, bottom in enumerate(copy.bottom):
             copy.bottom[i] = renamed.get(bottom, bottom)
+        if shared and copy.name in shared.split:
+            layers.extend(_split_layer(copy, shared.split[copy.name]))
+            continue
         if copy.type in TRAINABLE:
-            weights = copy.param.add()
-            weights.lr_mult, weights.decay_mult = 1.0, 1.0
-            if _has_bias(copy):
-                bias = copy.param.add()
-                bias.lr_mult, bias.decay_mult = 2.0, 0.0
+            base = shared.tied.get(copy.name) if shared else None
+            _add_params(copy, (f"{base}/shared_weights", f"{base}/shared_bias") if base else (None, None))
         layers.append(copy)
     if any(data != "data" and data in layer.bottom for layer in layers):
         raise BackendError("the input blob must be named 'data' for SSD-Caffe's data layers")
@@ -226,22 +340,23 @@ def _evaluate_layer(net: Any, report: dict[str, Any]) -> None:
     p.evaluate_difficult_gt = False
 
 
-def train_net(deploy: Any, report: dict[str, Any], config: Message | None, opts: TrainingOptions) -> Any:
+def train_net(deploy: Any, report: dict[str, Any], config: Message | None, opts: TrainingOptions,
+              shared: SharedLayers | None = None) -> Any:
     net = cp.NetParameter()
     net.name = f"{deploy.name}_train"
     batch = opts.batch_size or int(find(config, "train_config", "batch_size") or 32) if config else \
         (opts.batch_size or 32)
     _data_layer(net, report, opts.train_data, batch, True, opts.label_map_file)
-    net.layer.extend(_network(deploy, report, test=False))
+    net.layer.extend(_network(deploy, report, test=False, shared=shared))
     _loss_layer(net, report, config)
     return net
 
 
-def test_net(deploy: Any, report: dict[str, Any], opts: TrainingOptions) -> Any:
+def test_net(deploy: Any, report: dict[str, Any], opts: TrainingOptions, shared: SharedLayers | None = None) -> Any:
     net = cp.NetParameter()
     net.name = f"{deploy.name}_test"
     _data_layer(net, report, opts.test_data, opts.test_batch_size, False, opts.label_map_file)
-    net.layer.extend(_network(deploy, report, test=True))
+    net.layer.extend(_network(deploy, report, test=True, shared=shared))
     _evaluate_layer(net, report)
     return net
 
@@ -325,14 +440,38 @@ def _learning_rate(s: Any, lr: Message, notes: list[str]) -> None:
 FRESH_ANCHOR_FOREGROUND = 0.01  # π: a fresh prior's probability per foreground class
 
 
-def finetune_init_weights(deploy: Any, report: dict[str, Any], logistic: bool) -> Any | None:
+def _split_weights(net: Any, shared: SharedLayers) -> None:
+    """Append the ``<layer>/shared`` and ``<layer>/level`` weights of every split layer to ``net``."""
+    layers = {layer.name: layer for layer in net.layer}
+    for name in shared.split:
+        layer = layers[name]
+        conv = net.layer.add()
+        conv.name, conv.type = f"{name}/shared", layer.type
+        blob = conv.blobs.add()
+        blob.shape.dim.extend(layer.blobs[0].shape.dim)
+        blob.data.extend(shared.shared_weights[name].astype(np.float32).reshape(-1).tolist())
+        scale = net.layer.add()
+        scale.name, scale.type = f"{name}/level", "Scale"
+        factors = shared.factors[name].astype(np.float32)
+        bias = _blob_array(layer.blobs[1]).astype(np.float32) if len(layer.blobs) > 1 else np.zeros_like(factors)
+        for values in (factors, bias):
+            b = scale.blobs.add()
+            b.shape.dim.append(values.size)
+            b.data.extend(values.tolist())
+
+
+def finetune_init_weights(deploy: Any, report: dict[str, Any], logistic: bool,
+                          shared: SharedLayers | None = None) -> Any | None:
     """Deploy's weights with every dummy prior's class biases set to a fresh anchor's under the training loss
-    (`logistic`: MultiBoxLoss's LOGISTIC, else SOFTMAX), or None without dummies."""
+    (`logistic`: MultiBoxLoss's LOGISTIC, else SOFTMAX), plus the split weight-shared layers' weights; None
+    when the model has neither."""
     heads = [h for h in report["ssd"]["heads"] if h["dummy_slots"]]
-    if not heads:
+    if not heads and not (shared and shared.split):
         return None
     net = cp.NetParameter()
     net.CopyFrom(deploy)
+    if shared and shared.split:
+        _split_weights(net, shared)
     layers = {layer.name: layer for layer in net.layer}
     pi = FRESH_ANCHOR_FOREGROUND
     for head in heads:
@@ -353,11 +492,19 @@ def finetune_init_weights(deploy: Any, report: dict[str, Any], logistic: bool) -
     return net
 
 
-def check_same_weights(deploy: Any, nets: list[Any]) -> int:
-    """Every deploy layer with weights has a same-named, same-typed, same-parameter layer in each net."""
+def check_same_weights(deploy: Any, nets: list[Any], split: frozenset[str] = frozenset()) -> int:
+    """Every deploy layer with weights has a same-named, same-typed, same-parameter layer in each net (`split`
+    layers: a ``/shared`` convolution and a ``/level`` Scale instead)."""
     count = 0
     for layer in deploy.layer:
         if not layer.blobs or layer.name.startswith("Preprocessor/"):
+            continue
+        if layer.name in split:
+            for net in nets:
+                names = {x.name: x.type for x in net.layer}
+                if names.get(f"{layer.name}/shared") != layer.type or names.get(f"{layer.name}/level") != "Scale":
+                    raise BackendError(f"{net.name}: weight-shared layer '{layer.name}' not split")
+            count += 1
             continue
         count += 1
         for net in nets:
@@ -377,26 +524,35 @@ def training_files(deploy: Any, report: dict[str, Any], config: Message | None, 
     files: dict[str, str | bytes] = {}
     notes: list[str] = []
     nets = []
+    shared = shared_layers(deploy)
     if "train" in emit:
-        nets.append(train_net(deploy, report, config, opts))
+        nets.append(train_net(deploy, report, config, opts, shared))
         files["train.prototxt"] = text_format.MessageToString(nets[-1])
     if "test" in emit:
-        nets.append(test_net(deploy, report, opts))
+        nets.append(test_net(deploy, report, opts, shared))
         files["test.prototxt"] = text_format.MessageToString(nets[-1])
     if nets:
-        count = check_same_weights(deploy, nets)
-        notes.append(f"train/test nets: all {count} layers with weights have deploy's names and parameters; "
-                     "caffe train -weights loads every converted weight")
+        count = check_same_weights(deploy, nets, frozenset(shared.split))
+        if not shared.split:
+            notes.append(f"train/test nets: all {count} layers with weights have deploy's names and parameters; "
+                         "caffe train -weights loads every converted weight")
+        if shared.groups:
+            notes.append(f"train/test nets: {len(shared.groups)} weight-shared layers (one TF layer at "
+                         f"{max(len(g) for g in shared.groups)} levels) tied with param names; "
+                         f"{len(shared.split)} per-level layers with their batch norm folded in are split into a "
+                         "tied '/shared' convolution and a per-level '/level' Scale (weights in "
+                         "finetune_init.caffemodel)")
     weights = "deploy.caffemodel"
     if "train" in emit:
         logistic = _loss_settings(config, report["ssd"]["score_converter"])["logistic"]  # as the loss layer's
-        init = finetune_init_weights(deploy, report, logistic)
+        init = finetune_init_weights(deploy, report, logistic, shared)
         if init is not None:
             weights = "finetune_init.caffemodel"
             files[weights] = init.SerializeToString()
-            notes.append("finetune_init.caffemodel: deploy's weights with the dummy priors' class biases set to a "
-                         f"fresh anchor's (foreground probability {FRESH_ANCHOR_FOREGROUND}); fine-tune from it, "
-                         "not from deploy.caffemodel, whose −1e4 dummy logits would dominate the loss")
+            if any(h["dummy_slots"] for h in report["ssd"]["heads"]):
+                notes.append("finetune_init.caffemodel: deploy's weights with the dummy priors' class biases set to "
+                             f"a fresh anchor's (foreground probability {FRESH_ANCHOR_FOREGROUND}); fine-tune from "
+                             "it, not from deploy.caffemodel, whose −1e4 dummy logits would dominate the loss")
     if "solver" in emit:
         s, solver_notes = solver(report, config, opts, deploy.name)
         notes.extend(solver_notes)

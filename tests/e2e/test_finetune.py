@@ -91,6 +91,27 @@ def test_data_transform_reproduces_tf_preprocessing(finetune: tuple[str, Path, d
     np.testing.assert_allclose(caffe[..., ::-1], tf_pre, atol=2e-6)
 
 
+def assert_selection_restricts(full_dir: Path, sel_dir: Path, kept: list[int], refs: list[Path]) -> None:
+    """The selected model's scores are the full model's columns (background, kept...), and its detections are
+    the full model's detections of the kept classes, relabelled 1..K (both through OpenCV dnn, on the pictures
+    of the reference npz files)."""
+    nets = {d: load_opencv_net(d / "deploy.prototxt", d / "deploy.caffemodel") for d in (full_dir, sel_dir)}
+    for ref in refs:
+        x = np.load(ref)["input"].astype(np.float32).transpose(0, 3, 1, 2)
+        got = {d: run_opencv(net, {"data": x}, ["mbox_conf", "detection_out"]) for d, net in nets.items()}
+        scores_sel = got[sel_dir]["mbox_conf"].reshape(-1, len(kept) + 1)
+        scores_full = got[full_dir]["mbox_conf"].reshape(scores_sel.shape[0], -1)
+        np.testing.assert_allclose(scores_sel, scores_full[:, [0, *kept]], rtol=1e-5, atol=1e-6)
+        dets_full = caffe_detections(got[full_dir]["detection_out"])
+        dets_sel = caffe_detections(got[sel_dir]["detection_out"])
+        floor = min(d.score for d in dets_full)  # below it the full model's list is cut by keep_top_k
+        relabel = {tf_id: i for i, tf_id in enumerate(kept, start=1)}
+        want = sorted((relabel[d.label], round(d.score, 5)) for d in dets_full if d.label in relabel
+                      and d.score > floor)
+        have = sorted((d.label, round(d.score, 5)) for d in dets_sel if d.score > floor)
+        assert have == want and want, ref.name
+
+
 def _full_and_selected(tmp_path: Path, keep: str) -> tuple[dict, Path, Path]:
     convert_model(fixture_model(COCO90), tmp_path / "full")
     selected = convert_model(fixture_model(COCO90), tmp_path / "sel", keep_classes=keep)
@@ -108,21 +129,8 @@ def test_keep_classes_equals_full_model_restricted(tmp_path: Path, keep: str) ->
         assert labels.item[1].name == "aeroplane" and kept[0] == 5 and kept[-1] == 72  # airplane ... tv
     else:
         assert kept == [1, 3, 18]
-    nets = {d: load_opencv_net(d / "deploy.prototxt", d / "deploy.caffemodel") for d in (full_dir, sel_dir)}
-    for pic in ("astronaut", "coffee"):
-        x = np.load(fixture_model(COCO90).parent / f"ref_{pic}.npz")["input"].astype(np.float32).transpose(0, 3, 1, 2)
-        got = {d: run_opencv(net, {"data": x}, ["mbox_conf", "detection_out"]) for d, net in nets.items()}
-        scores_full = got[full_dir]["mbox_conf"].reshape(-1, 91)
-        scores_sel = got[sel_dir]["mbox_conf"].reshape(-1, len(kept) + 1)
-        np.testing.assert_allclose(scores_sel, scores_full[:, [0, *kept]], rtol=1e-5, atol=1e-6)
-        dets_full = caffe_detections(got[full_dir]["detection_out"])
-        dets_sel = caffe_detections(got[sel_dir]["detection_out"])
-        floor = min(d.score for d in dets_full)  # below it the full model's list is cut by keep_top_k
-        relabel = {tf_id: i for i, tf_id in enumerate(kept, start=1)}
-        want = sorted((relabel[d.label], round(d.score, 5)) for d in dets_full if d.label in relabel
-                      and d.score > floor)
-        have = sorted((d.label, round(d.score, 5)) for d in dets_sel if d.score > floor)
-        assert have == want and want, pic
+    assert_selection_restricts(full_dir, sel_dir, kept, [fixture_model(COCO90).parent / f"ref_{pic}.npz"
+                                                         for pic in ("astronaut", "coffee")])
     from transpiler.verify.harness import VerifyOptions, verify_model
 
     verified = verify_model(VerifyOptions(fixture_model(COCO90), sel_dir))  # --verify understands the selection
