@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,25 @@ def convert_model(model: Path, out: Path, **kw: Any) -> dict[str, Any]:
     inputs = [InputSpec(n) if isinstance(n, str) else n for n in kw.pop("inputs", [])]
     convert(ConvertOptions(model=model, out_dir=out, inputs=inputs, **kw))
     return json.loads((out / "conversion.json").read_text())
+
+
+HEAVY_MODULES = ("tensorflow", "keras", "tf_keras", "cv2", "torch", "onnxruntime")
+
+
+def assert_converts_without_heavy_imports(models: Sequence[Path], out: Path, *extra_args: str,
+                                          timeout: float = 300) -> None:
+    """Convert each model with the CLI in one fresh process, then assert that none of TensorFlow, Keras, OpenCV,
+    PyTorch or onnxruntime was imported: conversion stays light (they are for verification and tests)."""
+    code = (
+        "import sys\nfrom transpiler.cli import main\n"
+        f"for i, model in enumerate({[str(m) for m in models]!r}):\n"
+        f"    assert main([model, '-o', {str(out)!r} + f'/out{{i}}', *{list(extra_args)!r}]) == 0, model\n"
+        f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all((out / f"out{i}" / "deploy.caffemodel").is_file() for i in range(len(models)))
 
 
 def run_both(

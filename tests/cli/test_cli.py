@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, fixture_model
+from e2e_helpers import assert_converts_without_heavy_imports
 
 HERE = Path(__file__).parent
 
@@ -126,14 +127,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: Path) -> None:
 
 
 def test_conversion_path_never_imports_tensorflow(tmp_path: Path) -> None:
-    code = (
-        "import sys\nfrom pathlib import Path\nfrom transpiler.cli import main\n"
-        f"assert main([{str(fixture_model('tfkeras_mnv2_300_notop'))!r}, '-o', {str(tmp_path / 'o')!r}]) == 0\n"
-        "heavy = [m for m in ('tensorflow', 'cv2', 'keras', 'torch') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert_converts_without_heavy_imports([fixture_model("tfkeras_mnv2_300_notop")], tmp_path, timeout=120)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import cv2
 import skimage.data as skdata
 from conftest import calibrate_batch_norm
+from e2e_helpers import assert_converts_without_heavy_imports
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.frontends.tf import InputSpec
@@ -259,16 +260,8 @@ def test_real_caffe_matches_keras(converted: dict[str, Converted], real_caffe: A
 
 
 def test_conversion_imports_no_tensorflow(saved_models: dict[str, Saved], tmp_path: Path) -> None:
-    files = [str(saved_models[n].path) for n in ("mnv2_keras3.keras", "mnv2_tfkeras.h5")]
-    code = (
-        "import sys\nfrom transpiler.cli import main\n"
-        f"for i, f in enumerate({files!r}):\n"
-        f"    assert main([f, '-o', {str(tmp_path)!r} + f'/o{{i}}']) == 0\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'cv2', 'torch') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert_converts_without_heavy_imports([saved_models[n].path for n in ("mnv2_keras3.keras", "mnv2_tfkeras.h5")],
+                                          tmp_path)
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
@@ -349,8 +342,14 @@ class Family:
     kwargs: tuple[tuple[str, Any], ...] = ()
 
 
-FAMILIES = [
+FAMILIES = [  # each family at its default size (224) and at an odd size
+    Family("mnv2_224", "MobileNetV2", 224, 1 / 127.5),
+    Family("mnv2_a0.5_131", "MobileNetV2", 131, 1 / 127.5, (("alpha", 0.5),)),
     Family("mnv3small_224", "MobileNetV3Small", 224, 1.0, (("include_preprocessing", True),)),
+    Family("mnv3large_224", "MobileNetV3Large", 224, 1.0, (("include_preprocessing", True),)),
+    Family("efficientnetb0_224", "EfficientNetB0", 224, 1.0),
+    Family("resnet50_224", "ResNet50", 224, 1 / 127.5),
+    Family("densenet121_224", "DenseNet121", 224, 1 / 127.5),
     Family("mnv3small_minimalistic_97", "MobileNetV3Small", 97, 1.0,
            (("minimalistic", True), ("include_preprocessing", True))),
     Family("mnv3large_minimalistic", "MobileNetV3Large", 96, 1.0,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from e2e_helpers import assert_converts_without_heavy_imports
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
@@ -772,16 +773,7 @@ def test_damaged_saved_model_pb_never_crashes(saved_models: dict[str, Path], tmp
 
 
 def test_cli_converts_without_tensorflow(saved_models: dict[str, Path], tmp_path: Path) -> None:
-    out = tmp_path / "o"
-    code = (
-        "import sys\nfrom transpiler.cli import main\n"
-        f"assert main([{str(saved_models['keras_export'])!r}, '-o', {str(out)!r}]) == 0\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'torch') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert (out / "deploy.caffemodel").is_file()
+    assert_converts_without_heavy_imports([saved_models["keras_export"]], tmp_path, timeout=120)
 
 
 def test_cli_signature_and_keys(saved_models: dict[str, Path], tmp_path: Path,
