@@ -246,6 +246,31 @@ def test_identifier_names_keep_the_model_and_its_tf_names(tmp_path: Path) -> Non
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
+def _external_flavors() -> list[str]:
+    from transpiler.backends.caffe.flavors import FLAVORS
+
+    return sorted(name for name, f in FLAVORS.items() if f.postprocess == "external")
+
+
+@pytest.mark.parametrize("flavor", _external_flavors())
+def test_toolchain_flavors_export_the_network_alone_by_default(flavor: str, tmp_path: Path) -> None:
+    """Flavors whose toolchain lacks DetectionOutput default to --postprocess external (and their own name rules):
+    the files run in OpenCV and postprocess to TF's detections."""
+    from transpiler.backends.caffe.flavors import FLAVORS, is_identifier_name
+
+    report = convert_model(fixture_model("pedestrian_ssdlite"), tmp_path, flavor=flavor)
+    assert "postprocess" in report and "ssd" not in report
+    kinds = {k for _, k, _ in layer_types(tmp_path)}
+    assert not kinds & {"PriorBox", "DetectionOutput"}
+    if FLAVORS[flavor].identifier_names:
+        assert all(is_identifier_name(n) for name, _, bottoms in layer_types(tmp_path) for n in (name, *bottoms))
+    ref = reference("pedestrian_ssdlite", "astronaut")
+    net = load_opencv_net(tmp_path / "deploy.prototxt", tmp_path / "deploy.caffemodel")
+    blobs = [report["postprocess"]["outputs"][k]["caffe_blob"] for k in ("box_encodings", "class_logits")]
+    got = run_opencv(net, {"data": ref["input"].astype(np.float32).transpose(0, 3, 1, 2)}, blobs)
+    check_detections(ref, got[blobs[0]], got[blobs[1]], tmp_path)
+
+
 # ----------------------------------------------------------------- the NMS against TF's kernel, the C++ header
 def _random_case(seed: int, anchors: int = 300, classes: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw tensors that exercise the corners: scores quantised to 1/64 (many exact ties, across and within
