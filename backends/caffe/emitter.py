@@ -77,10 +77,26 @@ class Emitted:
         self.values = {mapping[b]: v for b, v in self.values.items()}
 
 
+def _varint(n: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            out.append(low)
+            return bytes(out)
+        out.append(low | 0x80)
+
+
 def set_blob(blob: Any, array: np.ndarray) -> None:
-    arr = np.ascontiguousarray(array, dtype=np.float32)
-    blob.shape.dim.extend(int(d) for d in arr.shape)
-    blob.data.extend(arr.reshape(-1).tolist())
+    """Shape and float32 data of a BlobProto, merged as their wire form (``shape`` = field 7 holding the packed
+    int64 ``dim`` = field 1; ``data`` = field 5, packed little-endian float32): byte-identical to extending the
+    repeated fields, which protobuf converts element by element (many times slower on big weights)."""
+    arr = np.ascontiguousarray(array, dtype="<f4")
+    dims = b"".join(_varint(int(d)) for d in arr.shape)
+    shape = b"\x0a" + _varint(len(dims)) + dims
+    data = arr.tobytes()
+    blob.MergeFromString(b"\x3a" + _varint(len(shape)) + shape + b"\x2a" + _varint(len(data)) + data)
 
 
 class CaffeEmitter:
