@@ -189,3 +189,21 @@ def test_region_with_a_while_loop_names_the_loop(tmp_path: Path) -> None:
     model = fixture_model("ssdlite_mnv2_1cls_dm035")
     result = cli(model, "-o", tmp_path / "o", "--output", "Squeeze:0")
     assert_bad_input(result, "while-loop", "NextIteration", "--input", out=tmp_path / "o")
+
+
+def test_verify_external_postprocess_matches_every_detection(tmp_path: Path) -> None:
+    """--postprocess external --verify: the raw outputs against TF's tensors, then ssd_postprocess's detections
+    against TF's with no excuse; priors shifted by one pixel afterwards make verify fail."""
+    from transpiler.verify.harness import VerifyOptions, verify_model
+
+    model = fixture_model("ssdlite_mnv2_coco90_dm035")
+    out = tmp_path / "out"
+    result = cli(model, "-o", out, "--postprocess", "external", "--verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Squeeze:0" in result.stdout and "concat_1:0" in result.stdout
+    assert "detections: 100 matched, 0 TF-only, 0 Caffe-only" in result.stdout and ", 0 excused" in result.stdout
+    assert {"priors.npy", "priors.bin", "priors.txt"} <= {p.name for p in out.iterdir()}
+    priors = np.load(out / "priors.npy")
+    np.save(out / "priors.npy", priors + np.float32(1 / 300))
+    broken = verify_model(VerifyOptions(model, out))
+    assert broken.detections is not None and not broken.detections.ok and not broken.ok
