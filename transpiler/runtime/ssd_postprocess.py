@@ -4,7 +4,10 @@ For a model converted with ``--postprocess external``: the Caffe net outputs the
 class logits in TF's anchor order (``mbox_loc`` = TF's ``Squeeze:0`` flattened, ``mbox_conf_logits`` =
 ``concat_1:0`` flattened), the anchors are in ``priors.npy`` and the settings in ``conversion.json``'s
 ``postprocess`` section. :func:`postprocess` turns them into TF's ``detection_*`` outputs. Every step is
-float32, in TF's order of operations:
+float32, in TF's order of operations, except ``exp`` and the score converters, evaluated in float64 and
+rounded once (TF's float32 kernels are within a few ulp of that: from TF's own raw tensors this gives TF's
+detection list row by row, scores and boxes within 2e-7; the C++ header kernels/ssd_postprocess gives this
+module's results bit for bit):
 
 1. Decode (``FasterRcnnBoxCoder`` with scale factors ``s``), anchors ``[ymin, xmin, ymax, xmax]``:
    ``h_a = ymax − ymin``, ``y_a = ymin + h_a/2`` (likewise x, w); ``ty = e₀/s₀``, ``tx = e₁/s₁``,
@@ -23,8 +26,9 @@ float32, in TF's order of operations:
 
 Step 3–4 are computed lazily: a heap holds each class's next candidate keyed ``(−score, class)``, so
 candidates are visited in exactly the merged order of step 4 and the work stops once ``max_total``
-detections are out (a 90-class model with TF's 1e-8 threshold visits a few hundred candidates, not
-90 × all anchors). Each class's selections are the same as running its NMS to completion.
+detections are out (a 90-class model with TF's 1e-8 threshold visits about a hundred candidates, not
+90 × all anchors). Each class's selections are the same as running its NMS to completion; its candidates
+are ordered a chunk at a time and its sigmoid scores computed when it is first visited.
 """
 
 from __future__ import annotations
