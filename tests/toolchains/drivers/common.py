@@ -80,8 +80,11 @@ def feeds(spec: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 class Clock:
+    """Seconds per named step; repeated steps (one run per picture) keep each duration."""
+
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
+        self.each: dict[str, list[float]] = {}
 
     def __call__(self, what: str) -> Any:
         clock = self
@@ -91,7 +94,9 @@ class Clock:
                 self.start = time.perf_counter()
 
             def __exit__(self, *exc: object) -> None:
-                clock.times[what] = clock.times.get(what, 0.0) + time.perf_counter() - self.start
+                spent = time.perf_counter() - self.start
+                clock.times[what] = clock.times.get(what, 0.0) + spent
+                clock.each.setdefault(what, []).append(round(spent, 5))
 
         return _Timer()
 
@@ -102,5 +107,5 @@ def finish(spec: dict[str, Any], outputs: dict[str, dict[str, np.ndarray]], cloc
                               for blob, a in blobs.items()}
     np.savez(spec["result"], **arrays)
     answer = {"versions": versions, "times": {k: round(v, 4) for k, v in clock.times.items()},
-              "runs": runs, "notes": notes or []}
+              "each": clock.each, "runs": runs, "notes": notes or []}
     Path(spec["answer"]).write_text(json.dumps(answer))
