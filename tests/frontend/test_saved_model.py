@@ -852,3 +852,34 @@ def test_mobilenet_v2_saved_model(tf: Any, tmp_path: Path, pictures: Any) -> Non
         pictures_ = [x[i : i + 1] for i in range(len(x))]
         worst = _convert_and_compare(tf, tmp_path / kind, tmp_path / f"{kind}_out", None, *pictures_)
         print(f"MobileNetV2 0.35 96x96, {kind}: max|Δ|/max|ref| = {worst:.2e}")
+
+
+def test_composite_function_calls_are_kept_with_their_inputs(tf: Any, tmp_path: Path) -> None:
+    """A ``tf.function(experimental_implements=...)`` stands for a runtime's own op and returns placeholders in
+    TF (TFLite_Detection_PostProcess in the OD API's TFLite export): the reader records the call, its
+    ``_implements`` attributes and the tensors passed to it, and keeps what computes them although the
+    signature's outputs (constants) do not need it."""
+    from transpiler.frontends.tf.saved_model import load_saved_model
+
+    class Module(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(np.full((1, 1, 3, 2), 0.5, np.float32))
+
+        @tf.function(experimental_implements='name: "Custom_Op" attr { key: "k" value { i: 3 } }')
+        def custom(self, a: Any, b: Any) -> Any:
+            return tf.constant(0.0, name="placeholder_result")
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 4, 4, 3], tf.float32, name="x")])
+        def __call__(self, x: Any) -> Any:
+            y = tf.nn.conv2d(x, self.w, 1, "VALID")
+            return self.custom(y, tf.nn.relu(y))
+
+    module = Module()
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures=module.__call__.get_concrete_function())
+    model = load_saved_model(tmp_path / "m")
+    (function, attr, args), = model.implements.values()
+    assert attr.func.name == "Custom_Op" and attr.func.attr["k"].i == 3 and function in model.library
+    nodes = {n.name: n for n in model.graph.node}
+    assert len(args) == 2 and nodes[args[1].split(":")[0]].op == "Relu"
+    assert any(n.op == "Conv2D" for n in model.graph.node)
