@@ -1,5 +1,6 @@
-"""Modern Keras architectures end to end: keras.applications MobileNetV3Small/Large (both ``minimalistic``
-settings), EfficientNetB0, ResNet50 and DenseNet121, from their frozen graph and from their SavedModels
+"""Modern Keras architectures end to end: keras.applications MobileNetV2, MobileNetV3Small/Large (both
+``minimalistic`` settings), EfficientNetB0, ResNet50 and DenseNet121, each at its default size (224) and at odd
+sizes, from their frozen graph and from their SavedModels
 (Keras 3 ``model.export`` and ``tf.saved_model.save``), compared with TensorFlow through OpenCV dnn and
 the real SSD-Caffe.
 
@@ -61,6 +62,14 @@ class Case:
 
 
 CASES = [
+    # each family at its default size (224) and at odd sizes
+    Case("mnv2_224", "MobileNetV2", 224, 224, False),
+    Case("mnv2_a0.5_131", "MobileNetV2", 131, 131, False, {"alpha": 0.5}),
+    Case("mnv3small_224", "MobileNetV3Small", 224, 224, True),
+    Case("mnv3large_min_224", "MobileNetV3Large", 224, 224, True, {"minimalistic": True}),
+    Case("efficientnetb0_224", "EfficientNetB0", 224, 224, True),
+    Case("resnet50_224", "ResNet50", 224, 224, False),
+    Case("densenet121_224", "DenseNet121", 224, 224, False),
     Case("mnv3small_96", "MobileNetV3Small", 96, 96, True),
     Case("mnv3small_min_97x113", "MobileNetV3Small", 97, 113, True, {"minimalistic": True}),
     Case("mnv3large_101", "MobileNetV3Large", 101, 101, True),
