@@ -68,12 +68,19 @@ class Flavor:
     permute_orders: frozenset[tuple[int, ...]] | None = None
     # False where the importer drops Eltwise SUM coefficients (caffe2onnx: x − y becomes x + y).
     eltwise_coeff: bool = True
-    # False where the importer refuses Eltwise MAX (x2paddle).
-    eltwise_max: bool = True
+    # Eltwise operations the importer maps (x2paddle refuses MAX; caffe2onnx also PROD).
+    eltwise_ops: frozenset[str] = frozenset({"SUM", "PROD", "MAX"})
     # False where the importer refuses a Power layer with an exponent other than 1 (x2paddle).
     power_exponent: bool = True
     # False where the importer's AVE pooling does not count the padding as Caffe does (RKNN).
     ave_pool_pads: bool = True
+    # False where MAX pooling with padding fails (pnnx's ncnn model does not load).
+    max_pool_pads: bool = True
+    # False where a Concat of 4-D blobs is misread (pnnx maps ONNX axis 1 to ncnn's h axis once it drops the batch).
+    concat_4d: bool = True
+    # False where a Scale whose factors or biases differ across channels is misread (pnnx broadcasts them wrongly);
+    # a uniform one (the detectors' input scaling) is fine.
+    per_channel_scale: bool = True
     # False where the importer refuses a Scale whose factor is a second bottom (a squeeze-excite gate).
     two_bottom_scale: bool = True
     # True where blob and layer names must be lower-case Python identifiers (x2paddle writes them as Python
@@ -98,6 +105,7 @@ class Flavor:
     def check_net(self, net: Any) -> list[str]:
         """Parameter forms of the finished ``NetParameter`` this flavor's importer misreads: one line per layer."""
         problems = []
+        ndim = blob_ranks(net)
         for layer in net.layer:
             where = f"{self.name}: layer '{layer.name}' ({layer.type})"
             if layer.type == "Permute" and self.permute_orders is not None:
@@ -110,8 +118,9 @@ class Flavor:
                     and any(c != 1.0 for c in layer.eltwise_param.coeff)):
                 problems.append(f"{where}: Eltwise coefficients {list(layer.eltwise_param.coeff)} are dropped by "
                                 f"{self.toolchain} (it would compute a plain sum)")
-            if layer.type == "Eltwise" and not self.eltwise_max and layer.eltwise_param.operation == 2:  # MAX
-                problems.append(f"{where}: Eltwise MAX is refused by {self.toolchain}")
+            op = cp_eltwise_name(layer.eltwise_param.operation)
+            if layer.type == "Eltwise" and op not in self.eltwise_ops:
+                problems.append(f"{where}: Eltwise {op} is refused by {self.toolchain}")
             if layer.type == "Power" and not self.power_exponent and layer.power_param.power != 1.0:
                 problems.append(f"{where}: Power with exponent {layer.power_param.power:g} is refused by "
                                 f"{self.toolchain}")
@@ -120,6 +129,15 @@ class Flavor:
                     and not pool.global_pooling and max(pool.pad, pool.pad_h, pool.pad_w) > 0):
                 problems.append(f"{where}: average pooling over padding is computed differently by {self.toolchain} "
                                 "(it does not count the padded cells as Caffe does)")
+            if (layer.type == "Pooling" and not self.max_pool_pads and pool.pool == pool.MAX
+                    and max(pool.pad, pool.pad_h, pool.pad_w) > 0):
+                problems.append(f"{where}: MAX pooling with padding fails in {self.toolchain}")
+            if layer.type == "Concat" and not self.concat_4d and any(ndim.get(b) == 4 for b in layer.bottom):
+                problems.append(f"{where}: a Concat of 4-D blobs is misread by {self.toolchain}")
+            if (layer.type == "Scale" and not self.per_channel_scale and len(layer.bottom) == 1
+                    and any(len(set(blob.data)) > 1 for blob in layer.blobs)):
+                problems.append(f"{where}: a Scale whose factors or biases differ across channels is misread by "
+                                f"{self.toolchain}")
             if layer.type == "Scale" and len(layer.bottom) > 1 and not self.two_bottom_scale:
                 problems.append(f"{where}: a Scale whose factor is a second bottom (a feature map) is refused by "
                                 f"{self.toolchain}")
@@ -130,6 +148,33 @@ class Flavor:
                                         f"{self.toolchain} needs (the identifier-names option renames blobs)")
                         break
         return problems
+
+
+def cp_eltwise_name(operation: int) -> str:
+    return {0: "PROD", 1: "SUM", 2: "MAX"}.get(operation, str(operation))  # caffe.proto's EltwiseOp numbers
+
+
+def blob_ranks(net: Any) -> dict[str, int]:
+    """Each blob's number of axes, followed through the layers that change it (Input, Flatten, Reshape,
+    InnerProduct); every other layer keeps its first bottom's."""
+    ranks: dict[str, int] = {}
+    for layer in net.layer:
+        first = ranks.get(layer.bottom[0], 4) if layer.bottom else 4
+        if layer.type == "Input":
+            rank = len(layer.input_param.shape[0].dim) if layer.input_param.shape else 4
+        elif layer.type == "Flatten":
+            axis = layer.flatten_param.axis % first
+            end = layer.flatten_param.end_axis % first
+            rank = first - (end - axis)
+        elif layer.type == "Reshape":
+            rank = len(layer.reshape_param.shape.dim) if layer.reshape_param.num_axes == -1 else first
+        elif layer.type == "InnerProduct":
+            rank = layer.inner_product_param.axis + 1
+        else:
+            rank = first
+        for top in layer.top:
+            ranks[top] = rank
+    return ranks
 
 
 def is_identifier_name(name: str) -> bool:
@@ -192,7 +237,8 @@ FLAVORS.update({
     # network only.
     "paddle": Flavor("paddle", (COMMON - {"AbsVal", "BNLL", "ELU", "Exp"}) | {"Permute", "ReLU6"}, "ReLU6",
                      toolchain="x2paddle 1.6.0", identifier_names=True, postprocess="external",
-                     eltwise_max=False, power_exponent=False, ave_pool_pads=False, two_bottom_scale=False,
+                     eltwise_ops=frozenset({"SUM", "PROD"}), power_exponent=False, ave_pool_pads=False,
+                     two_bottom_scale=False,
                      refusals={**{t: _EXTERNAL for t in _SSD_ONLY},
                                **{t: "x2paddle 1.6.0 fails on it" for t in ("AbsVal", "BNLL", "ELU", "Exp", "Clip")}},
                      description="x2paddle 1.6.0 → PaddlePaddle 2.6 inference"),
@@ -207,10 +253,21 @@ FLAVORS.update({
                              **{t: "RKNN-Toolkit2 2.5.0's load_caffe fails on it" for t in ("AbsVal", "ELU", "Exp",
                                                                                            "Clip")}},
                    description="Rockchip RKNN-Toolkit2 2.5 (rk3588; float16 simulator)"),
-    # ncnn via caffe2onnx 2.0.1 → pnnx: caffe2onnx drops Eltwise coefficients (portable's ReLU6 gave garbage) and
-    # makes PriorBox/DetectionOutput non-ONNX custom ops.
-    "ncnn": Flavor("ncnn", COMMON | {"Permute", "ReLU6"}, "ReLU6", toolchain="caffe2onnx 2.0.1 → pnnx/ncnn",
-                   eltwise_coeff=False, postprocess="external", refusals={t: _EXTERNAL for t in _SSD_ONLY},
+    # ncnn 1.0.20261020 via caffe2onnx 2.0.1 → pnnx 20261020 (fp16=0), observed 2026-12-06 on every form: refused
+    # are AbsVal, BNLL, ELU, Exp, Clip (caffe2onnx exits), DepthwiseConvolution, the four-value pad (ONNX shape
+    # inference), Eltwise PROD and MAX (caffe2onnx errors), MAX pooling with padding (the ncnn model does not load);
+    # wrong are Eltwise SUM with coefficients (rel 1.69, dropped: portable's ReLU6 gives garbage), Softmax (rel 0.62),
+    # a Concat of 4-D maps (rel 1.67: pnnx writes `0=1`, ncnn's h axis, once the batch is dropped; caffe2onnx's ONNX
+    # is right in onnxruntime), a per-channel Scale (rel 0.39, MemoryData broadcast) and a two-bottom Scale (0.5).
+    # The detectors' Concats (of flattened 2-D heads) and their uniform input Scale are exact. PriorBox and
+    # DetectionOutput become non-ONNX custom ops.
+    "ncnn": Flavor("ncnn", (COMMON - {"AbsVal", "BNLL", "ELU", "Exp", "Softmax"}) | {"Permute", "ReLU6"}, "ReLU6",
+                   toolchain="caffe2onnx 2.0.1 + pnnx/ncnn 20261020", eltwise_coeff=False,
+                   eltwise_ops=frozenset({"SUM"}), max_pool_pads=False, concat_4d=False, per_channel_scale=False,
+                   two_bottom_scale=False, postprocess="external",
+                   refusals={**{t: _EXTERNAL for t in _SSD_ONLY},
+                             **{t: "the caffe2onnx → pnnx → ncnn route fails on it or computes it wrongly"
+                                for t in ("AbsVal", "BNLL", "ELU", "Exp", "Clip", "Softmax")}},
                    description="ncnn through caffe2onnx + pnnx"),
     # HiSilicon NNIE (nnie_mapper), from its documentation: no ReLU6 (spelled ReLU/Power/Eltwise), depthwise as group
     # Convolution, Permute only (0, 2, 3, 1), SSD's DetectionOutput runs on the CPU (PriorBox is mapped).

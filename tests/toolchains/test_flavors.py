@@ -24,6 +24,7 @@ def test_generic_flavors_are_unchanged() -> None:
         f = FLAVORS[name]
         assert not f.toolchain and f.postprocess == "caffe" and not f.identifier_names
         assert f.eltwise_coeff and f.two_bottom_scale and f.ave_pool_pads and f.permute_orders is None
+        assert f.max_pool_pads and f.concat_4d and f.per_channel_scale and f.eltwise_ops == {"SUM", "PROD", "MAX"}
 
 
 @pytest.mark.parametrize("flavor", TOOLCHAIN_FLAVORS)

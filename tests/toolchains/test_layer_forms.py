@@ -251,8 +251,14 @@ def emitted_by(flavor_name: str, form: str) -> bool:
         return flavor.eltwise_coeff
     if form == "Scale-two-bottoms":
         return flavor.two_bottom_scale
-    if form == "Eltwise-MAX":
-        return flavor.eltwise_max
+    if form in ("Eltwise-MAX", "Eltwise-PROD"):
+        return form.split("-")[1] in flavor.eltwise_ops
+    if form == "Pooling-MAX":  # 3×3/2 with pad 1
+        return flavor.max_pool_pads
+    if form == "Concat":  # of two 4-D maps
+        return flavor.concat_4d
+    if form == "Scale-bias":  # per-channel factors and biases
+        return flavor.per_channel_scale
     if form == "Power-square":
         return flavor.power_exponent
     if form == "Pooling-AVE":  # 3×3/2 with pad 1: the padding is counted (Caffe's AVE)

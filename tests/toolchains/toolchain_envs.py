@@ -96,6 +96,11 @@ TOOLCHAINS: dict[str, Toolchain] = {
         ("typing-extensions",),
     ), "tpu_driver.py", disable=("tpu_mlir/lib/third_party/libc.so.6", "tpu_mlir/lib/third_party/libm.so.6",
                                  "tpu_mlir/lib/third_party/libpthread.so.0")),
+    "ncnn": Toolchain("ncnn", "1.0.20261020", "python3.11", (
+        ("--no-deps", "caffe2onnx==2.0.1"),  # pins onnx==1.6.0, which has no cp311 wheel
+        ("numpy==1.23.5", "protobuf==3.20.3", "onnx==1.17.0", "onnxruntime==1.26.0", "ncnn==1.0.20261020"),
+        ("--no-deps", "pnnx==20261020"),  # its console script imports torch; the binary inside does not
+    ), "ncnn_driver.py"),
     "rknn": Toolchain("rknn", "2.5.0", "python3.11", (
         ("--no-deps", "rknn-toolkit2==2.5.0"),
         ("numpy==1.26.4", "protobuf==4.25.4", "onnx==1.18.0", "onnxruntime==1.23.2", "psutil", "ruamel.yaml",
