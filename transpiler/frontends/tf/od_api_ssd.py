@@ -18,6 +18,12 @@ scopes:
 The region between the feature-extractor input and the three tensors is imported as ordinary IR;
 ``SSDPostprocess(box_encodings, class_logits, anchors)`` stands for the postprocessor, and the
 ``ssd-detection-output`` pass turns it into Caffe's PriorBox/DetectionOutput layers.
+
+TF2 exports (SavedModels, read by ``saved_model.py``) are recognised by structure alone, no name used
+(see the section below): the map loop over the image (its body read from the function library), the
+score converter feeding the NMS scores, the box decoder and the anchors its arithmetic reads. The box
+decoder (and the max-total search) serve TF1 exports too. The TFLite-friendly export is lowered from its
+``TFLite_Detection_PostProcess`` call's attributes.
 """
 
 from __future__ import annotations
