@@ -89,7 +89,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def convert_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m transpiler", description="Convert a TensorFlow model (frozen graph, SavedModel, Keras file) to Caffe.",
+    p = argparse.ArgumentParser(prog="python -m transpiler",
+    description="Convert a TensorFlow model (frozen graph, SavedModel or Keras file) to Caffe.",
                                 epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     p.add_argument("--target", choices=["caffe"], default="caffe", help="output format (default: caffe)")
