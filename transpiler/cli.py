@@ -89,9 +89,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def convert_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m transpiler",
-    description="Convert a TensorFlow model (frozen graph, SavedModel or Keras file) to Caffe.",
-                                epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    description = "Convert a TensorFlow model (frozen graph, SavedModel or Keras file) to Caffe."
+    p = argparse.ArgumentParser(prog="python -m transpiler", description=description, epilog=COMMANDS,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     p.add_argument("--target", choices=["caffe"], default="caffe", help="output format (default: caffe)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: <model stem>_caffe/)")
