@@ -22,7 +22,9 @@ for background and −log(99) for each class, probability π each; SOFTMAX: logi
 log(π / ((1 − π)·K)) for K classes, π in all), and
 train.sh starts from it; deploy.caffemodel stays exact.
 
-Trainable layers get ``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
+Reshape layers written for deploy's batch of 1 take the batch's size (``dim: 0``), and squeeze-excite gates
+scale per sample. Trainable layers get
+``param { lr_mult: 1 decay_mult: 1 }`` for weights and ``{ lr_mult: 2 decay_mult: 0 }``
 for biases. Folded batch norm stays folded (the convolutions carry the biases).
 
 Weight-shared layers (the OD API's weight-shared box predictor runs one tower and one pair of predictor convolutions
@@ -216,16 +218,33 @@ def _network(deploy: Any, report: dict[str, Any], *, test: bool, shared: SharedL
         del copy.blobs[:]
         for i, bottom in enumerate(copy.bottom):
             copy.bottom[i] = renamed.get(bottom, bottom)
+        if copy.type == "Reshape" and copy.reshape_param.shape.dim and copy.reshape_param.shape.dim[0] == 1:
+            copy.reshape_param.shape.dim[0] = 0  # deploy's batch of 1: keep the batch's size (Caffe: 0 copies it)
         if shared and copy.name in shared.split:
             layers.extend(_split_layer(copy, shared.split[copy.name]))
             continue
-        if copy.type in TRAINABLE:
+        if copy.type in TRAINABLE and (layer.blobs or copy.type != "Scale"):  # a two-bottom Scale has no weights
             base = shared.tied.get(copy.name) if shared else None
             _add_params(copy, (f"{base}/shared_weights", f"{base}/shared_bias") if base else (None, None))
         layers.append(copy)
     if any(data != "data" and data in layer.bottom for layer in layers):
         raise BackendError("the input blob must be named 'data' for SSD-Caffe's data layers")
+    _batch_gates(layers)
     return layers
+
+
+def _batch_gates(layers: list[Any]) -> None:
+    """Per-sample gates for batches: deploy multiplies a map (1, C, H, W) by a gate (1, C, 1, 1) (squeeze-excite)
+    as a two-bottom Scale at axis 1 with the gate reshaped to (C); with N samples the gate is (N, C): reshape it
+    to (0, C) (0 keeps the batch's size) and scale from axis 0."""
+    producers = {top: layer for layer in layers for top in layer.top}
+    for layer in layers:
+        if layer.type != "Scale" or len(layer.bottom) != 2 or layer.scale_param.axis != 1:
+            continue
+        gate = producers.get(layer.bottom[1])
+        if gate is not None and gate.type == "Reshape" and gate.reshape_param.shape.dim[0] != 0:
+            gate.reshape_param.shape.dim.insert(0, 0)
+            layer.scale_param.axis = 0
 
 
 def _has_bias(layer: Any) -> bool:
