@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,36 @@ def _hyperparams(initializer: str) -> str:
 
 
 
-# ssd_mobilenet_v2_320x320 as the TF2 model zoo configures it, at width 0.35, 7 classes, 3x3 heads.
-PIPELINE_CONFIG = f"""model {{
+@dataclass(frozen=True)
+class Model:
+    """A TF2 SSD configuration (pipeline.config fields); the defaults are the TF2 zoo's ssd_mobilenet_v2_320x320
+    at width 0.35 with 7 classes and 3x3 heads."""
+
+    size: int = 320
+    num_classes: int = 7
+    depthwise: bool = False  # SSDLite: depthwise feature-extractor extras and box predictor
+    score_threshold: str = "1e-08"
+    iou_threshold: float = 0.6
+    max_per_class: int = 100
+    max_total: int = 100
+    converter: str = "SIGMOID"
+    logit_scale: float = 1.0
+
+    def config(self) -> str:
+        depthwise = "\n      use_depthwise: true" if self.depthwise else ""
+        loss = ("weighted_softmax { }" if self.converter == "SOFTMAX"
+                else "weighted_sigmoid_focal { gamma: 2.0 alpha: 0.75 }")
+        scale = f"\n      logit_scale: {self.logit_scale}" if self.logit_scale != 1.0 else ""
+        return f"""model {{
   ssd {{
-    num_classes: {NUM_CLASSES}
-    image_resizer {{ fixed_shape_resizer {{ height: {SIZE} width: {SIZE} }} }}
+    num_classes: {self.num_classes}
+    image_resizer {{ fixed_shape_resizer {{ height: {self.size} width: {self.size} }} }}
     feature_extractor {{
       type: "ssd_mobilenet_v2_keras"
       depth_multiplier: 0.35
       min_depth: 16
       conv_hyperparams {{{_hyperparams("truncated_normal_initializer { mean: 0.0 stddev: 0.03 }")}
-      }}
+      }}{depthwise}
       override_base_feature_extractor_hyperparams: true
     }}
     box_coder {{ faster_rcnn_box_coder {{ y_scale: 10.0 x_scale: 10.0 height_scale: 5.0 width_scale: 5.0 }} }}
@@ -74,7 +94,7 @@ PIPELINE_CONFIG = f"""model {{
         num_layers_before_predictor: 0
         use_dropout: false
         dropout_keep_probability: 0.8
-        kernel_size: 3
+        kernel_size: 3{depthwise}
         box_code_size: 4
         apply_sigmoid_to_scores: false
         class_prediction_bias_init: -4.6
@@ -94,18 +114,18 @@ PIPELINE_CONFIG = f"""model {{
     }}
     post_processing {{
       batch_non_max_suppression {{
-        score_threshold: 1e-08
-        iou_threshold: 0.6
-        max_detections_per_class: 100
-        max_total_detections: 100
+        score_threshold: {self.score_threshold}
+        iou_threshold: {self.iou_threshold}
+        max_detections_per_class: {self.max_per_class}
+        max_total_detections: {self.max_total}
         use_static_shapes: false
       }}
-      score_converter: SIGMOID
+      score_converter: {self.converter}{scale}
     }}
     normalize_loss_by_num_matches: true
     loss {{
       localization_loss {{ weighted_smooth_l1 {{ }} }}
-      classification_loss {{ weighted_sigmoid_focal {{ gamma: 2.0 alpha: 0.75 }} }}
+      classification_loss {{ {loss} }}
       classification_weight: 1.0
       localization_weight: 1.0
     }}
@@ -116,6 +136,17 @@ PIPELINE_CONFIG = f"""model {{
   }}
 }}
 """
+
+
+MODELS = {
+    "ssd_mnv2_320": Model(),
+    # SSDLite at 300, 3 classes, softmax with a logit scale, other NMS settings. (use_combined_nms cannot be
+    # exported for SSD: the OD API refuses it with change_coordinate_frame, which SSD's postprocess sets.)
+    "ssdlite_mnv2_300_softmax": Model(size=300, num_classes=3, depthwise=True, score_threshold="0.05",
+                                      iou_threshold=0.5, max_per_class=30, max_total=50, converter="SOFTMAX",
+                                      logit_scale=2.0),
+}
+PIPELINE_CONFIG = MODELS["ssd_mnv2_320"].config()
 
 
 def export_detector(script: Path, config: str, pictures: list[str], size: int) -> Path:
@@ -139,67 +170,120 @@ def export_detector(script: Path, config: str, pictures: list[str], size: int) -
     return home
 
 
+_EXPORTS: dict[str, Path] = {}
+
+
+def exported(name: str) -> Path:
+    if name not in _EXPORTS:
+        model = MODELS[name]
+        _EXPORTS[name] = export_detector(SCRIPT, model.config(), PICTURES, model.size)
+    return _EXPORTS[name]
+
+
 @pytest.fixture(scope="module")
 def export() -> Path:
-    return export_detector(SCRIPT, PIPELINE_CONFIG, PICTURES, SIZE)
+    return exported("ssd_mnv2_320")
 
 
 # The two exports of the same checkpoint: exporter_lib_v2's (raw uint8 pixels in, the Caffe model takes the
 # same) and the TFLite-friendly one (the normalised image in: x·(2/255) − 1, what TF's preprocess gives).
 KINDS = {"exported": "input", "tflite": "preprocessed"}
-_CONVERSIONS: dict[str, tuple[Path, dict[str, Any]]] = {}
+CASES = [(m, k) for m in MODELS for k in KINDS]
+# TF's detections are the exporter_lib_v2 SavedModel's: the TFLite export's postprocess settings equal them only
+# where the config's NMS limits are TFLite's (100 per class, 100 in all; the script exports with regular NMS).
+DETECTION_CASES = [(m, k) for m, k in CASES if k == "exported" or MODELS[m].max_total == MODELS[m].max_per_class == 100]
+_CONVERSIONS: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+Converted = tuple[str, str, Path, dict[str, Any]]
 
 
-@pytest.fixture(params=list(KINDS))
-def converted(request: pytest.FixtureRequest, export: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> tuple[str, Path, dict[str, Any]]:
-    """(export kind, output folder, conversion report), converted once per kind with default options."""
-    kind = request.param
-    if kind not in _CONVERSIONS:
-        out = tmp_path_factory.mktemp(f"tf2_{kind}")
+def convert_case(name: str, kind: str, tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """(model, export kind, output folder, conversion report), converted once per case with default options."""
+    if (name, kind) not in _CONVERSIONS:
+        out = tmp_path_factory.mktemp(f"{name}_{kind}")
         shutil.rmtree(out)
-        _CONVERSIONS[kind] = out, convert_model(export / kind / "saved_model", out)
-    return (kind, *_CONVERSIONS[kind])
+        _CONVERSIONS[name, kind] = out, convert_model(exported(name) / kind / "saved_model", out)
+    return (name, kind, *_CONVERSIONS[name, kind])
 
 
-_RUNS: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+_RUNS: dict[tuple[str, str, str, str], dict[str, np.ndarray]] = {}
 
 
-def run_picture(export: Path, kind: str, out: Path, pic: str, runtime: str, request: pytest.FixtureRequest
+def run_picture(case: Converted, pic: str, runtime: str, request: pytest.FixtureRequest
                 ) -> tuple[Any, dict[str, np.ndarray]]:
-    ref = np.load(export / f"ref_{pic}.npz")
+    name, kind, out, _ = case
+    ref = np.load(exported(name) / f"ref_{pic}.npz")
     x = ref[KINDS[kind]].astype(np.float32).transpose(0, 3, 1, 2)  # what the export takes, NCHW
-    if (kind, pic, runtime) not in _RUNS:
+    key = (name, kind, pic, runtime)
+    if key not in _RUNS:
         if runtime == "opencv":
             net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-            _RUNS[kind, pic, runtime] = run_opencv(net, {"data": x}, LAYERS)
+            _RUNS[key] = run_opencv(net, {"data": x}, LAYERS)
         else:
             blobs = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel",
                                                                   [x])
-            _RUNS[kind, pic, runtime] = {name: blobs[name] for name in LAYERS}
-    return ref, _RUNS[kind, pic, runtime]
+            _RUNS[key] = {layer: blobs[layer] for layer in LAYERS}
+    return ref, _RUNS[key]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("pic", PICTURES)
-def test_raw_tensors_and_priors_equal_tf(export: Path, converted: tuple[str, Path, dict[str, Any]], pic: str,
-                                         runtime: str, request: pytest.FixtureRequest) -> None:
-    kind, out, report = converted
-    ref, got = run_picture(export, kind, out, pic, runtime, request)
+@pytest.mark.parametrize("case", CASES, ids="-".join)
+def test_raw_tensors_and_priors_equal_tf(case: tuple[str, str], pic: str, runtime: str,
+                                         request: pytest.FixtureRequest,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    converted = convert_case(*case, tmp_path_factory)
+    report = converted[3]
+    ref, got = run_picture(converted, pic, runtime, request)
     rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
                        ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
-    assert all(r.ok for r in rows[:2]), [(r.name, r.rel) for r in rows]
     assert rows[2].max_abs <= 1e-5, ("priors differ from TF's anchors", rows[2].max_abs)
+    if not (rows[0].ok and rows[1].ok):
+        # On real pictures TF's own float32 rounding can come near 1e-4 on these random-weight heads: the deepest
+        # (1x1) head's batch norms are calibrated on three pixels, which amplifies rounding (SSDLite at 300,
+        # coffee: TF 7.6e-5 from float64, the real SSD-Caffe 9.5e-5, OpenCV 1.6e-4; `--verify --per-layer` on the
+        # inlined region finds no layer beyond float32 rounding). Then the project's per-layer rule (README,
+        # "Verifying"), with TF rerun in float64: |Caffe − TF| ≤ max(1e-4·max|ref|, 16·max|TF32 − TF64|).
+        enc64, logit64 = float64_raw_tensors(converted, ref[KINDS[converted[1]]])
+        for row, ref64, tf_ref in zip(rows[:2], (enc64, logit64), (ref["raw_box_encodings"], ref["raw_class_logits"]),
+                                      strict=True):
+            tf_error = float(np.abs(tf_ref - ref64.reshape(tf_ref.shape)).max())
+            assert row.max_abs <= max(1e-4 * row.ref_max, 16 * tf_error), (row.name, row.rel, tf_error / row.ref_max)
+
+
+def float64_raw_tensors(converted: Converted, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The raw tensors evaluated in float64: the IR reference kernels on the imported TF region, fed the
+    normalisation the conversion replays (in float64)."""
+    from transpiler.convert import ConvertOptions, lower
+    from transpiler.frontends.tf.importer import InputSpec
+    from transpiler.ir.interpreter import run
+
+    name, kind, _, report = converted
+    ssd = report["ssd"]
+    size = MODELS[name].size
+    region = ConvertOptions(exported(name) / kind / "saved_model", passes=[],
+                            inputs=[InputSpec(ssd["feature_input"], (1, size, size, 3))],
+                            outputs=[ssd["raw_box_encodings"], ssd["raw_class_logits"]])
+    graph, _, _ = lower(region)
+    x = x_nhwc.astype(np.float64)
+    for step in ssd["normalization"]:
+        c = np.float32(step["value"])
+        x = {"Mul": np.multiply, "Sub": np.subtract, "Add": np.add, "Div": np.divide}[step["op"]](
+            *((c, x) if step["scalar_first"] else (x, c)))
+    out = run(graph, {graph.inputs[0].name: x})
+    return out[graph.outputs[0].name], out[graph.outputs[1].name]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("pic", PICTURES)
-def test_detections_match_tf_box_by_box(export: Path, converted: tuple[str, Path, dict[str, Any]], pic: str,
-                                        runtime: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("case", DETECTION_CASES, ids="-".join)
+def test_detections_match_tf_box_by_box(case: tuple[str, str], pic: str, runtime: str,
+                                        request: pytest.FixtureRequest,
+                                        tmp_path_factory: pytest.TempPathFactory) -> None:
     """TF's detections are the exporter_lib_v2 SavedModel's (run by TF's loader), for both exports: the
     TFLite-friendly one computes them in TFLite's op, whose regular NMS is TF's per-class NMS."""
-    kind, out, report = converted
-    ref, got = run_picture(export, kind, out, pic, runtime, request)
+    converted = convert_case(*case, tmp_path_factory)
+    report = converted[3]
+    ref, got = run_picture(converted, pic, runtime, request)
     tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
                        ref["num_detections"])
     ssd = report["ssd"]
@@ -208,7 +292,9 @@ def test_detections_match_tf_box_by_box(export: Path, converted: tuple[str, Path
                               caffe_empty_rows=empty_rows(got["detection_out"]),
                               max_per_class=ssd["tf_nms"]["max_per_class"])
     assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3], result.excused)
-    assert result.matched >= 90 and len(result.excused) <= 5, (result.matched, result.excused)
+    strong = [d for d in tf if d.score >= 0.01]
+    assert result.matched >= len(strong) - len(result.excused) and len(result.excused) <= 5, (result.matched,
+                                                                                              result.excused)
 
 
 @pytest.mark.parametrize("kind", ["exported"])
@@ -294,3 +380,36 @@ def test_cli_verify_runs_the_saved_model(export: Path, tmp_path: Path, capsys: p
     assert main([str(export / "exported" / "saved_model"), "-o", str(tmp_path / "o"), "--verify"]) == 0
     text = capsys.readouterr().out
     assert "SavedModel loader" in text and "0 TF-only, 0 Caffe-only" in text, text
+
+
+def test_preprocessing_it_cannot_replay_is_refused(export: Path) -> None:
+    """The map loop's body is read, not assumed: a per-channel scale or a crop there is refused, naming the node."""
+    from transpiler.errors import UnsupportedModelError
+    from transpiler.frontends.tf.od_api_ssd import recognise_tf2
+    from transpiler.frontends.tf.saved_model import load_saved_model
+    from transpiler.frontends.tf.tensors import numpy_to_tensor
+
+    model = load_saved_model(export / "exported" / "saved_model")
+    image = model.inputs["input_tensor"]
+    loop = next(n for n in model.graph.node if n.op == "StatelessWhile")
+    body = model.library[loop.attr["body"].func.name]
+    nodes = {n.name: n for n in body.node_def}
+    scale = next(n for n in body.node_def if n.op == "Mul")
+    const = nodes[next(i for i in scale.input if nodes[i.split(":")[0]].op == "Const").split(":")[0]]
+    saved = const.attr["value"].tensor.SerializeToString()
+    const.attr["value"].tensor.CopyFrom(numpy_to_tensor(np.asarray([0.1, 0.2, 0.3], np.float32)))
+    with pytest.raises(UnsupportedModelError, match=f"{scale.name}.*not a per-pixel scalar"):
+        recognise_tf2(model.graph, model.library, image, "x")
+    const.attr["value"].tensor.ParseFromString(saved)
+    def producer(ref: str) -> Any:
+        return nodes[ref.split(":")[0]]
+
+    # image[0] of the resized image (Squeeze → Pack → StridedSlice → TensorListSetItem): made image[1]
+    crop = next(producer(n.input[2]) for n in body.node_def if n.op == "TensorListSetItem"
+                and producer(producer(producer(n.input[2]).input[0]).input[0]).op == "Squeeze")
+    begin = nodes[crop.input[1].split(":")[0]]
+    value = begin.attr["value"].tensor
+    begin.attr["value"].tensor.CopyFrom(numpy_to_tensor(np.full(len(np.frombuffer(value.tensor_content, np.int32))
+                                                                if value.tensor_content else 1, 1, np.int32)))
+    with pytest.raises(UnsupportedModelError, match="crops the image"):
+        recognise_tf2(model.graph, model.library, image, "x")
