@@ -52,8 +52,8 @@ def _detections(record: dict[str, Any]) -> str:
 
 
 def run_table(runs: list[dict[str, Any]]) -> list[str]:
-    lines = ["| toolchain | model | flavor | loads | runs | exact | max\\|Δ\\|/max\\|ref\\| (raw outputs, 3 pictures) | "
-             "TF detections matched | compile s | versions |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| toolchain | model | flavor | loads | runs | exact | max\\|Δ\\|/max\\|ref\\| (raw outputs, 3 pictures) "
+             "| TF detections matched | compile s | versions |", "|---|---|---|---|---|---|---|---|---|---|"]
     order = {name: i for i, name in enumerate(NAMES)}
     for r in sorted(runs, key=lambda r: (order.get(r["toolchain"], 99), r.get("family", ""), r["model"], r["flavor"])):
         exact = r.get("exact") if r.get("runs") else None
