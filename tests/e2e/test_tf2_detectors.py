@@ -208,6 +208,14 @@ def convert_case(name: str, kind: str, tmp_path_factory: pytest.TempPathFactory)
 _RUNS: dict[tuple[str, str, str, str], dict[str, np.ndarray]] = {}
 
 
+def run_case(case: tuple[str, str], pic: str, runtime: str, request: pytest.FixtureRequest
+             ) -> tuple[Converted, Any, dict[str, np.ndarray]]:
+    """The case's conversion, TF's recorded outputs on ``pic`` and the Caffe side's DetectionOutput inputs and
+    output (OpenCV dnn or the real SSD-Caffe), each computed once."""
+    converted = convert_case(*case, request.getfixturevalue("tmp_path_factory"))
+    return (converted, *run_picture(converted, pic, runtime, request))
+
+
 def run_picture(case: Converted, pic: str, runtime: str, request: pytest.FixtureRequest
                 ) -> tuple[Any, dict[str, np.ndarray]]:
     name, kind, out, _ = case
@@ -229,11 +237,9 @@ def run_picture(case: Converted, pic: str, runtime: str, request: pytest.Fixture
 @pytest.mark.parametrize("pic", PICTURES)
 @pytest.mark.parametrize("case", CASES, ids="-".join)
 def test_raw_tensors_and_priors_equal_tf(case: tuple[str, str], pic: str, runtime: str,
-                                         request: pytest.FixtureRequest,
-                                         tmp_path_factory: pytest.TempPathFactory) -> None:
-    converted = convert_case(*case, tmp_path_factory)
+                                         request: pytest.FixtureRequest) -> None:
+    converted, ref, got = run_case(case, pic, runtime, request)
     report = converted[3]
-    ref, got = run_picture(converted, pic, runtime, request)
     rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
                        ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
     assert rows[2].max_abs <= 1e-5, ("priors differ from TF's anchors", rows[2].max_abs)
@@ -277,13 +283,11 @@ def float64_raw_tensors(converted: Converted, x_nhwc: np.ndarray) -> tuple[np.nd
 @pytest.mark.parametrize("pic", PICTURES)
 @pytest.mark.parametrize("case", DETECTION_CASES, ids="-".join)
 def test_detections_match_tf_box_by_box(case: tuple[str, str], pic: str, runtime: str,
-                                        request: pytest.FixtureRequest,
-                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+                                        request: pytest.FixtureRequest) -> None:
     """TF's detections are the exporter_lib_v2 SavedModel's (run by TF's loader), for both exports: the
     TFLite-friendly one computes them in TFLite's op, whose regular NMS is TF's per-class NMS."""
-    converted = convert_case(*case, tmp_path_factory)
+    converted, ref, got = run_case(case, pic, runtime, request)
     report = converted[3]
-    ref, got = run_picture(converted, pic, runtime, request)
     tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
                        ref["num_detections"])
     ssd = report["ssd"]
