@@ -11,8 +11,9 @@ with the initialisers' random weights, then made usable as the fixtures' README 
 - batch norm: every moving mean/variance set, layer after layer in graph order, to the per-channel
   statistics of that layer's actual input over the pictures (random γ in 0.5..1.5 and β in −0.1..0.1 so a
   dropped or swapped term shows);
-- box predictor: class-logit weights ×3 with biases −3 ± 0.5, box-encoding weights ×8, so that scores
-  spread over 0..1 and decoded boxes move away from their anchors.
+- box predictor: the last class-logit and box-encoding weights scaled so that, over the pictures, the logits
+  (before biases) have standard deviation 0.8 and the encodings 2 (the fixtures' statistics, which ×3 and ×8 gave
+  their conv predictors), class biases −3 ± 0.5: scores spread over 0..1, decoded boxes move off their anchors.
 
 The checkpoint is then exported with ``object_detection.exporter.export_inference_graph`` (input
 ``image_tensor``), and the frozen graph is run on each picture: ``OUT_DIR/ref_<name>.npz`` holds ``input``,
@@ -78,6 +79,7 @@ from object_detection.protos import pipeline_pb2  # noqa: E402
 exporter.profile_inference_graph = lambda graph: None
 
 SEED = 0
+BOX_STD, LOGIT_STD = 2.0, 0.8  # the fixtures' raw box encodings and class logits (before biases), over pictures
 BN_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
@@ -117,22 +119,33 @@ def make_checkpoint(config, pictures, prefix):
                     beta.load(rng.uniform(-0.1, 0.1, beta.shape).astype(np.float32), sess)
                 mean.load(x.mean(axis=axes).astype(np.float32), sess)
                 var.load(x.var(axis=axes).astype(np.float32), sess)
-            spread = 0
-            for name, v in variables.items():
-                # the predictors' last convolution: 'weights', or 'pointwise_weights' of a separable one
-                if name.endswith(("ClassPredictor/weights", "ClassPredictor/pointwise_weights")):
-                    v.load(sess.run(v) * 3.0, sess)
-                    spread += 1
-                elif name.endswith("ClassPredictor/biases"):
-                    v.load((-3.0 + rng.uniform(-0.5, 0.5, v.shape)).astype(np.float32), sess)
-                elif name.endswith(("BoxEncodingPredictor/weights", "BoxPredictor/weights",
-                                    "BoxPredictor/pointwise_weights")):
-                    v.load(sess.run(v) * 8.0, sess)
-                    spread += 1
-            if spread == 0:
-                raise SystemExit("found no box predictor variables to spread")
+            spread_heads(sess, variables, prediction, feed, rng)
             tf.train.Saver().save(sess, prefix)
             return len(bns)
+
+
+def spread_heads(sess, variables, prediction, feed, rng):
+    """Scale the predictors' last weights so that, over the pictures, the raw box encodings have standard
+    deviation BOX_STD and the class logits (before their biases) LOGIT_STD — the fixtures' statistics (there
+    ×8 and ×3 on the conv predictors' init gave them; a weight-shared or separable head starts far smaller) —
+    and set the class biases to −3 ± 0.5: scores spread over 0..1 and boxes move away from their anchors."""
+    def last(suffixes):
+        found = [v for name, v in variables.items() if name.endswith(suffixes)]
+        if not found:
+            raise SystemExit(f"found no predictor variables ending {suffixes}")
+        return found
+
+    class_weights = last(("ClassPredictor/weights", "ClassPredictor/pointwise_weights"))
+    class_biases = last(("ClassPredictor/biases",))
+    box_weights = last(("BoxEncodingPredictor/weights", "BoxPredictor/weights", "BoxPredictor/pointwise_weights"))
+    for v in class_biases:
+        v.load(np.zeros(v.shape, np.float32), sess)
+    boxes, logits = sess.run([prediction["box_encodings"], prediction["class_predictions_with_background"]], feed)
+    for weights, factor in ((class_weights, LOGIT_STD / logits.std()), (box_weights, BOX_STD / boxes.std())):
+        for v in weights:
+            v.load(sess.run(v) * np.float32(factor), sess)
+    for v in class_biases:
+        v.load((-3.0 + rng.uniform(-0.5, 0.5, v.shape)).astype(np.float32), sess)
 
 
 def raw_tensors(graph_def):
