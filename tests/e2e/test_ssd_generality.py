@@ -32,7 +32,7 @@ from ssd_reference import SSDConfig, build_ssd_ir, multiple_grid_anchors, refere
 
 from transpiler.convert import ConvertOptions, convert
 from transpiler.errors import UnsupportedModelError
-from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, group_cell
+from transpiler.passes.ssd_priors import PriorGroup, cell_anchors, cell_grid, group_cell
 from transpiler.verify.compare import format_table
 from transpiler.verify.detections import (
     Detection,
@@ -180,6 +180,32 @@ def test_cell_anchors_refuses_centres_off_the_half_cell_grid() -> None:
     anchors, fh, fw, p = _cell_sizes(SSDConfig("t"), 2)
     with pytest.raises(UnsupportedModelError, match="anchor centres"):
         cell_anchors(anchors + np.array([0.01, 0.0, 0.01, 0.0]), fh, fw, p)
+
+
+def _grid_anchors(centres_y: np.ndarray, centres_x: np.ndarray, sizes: list[tuple[float, float]]) -> np.ndarray:
+    """[ymin, xmin, ymax, xmax] anchors, cells row-major, ``sizes`` (w, h) per cell, as TF orders them."""
+    rows = [[cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2] for cy in centres_y for cx in centres_x for w, h in sizes]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_cell_grid_reads_multiscale_step_and_offset() -> None:
+    """The multiscale generator's level 7 on a 320 input: 3 cells at 0, 128, 256 px (2^7 does not divide 320,
+    offset 0): PriorBox step 128 px, offset 0; level 6: 5 cells at 32 + 64·j px, the default grid."""
+    centres = np.arange(3) * 128 / 320
+    grid = cell_grid(_grid_anchors(centres, centres, [(0.5, 0.5), (0.7, 0.35)]), 3, 3, 2)
+    assert grid.offset == 0.0 and grid.step_x == grid.step_y and abs(grid.step_x * 320 - 128) < 1e-4
+    np.testing.assert_allclose(grid.sizes, [[0.5, 0.5], [0.7, 0.35]], atol=1e-6)
+    centres = (32 + 64 * np.arange(5)) / 320
+    grid = cell_grid(_grid_anchors(centres, centres, [(0.4, 0.4)]), 5, 5, 1)
+    assert (grid.offset, grid.step_x, grid.step_y) == (0.5, None, None)
+    single = cell_grid(_grid_anchors(np.array([0.5]), np.array([0.5]), [(0.9, 0.9)]), 1, 1, 1)
+    assert (single.offset, single.step_x, single.step_y) == (0.5, None, None)
+
+
+def test_cell_grid_refuses_unequal_spacing() -> None:
+    centres = np.array([0.1, 0.3, 0.6])
+    with pytest.raises(UnsupportedModelError, match="not equally spaced"):
+        cell_grid(_grid_anchors(centres, centres, [(0.2, 0.2)]), 3, 3, 1)
 
 
 def _group(groups: list[PriorGroup], i: int) -> tuple[float, float | None, list[float], list[int]]:
