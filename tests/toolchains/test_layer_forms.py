@@ -132,6 +132,65 @@ def _weighted(type_: str, shapes: list[tuple[int, ...]], setup: Callable[[Any], 
     return build
 
 
+def _slice(net: Any, rng: np.random.Generator) -> None:
+    """Slice channels 0 | 1..3, a 1×1 convolution on each part (distinct weights: swapped parts would show), summed."""
+    cut = _layer(net, "Slice", ["x"], "a", name="slice")
+    cut.top.append("b")
+    cut.slice_param.axis = 1
+    cut.slice_param.slice_point.append(1)
+    for part, channels in (("a", 1), ("b", 3)):
+        conv = _layer(net, "Convolution", [part], f"{part}_conv")
+        conv.convolution_param.num_output = 2
+        conv.convolution_param.kernel_size.append(1)
+        conv.convolution_param.bias_term = False
+        _blob(conv, rng.normal(size=(2, channels, 1, 1)))
+    _layer(net, "Eltwise", ["a_conv", "b_conv"])
+
+
+def _deconv(upsample: bool) -> Callable[..., None]:
+    """The backend's two Deconvolution forms: nearest upsampling (depthwise, unit weights, kernel = stride = 2) and a
+    transposed convolution (dense, kernel 3, stride 2, pad 1, bias)."""
+    def build(net: Any, rng: np.random.Generator) -> None:
+        layer = _layer(net, "Deconvolution", ["x"])
+        p = layer.convolution_param
+        p.num_output = 4 if upsample else 3
+        p.stride_h = p.stride_w = 2
+        if upsample:
+            p.kernel_h = p.kernel_w = 2
+            p.group = 4
+            p.bias_term = False
+            _blob(layer, np.ones((4, 1, 2, 2)))
+        else:
+            p.kernel_h = p.kernel_w = 3
+            p.pad_h = p.pad_w = 1
+            _blob(layer, rng.normal(size=(4, 3, 3, 3)))
+            _blob(layer, rng.normal(size=3))
+    return build
+
+
+def deconvolution_reference(x: np.ndarray, layer: Any, blobs: list[np.ndarray]) -> np.ndarray:
+    """Caffe's Deconvolution: y_full[o, i·s + t] += x[c, i]·w[c, o/g, t] within each group, cropped by pad, + bias."""
+    p = layer.convolution_param
+    w = blobs[0]
+    group = p.group or 1
+    sh, sw = p.stride_h, p.stride_w
+    kh, kw = w.shape[2], w.shape[3]
+    n, c, h, wd = x.shape
+    out_per_group = w.shape[1]
+    full = np.zeros((n, out_per_group * group, (h - 1) * sh + kh, (wd - 1) * sw + kw))
+    cg = c // group
+    for g in range(group):
+        xs = x[:, g * cg:(g + 1) * cg]
+        ws = w[g * cg:(g + 1) * cg]
+        outs = slice(g * out_per_group, (g + 1) * out_per_group)
+        for t in range(kh):
+            for u in range(kw):
+                rows, cols = slice(t, t + sh * (h - 1) + 1, sh), slice(u, u + sw * (wd - 1) + 1, sw)
+                full[:, outs, rows, cols] += np.einsum("nchw,co->nohw", xs, ws[:, :, t, u])
+    y = full[:, :, p.pad_h:full.shape[2] - p.pad_h, p.pad_w:full.shape[3] - p.pad_w]
+    return y + blobs[1].reshape(1, -1, 1, 1) if p.bias_term else y
+
+
 def _set(**fields: Any) -> Callable[[Any], None]:
     def setup(layer: Any) -> None:
         for path, value in fields.items():
@@ -182,6 +241,9 @@ FORMS: dict[str, tuple[str, Callable[..., None]]] = {
     "Reshape": ("Reshape", _simple("Reshape", _set(reshape_param__shape=cp.BlobShape(dim=[0, 8, 3, 6])))),
     "Permute-0231": ("Permute", _simple("Permute", _set(permute_param__order=[0, 2, 3, 1]))),
     "Permute-0312": ("Permute", _simple("Permute", _set(permute_param__order=[0, 3, 1, 2]))),
+    "Slice": ("Slice", _slice),
+    "Deconvolution-upsample": ("Deconvolution", _deconv(upsample=True)),
+    "Deconvolution": ("Deconvolution", _deconv(upsample=False)),
 }
 ELEMENTWISE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "TanH": np.tanh, "Exp": np.exp, "AbsVal": np.abs, "BNLL": lambda x: np.log1p(np.exp(x)),
@@ -194,6 +256,16 @@ def reference(prototxt: Path, caffemodel: Path, x: np.ndarray) -> np.ndarray:
     last = net.layer[-1]
     if last.type in ELEMENTWISE:
         return ELEMENTWISE[last.type](x.astype(np.float64))
+    if last.type == "Deconvolution" or net.layer[1].type == "Slice":
+        weights = cp.NetParameter()
+        weights.ParseFromString(caffemodel.read_bytes())
+        params = {layer.name: [np.asarray(b.data, np.float64).reshape(b.shape.dim) for b in layer.blobs]
+                  for layer in weights.layer}
+        if last.type == "Deconvolution":
+            return deconvolution_reference(x.astype(np.float64), last, params[last.name])
+        a, b = x[:, :1].astype(np.float64), x[:, 1:].astype(np.float64)
+        return (np.einsum("nchw,oc->nohw", a, params["a_conv"][0][:, :, 0, 0])
+                + np.einsum("nchw,oc->nohw", b, params["b_conv"][0][:, :, 0, 0]))
     if last.type == "Convolution" and len(last.convolution_param.pad) == 4:  # OpenCV's meaning, the opencv flavor's
         from transpiler.ir.ops import conv2d_nchw
 
