@@ -118,7 +118,8 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         if entry.get("channel_order") == "bgr":
             blob = blob[:, ::-1]  # the model was converted to take BGR: feed the same picture as BGR
         caffe_feeds[entry["caffe_blob"]] = np.ascontiguousarray(blob)
-    if report.get("signature") is not None:
+    saved_model = report.get("signature") is not None
+    if saved_model and "postprocess" not in report:
         return _verify_saved_model(options, report, net, tf_feeds, caffe_feeds)
     if report.get("keras") is not None:  # a Keras model file: Keras runs that file (keras_model.py)
         from transpiler.verify.keras_model import verify_keras_model
@@ -131,10 +132,14 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         return result
     outputs = report["outputs"]
     blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
-                    if options.per_layer and b not in caffe_feeds]
+                    if options.per_layer and b not in caffe_feeds and not saved_model]
     external = report.get("postprocess", {}).get("tf_detections", [])  # --postprocess external: TF's detections
     fetches = sorted({e["tf_tensor"] for e in outputs} | {e["tf_tensor"] for _, e in blob_entries} | set(external))
-    ref = run_tensorflow(options.model, tf_feeds, fetches)
+    if saved_model:  # a detector SavedModel with --postprocess external: its raw outputs lie inside its functions
+        ref = _saved_model_detector_reference(options, report, tf_feeds, external,
+                                              [e["tf_tensor"] for e in outputs])
+    else:
+        ref = run_tensorflow(options.model, tf_feeds, fetches)
     layers = list(dict.fromkeys([e["caffe_layer"] for e in outputs] + [e["layer"] for _, e in blob_entries]))
     got = run_opencv(net, caffe_feeds, layers)
     result = VerifyResult([
@@ -158,7 +163,10 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
     where = f"{options.model}, signature '{signature['name']}'"
     if "ssd" in report:
         result = _verify_detector(options, report, net, tf_feeds, caffe_feeds,
-                                  _saved_model_detector_reference(options, report, tf_feeds))
+                                  _saved_model_detector_reference(
+                                      options, report, tf_feeds, report["outputs"][0]["tf_tensors"],
+                                      [report["ssd"]["raw_tensors"][k]["tf_tensor"]
+                                       for k in ("box_encodings", "class_logits", "anchors")]))
         result.runtime, result.tf_side = net.runtime, f"TensorFlow's SavedModel loader on {where}"
         result.notes.append("detector: detections compared with the SavedModel run by TF's loader; the raw box "
                             "encodings, class logits and anchors with TF running the signature as this converter "
@@ -243,30 +251,32 @@ def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict
     result.layer_rule = judged.rule
 
 
-def _saved_model_detector_reference(options: VerifyOptions, report: dict[str, Any],
-                                    tf_feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A detector SavedModel's reference tensors: the detections from the signature called by TF's loader,
-    the raw tensors (inside the signature's functions) from TF running the signature as the converter inlined
-    it, with the function library for the loops it keeps (the preprocessing map)."""
+def _saved_model_detector_reference(options: VerifyOptions, report: dict[str, Any], tf_feeds: dict[str, np.ndarray],
+                                    detections: list[str], raw_tensors: list[str]) -> dict[str, np.ndarray]:
+    """A detector SavedModel's reference tensors: the ``detections`` (signature outputs) from the signature
+    called by TF's loader, the ``raw_tensors`` (inside the signature's functions) from TF running the signature
+    as the converter inlined it, with the function library for the loops it keeps (the preprocessing map)."""
     import tempfile
 
+    from transpiler.frontends.tf.od_api_ssd import TFLITE_POSTPROCESS
     from transpiler.frontends.tf.saved_model import load_saved_model
 
     signature = report["signature"]
+    inlined = load_saved_model(options.model, signature["name"])
+    if any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in inlined.implements.values()):
+        raise UsageError(f"{options.model}: --verify: this TFLite-friendly export's detections are computed by "
+                         f"TFLite's {TFLITE_POSTPROCESS} op, which TensorFlow does not run (its TF body returns "
+                         "constants); verify the exporter_lib_v2 SavedModel of the same checkpoint instead")
     in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
     out_keys = {tensor: key for key, tensor in signature["outputs"].items()}
-    names = report["outputs"][0]["tf_tensors"]
     by_key = run_saved_model(options.model, signature["name"], {in_keys[t]: x for t, x in tf_feeds.items()},
-                             [out_keys[t] for t in names])
-    ref = {t: by_key[out_keys[t]] for t in names}
-    inlined = load_saved_model(options.model, signature["name"])
+                             [out_keys[t] for t in detections])
+    ref = {t: by_key[out_keys[t]] for t in detections}
     inlined.graph.library.function.extend(inlined.library.values())
-    raw = report["ssd"]["raw_tensors"]
     with tempfile.TemporaryDirectory(prefix="tf2caffe-verify-") as tmp:
         graph = Path(tmp) / "signature.pb"
         graph.write_bytes(inlined.graph.SerializeToString())
-        ref.update(run_tensorflow(graph, {inlined.inputs[in_keys[t]]: x for t, x in tf_feeds.items()},
-                                  [raw[k]["tf_tensor"] for k in ("box_encodings", "class_logits", "anchors")]))
+        ref.update(run_tensorflow(graph, {inlined.inputs[in_keys[t]]: x for t, x in tf_feeds.items()}, raw_tensors))
     return ref
 
 
