@@ -1,19 +1,28 @@
 """Conversion and inference benchmark: our transpiler against tf2onnx, OpenCV (Caffe) against TensorFlow.
 
-    python bench/bench_convert.py [MODEL.pb ...] [--runs 3] [--infer-runs 20] [--threads 1,2] [--markdown]
+    python bench/bench_convert.py [MODEL.pb | SAVED_MODEL_DIR ...] [--runs 3] [--infer-runs 20] [--threads 1,2]
+                                  [--markdown] [--saved-model-demo] [--tf2onnx-python PY]
 
 For each model (by default the Keras MobileNetV2 fixtures in ``shared/fixtures``):
 
 1. **Conversion**: whole-process wall time and peak resident memory of
    ``python -m transpiler MODEL -o DIR`` and of
-   ``python -m tf2onnx.convert --graphdef MODEL --inputs IN --outputs OUT --output X.onnx``,
-   each run ``--runs`` times as a fresh child process (median reported). Peak memory is the child's
-   ``ru_maxrss`` as returned by ``os.wait4`` for that very child (Linux: KiB; it covers the child and
-   any of its own waited-for children), so every run is measured on its own.
-2. **Inference**: the converted Caffe model in OpenCV dnn (``DNN_BACKEND_OPENCV``, CPU) against the
-   frozen graph in a ``tf.compat.v1.Session``, same input (scikit-image's astronaut, x/127.5 − 1), same
-   thread count (``cv2.setNumThreads(n)``; TF intra- and inter-op threads = n), median of
-   ``--infer-runs`` runs after warm-up.
+   ``python -m tf2onnx.convert --graphdef MODEL --inputs IN --outputs OUT --output X.onnx`` (a frozen graph)
+   or ``python -m tf2onnx.convert --saved-model DIR --signature_def KEY --output X.onnx`` (a SavedModel
+   directory), each run ``--runs`` times as a fresh child process (median reported).
+   tf2onnx pins an older protobuf than ours, so it lives in its own virtual environment: ``--tf2onnx-python``
+   (default: ``$TF2ONNX_PYTHON``, else ``~/.cache/transpiler-bench/tf2onnx/bin/python`` when present, else
+   this interpreter). Make one with
+   ``python -m venv ~/.cache/transpiler-bench/tf2onnx && ~/.cache/transpiler-bench/tf2onnx/bin/pip install
+   tf2onnx tensorflow-cpu==<our TF>``.
+   ``--saved-model-demo`` adds SavedModels written for the benchmark by Keras 3 (``model.export``) from
+   ``keras.applications.MobileNetV2`` at 224 and 300 (random weights: timing does not depend on them).
+   Peak memory is the child's ``ru_maxrss`` as returned by ``os.wait4`` for that very child (Linux: KiB;
+   it covers the child and any of its own waited-for children), so every run is measured on its own.
+2. **Inference** (frozen graphs only; a SavedModel's network is the same): the converted Caffe model in
+   OpenCV dnn (``DNN_BACKEND_OPENCV``, CPU) against the frozen graph in a ``tf.compat.v1.Session``, same
+   input (scikit-image's astronaut, x/127.5 − 1), same thread count (``cv2.setNumThreads(n)``; TF intra-
+   and inter-op threads = n), median of ``--infer-runs`` runs after warm-up.
 
 Inputs and outputs come from the model folder's ``info.json`` where there is one, otherwise from the
 graph (Placeholders and sinks, read with the transpiler's own loader).
@@ -42,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 DEFAULT_MODELS = [FIXTURES / name / "model.pb" for name in ("keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop")]
+TF2ONNX_VENV_PYTHON = Path.home() / ".cache" / "transpiler-bench" / "tf2onnx" / "bin" / "python"
 
 
 @dataclass
@@ -104,13 +114,29 @@ def model_io(model: Path) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def bench_conversion(model: Path, result: Result, runs: int, skip_tf2onnx: bool, work: Path,
-                     flavor: str = "ssd") -> Path:
+def tf2onnx_python(choice: str | None) -> str:
+    """The interpreter that has tf2onnx (its own venv: it pins an older protobuf than ours)."""
+    if choice:
+        return choice
+    if os.environ.get("TF2ONNX_PYTHON"):
+        return os.environ["TF2ONNX_PYTHON"]
+    return str(TF2ONNX_VENV_PYTHON) if TF2ONNX_VENV_PYTHON.exists() else sys.executable
+
+
+def tf2onnx_command(model: Path, python: str, output: Path) -> list[str]:
+    if model.is_dir():  # a SavedModel: tf2onnx loads it with TF and converts its serving signature
+        return [python, "-m", "tf2onnx.convert", "--saved-model", str(model), "--signature_def", "serving_default",
+                "--output", str(output)]
     inputs, outputs = model_io(model)
+    return [python, "-m", "tf2onnx.convert", "--graphdef", str(model), "--inputs", ",".join(inputs),
+            "--outputs", ",".join(outputs), "--output", str(output)]
+
+
+def bench_conversion(model: Path, result: Result, runs: int, skip_tf2onnx: bool, work: Path,
+                     flavor: str = "ssd", onnx_python: str = sys.executable) -> Path:
     out_dir = work / "caffe"
     ours = [sys.executable, "-m", "transpiler", str(model), "-o", str(out_dir), "--flavor", flavor]
-    onnx = [sys.executable, "-m", "tf2onnx.convert", "--graphdef", str(model), "--inputs", ",".join(inputs),
-            "--outputs", ",".join(outputs), "--output", str(work / "model.onnx")]
+    onnx = tf2onnx_command(model, onnx_python, work / "model.onnx")
     for _ in range(runs):  # interleaved, so drifts in machine load hit both alike
         result.ours.append(run_child(ours, REPO))
         if not skip_tf2onnx:
@@ -230,7 +256,22 @@ def _tf_version() -> str:
 
 
 def display_name(model: Path) -> str:
+    if model.is_dir():
+        return f"{model.name} (SavedModel)"
     return model.parent.name if model.name == "model.pb" else model.stem
+
+
+def write_demo_saved_models(folder: Path) -> list[Path]:
+    """Keras 3 ``model.export`` SavedModels of MobileNetV2 (with its classifier) at 224 and 300."""
+    import keras
+
+    paths = []
+    for size in (224, 300):
+        model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None)
+        path = folder / f"keras3_mobilenetv2_{size}"
+        model.export(str(path), verbose=False)
+        paths.append(path)
+    return paths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,9 +286,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--skip-inference", action="store_true", help="time only the conversions")
     p.add_argument("--markdown", action="store_true", help="print README-ready Markdown tables")
     p.add_argument("--flavor", default="ssd", help="flavor of the converted model (default ssd)")
+    p.add_argument("--saved-model-demo", action="store_true",
+                   help="also benchmark Keras 3 SavedModel exports of MobileNetV2 (224, 300) written for the run")
+    p.add_argument("--tf2onnx-python", help="interpreter with tf2onnx installed (default: see module docstring)")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",") if t]
-    models = [m.resolve() for m in (args.models or DEFAULT_MODELS)]
+    models = [m.resolve() for m in (args.models or ([] if args.saved_model_demo else DEFAULT_MODELS))]
+    onnx_python = tf2onnx_python(args.tf2onnx_python)
+    demo_dir = tempfile.TemporaryDirectory(prefix="bench_saved_models_")
+    if args.saved_model_demo:
+        print("[bench] writing SavedModels with Keras 3 ...", file=sys.stderr, flush=True)
+        models += write_demo_saved_models(Path(demo_dir.name))
 
     results = []
     for model in models:
@@ -255,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] {result.name}: converting ×{args.runs} ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
             try:
-                caffe_dir = bench_conversion(model, result, args.runs, args.skip_tf2onnx, Path(tmp), args.flavor)
-                if not args.skip_inference:
+                caffe_dir = bench_conversion(model, result, args.runs, args.skip_tf2onnx, Path(tmp), args.flavor,
+                                             onnx_python)
+                if not args.skip_inference and not model.is_dir():
                     print(f"[bench] {result.name}: inference ...", file=sys.stderr, flush=True)
                     bench_inference(model, caffe_dir, result, threads, args.infer_runs)
             except Exception as exc:  # report and go on with the other models
@@ -271,8 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"conversion: median of {args.runs} fresh processes, peak RSS = ru_maxrss via os.wait4 in a launcher; "
           f"inference: median of {args.infer_runs} runs after 3 warm-up, batch 1, "
           f"OpenCV DNN_BACKEND_OPENCV (defaults, Winograd on), TF {_tf_version()} tf.compat.v1.Session.")
+    print(f"tf2onnx: {onnx_python}")
     print()
     print(table(results, threads, args.markdown))
+    demo_dir.cleanup()
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"\n{r.name}: {r.error}")
