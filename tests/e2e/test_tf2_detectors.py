@@ -32,6 +32,8 @@ from e2e_helpers import convert_model
 from transpiler.verify.detections import caffe_detections, compare_raw, empty_rows, match_detections, tf_detections
 from transpiler.verify.runners import load_opencv_net, run_opencv
 
+pytestmark = pytest.mark.slow  # exports detectors with the OD API (cached under the test cache after the first run)
+
 SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf2.py"
 PICTURES = ["astronaut", "camera", "coffee"]
 LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
@@ -216,6 +218,10 @@ FPNLITE_CONFIG = """model {
 }
 """
 MODELS["ssd_mnv2_fpnlite_320"] = Model(num_classes=5, text=FPNLITE_CONFIG, flavor="opencv")
+# ssd_mobilenet_v1_fpn (the zoo's 640x640 at 320): the same FPN, head and anchors on MobileNetV1, full convolutions.
+MODELS["ssd_mnv1_fpn_320"] = Model(num_classes=4, flavor="opencv", text="".join(
+    line for line in FPNLITE_CONFIG.replace("ssd_mobilenet_v2_fpn_keras", "ssd_mobilenet_v1_fpn_keras").replace(
+        "num_classes: 5", "num_classes: 4").splitlines(keepends=True) if "use_depthwise" not in line))
 
 
 def export_detector(script: Path, config: str, pictures: list[str], size: int) -> Path:
