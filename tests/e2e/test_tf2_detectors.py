@@ -492,3 +492,23 @@ def test_preprocessing_it_cannot_replay_is_refused(export: Path) -> None:
                                                                 if value.tensor_content else 1, 1, np.int32)))
     with pytest.raises(UnsupportedModelError, match="crops the image"):
         recognise_tf2(model.graph, model.library, image, "x")
+
+
+def test_keep_classes_on_a_tf2_export(export: Path, tmp_path: Path) -> None:
+    """--keep-classes on the TF2 route: the Caffe model detects only those classes, relabelled 1..K, and matches
+    TF's detections of them (above TF's last kept score, as the verifier compares a selection)."""
+    report = convert_model(export / "exported" / "saved_model", tmp_path, keep_classes="1,3")
+    assert report["ssd"]["class_selection"]["tf_class_ids"] == [1, 3]
+    ref = np.load(export / "ref_astronaut.npz")
+    net = load_opencv_net(tmp_path / "deploy.prototxt", tmp_path / "deploy.caffemodel")
+    got = run_opencv(net, {"data": ref["input"].astype(np.float32).transpose(0, 3, 1, 2)}, ["detection_out"])
+    every = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                          ref["num_detections"])
+    kept = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                         ref["num_detections"], [1, 3])
+    caffe = caffe_detections(got["detection_out"])
+    assert {d.label for d in caffe} <= {1, 2} and kept
+    result = match_detections(kept, caffe, score_min=min(d.score for d in every) + 1e-4,
+                              keep_top_k=report["ssd"]["nms"]["keep_top_k"],
+                              nms_threshold=report["ssd"]["nms"]["nms_threshold"])
+    assert result.ok and result.matched >= len([d for d in kept if d.score > min(t.score for t in every)]), result
