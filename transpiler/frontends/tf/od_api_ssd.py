@@ -546,7 +546,11 @@ def import_tf2_od_api_ssd(model: Any, name: str, input_shape: tuple[int, ...] | 
         raise UnsupportedModelError(f"{model.source}: SSD graph: expected one image input, the signature has "
                                     f"{sorted(model.inputs)}")
     (key, image), = model.inputs.items()
-    spec = recognise_tf2(model.graph, model.library, image, model.source)
+    try:
+        spec = recognise_tf2(model.graph, model.library, image, model.source)
+    except UnsupportedModelError as exc:  # NMS ops, but not the OD API's structure
+        raise UnsupportedModelError(f"{exc} (the signature runs NMS, so it was read as an Object Detection API "
+                                    "SSD; --output names the tensors to convert otherwise)") from None
     outputs = [model.declared_outputs[k] for k in ("detection_boxes", "detection_scores", "detection_classes",
                                                    "num_detections") if k in model.declared_outputs]
     if len(outputs) != 4:
