@@ -110,15 +110,15 @@ def make_checkpoint(config, pictures, prefix):
             feed = {images: pictures.astype(np.float32)}
             bns = [op for op in graph.get_operations() if op.type in BN_OPS]
             for op in bns:  # graph order: each layer's input already reflects the calibrated layers before it
-                gamma, beta, mean, var = (variables.get(_variable_of(op.inputs[k])) for k in (1, 2, 3, 4))
+                gamma, beta = (variables.get(_variable_of(op.inputs[k])) for k in (1, 2))
                 x = sess.run(op.inputs[0], feed)
                 axes = (0, 1, 2)
                 if gamma is not None:
                     gamma.load(rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32), sess)
                 if beta is not None:
                     beta.load(rng.uniform(-0.1, 0.1, beta.shape).astype(np.float32), sess)
-                mean.load(x.mean(axis=axes).astype(np.float32), sess)
-                var.load(x.var(axis=axes).astype(np.float32), sess)
+                variables[_variable_of(op.inputs[3])].load(x.mean(axis=axes).astype(np.float32), sess)
+                variables[_variable_of(op.inputs[4])].load(x.var(axis=axes).astype(np.float32), sess)
             spread_heads(sess, variables, prediction, feed, rng)
             tf.train.Saver().save(sess, prefix)
             return len(bns)
@@ -165,6 +165,25 @@ def raw_tensors(graph_def):
     return sorted(found)
 
 
+def reaches_score_converter(graph_def, tensor):
+    """Whether the Postprocessor's Sigmoid/Softmax is downstream of ``tensor``."""
+    consumers: dict[str, list] = {}
+    for n in graph_def.node:
+        for inp in n.input:
+            consumers.setdefault(inp.lstrip("^").split(":")[0], []).append(n)
+    stack, seen = [tensor.split(":")[0]], set()
+    while stack:
+        name = stack.pop()
+        for n in consumers.get(name, []):
+            if n.name in seen or not n.name.startswith("Postprocessor/"):
+                continue
+            if n.op in ("Sigmoid", "Softmax"):
+                return True
+            seen.add(n.name)
+            stack.append(n.name)
+    return False
+
+
 def main():
     config_path, pictures_path, out_dir = sys.argv[1:4]
     config = pipeline_pb2.TrainEvalPipelineConfig()
@@ -196,10 +215,8 @@ def main():
         for t, v in zip(candidates, values, strict=True):
             if v.ndim == 2 and v.shape[1] == 4:
                 picked["anchors"] = t
-            elif v.ndim == 3 and v.shape[2] == 4:
-                picked["raw_box_encodings"] = t
-            elif v.ndim == 3:
-                picked["raw_class_logits"] = t
+            elif v.ndim == 3:  # logits reach the score converter; encodings (also [1, A, 4] for 3 classes) do not
+                picked["raw_class_logits" if reaches_score_converter(graph_def, t) else "raw_box_encodings"] = t
         if len(picked) != 3:
             raise SystemExit(f"could not tell the raw tensors apart: {shapes}")
         for name in names:
