@@ -31,13 +31,12 @@ def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs
     ``signature`` (default ``serving_default``) with the weights from its checkpoint (see :mod:`saved_model`).
     """
     if find_saved_model(path) is not None:
-        if not outputs:
-            model = load_saved_model(path, signature)
-            if is_tf2_od_api_ssd(model.graph, model.implements):
-                p = Path(path)
-                shape = next((spec.shape for spec in inputs if spec.shape), None)
-                return import_tf2_od_api_ssd(model, p.name if p.is_dir() else p.resolve().parent.name, shape)
-        return import_saved_model(path, inputs=inputs, outputs=outputs, signature=signature)
+        model = load_saved_model(path, signature)  # read once, for the detector check and the import
+        if not outputs and is_tf2_od_api_ssd(model.graph, model.implements):
+            p = Path(path)
+            shape = next((spec.shape for spec in inputs if spec.shape), None)
+            return import_tf2_od_api_ssd(model, p.name if p.is_dir() else p.resolve().parent.name, shape)
+        return import_saved_model(path, inputs=inputs, outputs=outputs, signature=signature, loaded=model)
     if signature is not None:
         raise UsageError(f"{path}: --signature applies to SavedModels; this is not one")
     graphdef = load_graphdef(path)

@@ -99,12 +99,14 @@ class SavedModelGraph:
 
 
 def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSpec] = (),
-                       outputs: Sequence[str] = (), signature: str | None = None) -> Graph:
+                       outputs: Sequence[str] = (), signature: str | None = None,
+                       loaded: SavedModelGraph | None = None) -> Graph:
     """Load a SavedModel's signature and import it as IR (the signature's tensors by default).
 
-    ``inputs``/``outputs`` may name signature keys (``keras_tensor``, ``output_0``) or tensors.
+    ``inputs``/``outputs`` may name signature keys (``keras_tensor``, ``output_0``) or tensors. ``loaded``: the
+    signature already read by :func:`load_saved_model` (it is not read twice).
     """
-    model = load_saved_model(path, signature)
+    model = loaded if loaded is not None else load_saved_model(path, signature)
     specs = [InputSpec(model.tensor(s.name, "input"), s.shape) for s in inputs] or [
         InputSpec(t) for t in model.inputs.values()]
     names = [model.tensor(o, "output") for o in outputs] or list(model.outputs.values())
