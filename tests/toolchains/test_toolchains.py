@@ -4,13 +4,15 @@ simulator on three real pictures, and compared with TensorFlow's recorded output
 
 - Backbones: max|Δ| ≤ 1e-4·max|ref| on every picture (float32 paths). RKNN's simulator computes in float16 only:
   its bound is twice TF's own error on that picture when TF computes the same graph in float16
-  (float16_reference.py; 0.11..0.17 on these backbones), i.e. float16 arithmetic's own cost.
+  (float16_reference.py; 0.11..0.17 on these backbones), i.e. float16 arithmetic's own cost. RKNN's float32 path,
+  ``accuracy_analysis``'s "golden" outputs (the toolkit's own float32 execution of the graph it imported, written as
+  6-decimal text: within 5e-7), is a second target, ``rknn-float32``, held to the float32 rule like the others.
 - Detectors: DetectionOutput's inputs against TF's raw tensors (through conversion.json's prior_to_anchor, as
   ``--verify`` does), then the detections box by box (same class, |Δscore| ≤ 1e-3, IoU ≥ 0.98 after clipping):
   in-net DetectionOutput where the flavor keeps it, else ``--postprocess external``'s network-only export decoded
   by ``transpiler.runtime.ssd_postprocess``. A float16-only simulator cannot reproduce float32 detections (scores
   move by ~1e-2): there the raw tensors are held to twice TF's float16 error, and the detections matched are
-  recorded for the table, not asserted.
+  recorded for the table, not asserted. The float32 path (``rknn-float32``) must give TF's detections.
 
 Each toolchain runs in its own cached venv (toolchain_envs.py), through a driver (drivers/) in a subprocess with
 the network cut off. A toolchain that cannot be installed skips here with the reason, and fails in CI. Every test
@@ -45,13 +47,19 @@ BACKBONES = ["keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop"]
 DETECTORS = ["pedestrian_ssdlite", "ssdlite_mnv2_1cls_dm035", "ssdlite_mnv2_coco90_dm035", "ssd_mnv2_voc20_dm035"]
 PICTURES = ["astronaut", "camera", "coffee"]
 TOLERANCE = 1e-4
-FLOAT16_ONLY = {"rknn"}  # simulators without a float32 path
+FLOAT16_ONLY = {"rknn"}  # simulators that compute in float16 only
+# float32 paths of those toolchains, run as targets of their own: target -> toolchain. The driver returns them as
+# ``<blob>@float32`` beside the simulator's ``<blob>`` (rknn_driver.py: accuracy_analysis's golden outputs).
+FLOAT32_PATHS = {"rknn-float32": "rknn"}
+FLOAT32_KEY = "@float32"
+VARIANTS = {"rknn": "float16 simulator", "rknn-float32": "float32 reference"}  # the table's names for the two
 # Detections: --verify's score tolerance. Two float32 implementations of these nets differ by ~1e-4 relative on the
 # raw tensors (TF float32 itself is 1.05e-4 off a float64 evaluation on ssdlite_mnv2_1cls_dm035's encodings, Paddle
 # 1.4e-4), so a score can move by ~1e-4: measured 1.2e-4 for one of Paddle's 300 detections (IoU 0.99996).
 SCORE_TOL = 1e-3
 # toolchain -> its flavor (the same name)
 NAMES = list(TOOLCHAINS)
+TARGETS = [*NAMES, *FLOAT32_PATHS]
 _RUNS: dict[tuple[str, str], tuple[Path, dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]] = {}
 
 
@@ -83,7 +91,7 @@ def converted_run(toolchain: str, model: str, outputs: list[str] | None, tmp_pat
         spec = {"prototxt": str(caffe / "deploy.prototxt"), "caffemodel": str(caffe / "deploy.caffemodel"),
                 "input": entry["caffe_blob"], "shape": entry["shape"], "outputs": blobs,
                 "feeds": str(out / "feeds.npz"), "result": str(out / "result.npz"),
-                "options": {"detections": "detection_out"}}
+                "options": {"detections": "detection_out", "float32_reference": toolchain in FLOAT16_ONLY}}
         try:
             answer = run_driver(toolchain, spec, out / "work")
         except AssertionError as exc:
@@ -101,21 +109,40 @@ def converted_run(toolchain: str, model: str, outputs: list[str] | None, tmp_pat
     return _RUNS[key]
 
 
+def target_run(target: str, model: str, outputs: list[str] | None, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """converted_run for a test target: a toolchain (its own outputs), or a toolchain's float32 path (the outputs
+    the driver returned as ``<blob>@float32``, under their blob names)."""
+    toolchain = FLOAT32_PATHS.get(target, target)
+    out, report, answer, got = converted_run(toolchain, model, outputs, tmp_path_factory)
+    want = target in FLOAT32_PATHS
+    return out, report, answer, {pic: {b.removesuffix(FLOAT32_KEY): a for b, a in blobs.items()
+                                       if b.endswith(FLOAT32_KEY) == want} for pic, blobs in got.items()}
+
+
+def record(target: str, model: str, fields: dict[str, Any]) -> None:
+    toolchain = FLOAT32_PATHS.get(target, target)
+    variant = VARIANTS.get(target)
+    record_result(toolchain, model, toolchain, {**fields, **({"variant": variant} if variant else {})},
+                  variant="float32" if target in FLOAT32_PATHS else None)
+
+
 def stage_of(work: Path) -> str:
     stage = work / "stage.txt"
     return stage.read_text().strip() if stage.exists() else "start"
 
 
-def base_record(toolchain: str, answer: dict[str, Any]) -> dict[str, Any]:
+def base_record(target: str, answer: dict[str, Any]) -> dict[str, Any]:
     return {"loads": True, "runs": True, "versions": answer["versions"], "times": answer["times"],
-            "runs_timed": answer["runs"], "offline": answer["offline"], "env": env_info(toolchain)}
+            "runs_timed": answer["runs"], "offline": answer["offline"],
+            "env": env_info(FLOAT32_PATHS.get(target, target))}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", BACKBONES)
-@pytest.mark.parametrize("toolchain", NAMES)
+@pytest.mark.parametrize("toolchain", TARGETS)
 def test_backbone_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    _out, report, answer, got = converted_run(toolchain, model, None, tmp_path_factory)
+    _out, report, answer, got = target_run(toolchain, model, None, tmp_path_factory)
     output = report["outputs"][0]
     errors, bounds = {}, {}
     for pic in PICTURES:
@@ -126,23 +153,22 @@ def test_backbone_matches_tf(toolchain: str, model: str, tmp_path_factory: pytes
             if toolchain in FLOAT16_ONLY else TOLERANCE
     worst = max(errors.values())
     exact = all(errors[p] <= bounds[p] for p in PICTURES)
-    record_result(toolchain, model, toolchain, {**base_record(toolchain, answer), "family": "backbone",
-                                                "max_rel": worst, "exact": exact, "bound": max(bounds.values()),
-                                                "float16": toolchain in FLOAT16_ONLY})
+    record(toolchain, model, {**base_record(toolchain, answer), "family": "backbone", "max_rel": worst,
+                              "exact": exact, "bound": max(bounds.values()), "float16": toolchain in FLOAT16_ONLY})
     assert exact, (toolchain, model, errors, bounds)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", DETECTORS)
-@pytest.mark.parametrize("toolchain", NAMES)
+@pytest.mark.parametrize("toolchain", TARGETS)
 def test_detector_matches_tf(toolchain: str, model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """In-net DetectionOutput where the flavor keeps it (``ssd`` section: raw tensors through prior_to_anchor, priors
     against TF's anchors, DetectionOutput's rows box by box as --verify matches them); else the network-only export
     (``postprocess`` section) decoded by transpiler.runtime.ssd_postprocess and matched with no excuse."""
-    in_net = get_flavor(toolchain).postprocess == "caffe"
+    in_net = get_flavor(FLOAT32_PATHS.get(toolchain, toolchain)).postprocess == "caffe"
     blobs = (["mbox_loc", "mbox_conf_logits", "detection_out"] + ([] if toolchain == "tpu-mlir" else
                                                                                ["mbox_priorbox"])) if in_net else None
-    out, report, answer, got = converted_run(toolchain, model, blobs, tmp_path_factory)
+    out, report, answer, got = target_run(toolchain, model, blobs, tmp_path_factory)
     raw_worst, bound16, matched, total, failures = 0.0, 0.0, 0, 0, []
     for pic in PICTURES:
         ref = np.load(fixture_model(model).parent / f"ref_{pic}.npz")
@@ -180,7 +206,7 @@ def test_detector_matches_tf(toolchain: str, model: str, tmp_path_factory: pytes
         if not result.ok:
             failures.append(f"{pic}: {len(result.unmatched_tf)} of TF's {len(tf)} detections unmatched, "
                             f"{len(result.unmatched_caffe)} extra")
-    record_result(toolchain, model, toolchain, {
+    record(toolchain, model, {
         **base_record(toolchain, answer), "family": "detector", "max_rel": raw_worst, "exact": not failures,
         "detections": f"{matched}/{total}", "postprocess": "caffe" if in_net else "external", "failures": failures,
         **({"float16": True, "bound": bound16} if toolchain in FLOAT16_ONLY else {})})

@@ -238,11 +238,12 @@ def results_dir() -> Path:
     return folder
 
 
-def record_result(toolchain: str, model: str, flavor: str, fields: dict[str, Any]) -> Path:
-    """One JSON per (toolchain, model, flavor), replaced by each run: the compatibility table's input."""
+def record_result(toolchain: str, model: str, flavor: str, fields: dict[str, Any], variant: str | None = None) -> Path:
+    """One JSON per (toolchain, model, flavor[, variant: a second execution path of the toolchain, e.g. RKNN's
+    float32 reference beside its float16 simulator]), replaced by each run: the compatibility table's input."""
     record = {"toolchain": toolchain, "toolchain_version": TOOLCHAINS[toolchain].version, "model": model,
               "flavor": flavor, "recorded": time.strftime("%Y-%m-%d"), **fields}
-    path = results_dir() / f"{toolchain}__{model}__{flavor}.json"
+    path = results_dir() / f"{toolchain}__{model}__{flavor}{f'__{variant}' if variant else ''}.json"
     path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return path
 

@@ -1,9 +1,10 @@
 """Write the README's compatibility table from the toolchain tests' results (not by hand).
 
 Input: the JSON records tests/toolchains writes (``results/<toolchain>__<model>__<flavor>.json``: loads, runs,
-exact, max|Δ|/max|ref|, detections matched, versions; ``results/forms__<toolchain>.json``: each layer form's
-status in that toolchain's importer). Output: two Markdown tables, toolchain × model × flavor → loads / runs / exact
-(with the measured error), and layer form × toolchain, written into README.md between
+exact, max|Δ|/max|ref|, detections matched, versions; ``<toolchain>__<model>__<flavor>__<variant>.json`` for a
+second execution path of a toolchain, named by its ``variant`` field; ``results/forms__<toolchain>.json``: each
+layer form's status in that toolchain's importer). Output: two Markdown tables, toolchain × model × flavor →
+loads / runs / exact (with the measured error), and layer form × toolchain, written into README.md between
 ``<!-- compat-table:begin -->`` and ``<!-- compat-table:end -->`` (appended at the end if the markers are absent).
 
     python tools/toolchains/compat_table.py [--results DIR] [--readme README.md] [--check]
@@ -21,7 +22,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
-NAMES = {"mnn": "MNN", "paddle": "x2paddle + Paddle Inference", "tpu-mlir": "TPU-MLIR", "rknn": "RKNN-Toolkit2 sim"}
+NAMES = {"mnn": "MNN", "paddle": "x2paddle + Paddle Inference", "tpu-mlir": "TPU-MLIR", "rknn": "RKNN-Toolkit2"}
+# the execution path of a toolchain's records that name no ``variant`` (its layer forms), where it has several
+PATHS = {"rknn": "float16 simulator"}
 MARK = {True: "✓", False: "✗", None: "–"}
 
 
@@ -29,6 +32,12 @@ def load(results: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     runs = [json.loads(p.read_text()) for p in sorted(results.glob("*__*__*.json"))]
     forms = [json.loads(p.read_text()) for p in sorted(results.glob("forms__*.json"))]
     return runs, forms
+
+
+def _name(record: dict[str, Any]) -> str:
+    toolchain = record["toolchain"]
+    path = record.get("variant") or PATHS.get(toolchain)
+    return NAMES.get(toolchain, toolchain) + (f" ({path})" if path else "")
 
 
 def _versions(record: dict[str, Any]) -> str:
@@ -55,10 +64,11 @@ def run_table(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["| toolchain | model | flavor | loads | runs | exact | max\\|Δ\\|/max\\|ref\\| (raw outputs, 3 pictures) "
              "| TF detections matched | compile s | versions |", "|---|---|---|---|---|---|---|---|---|---|"]
     order = {name: i for i, name in enumerate(NAMES)}
-    for r in sorted(runs, key=lambda r: (order.get(r["toolchain"], 99), r.get("family", ""), r["model"], r["flavor"])):
+    for r in sorted(runs, key=lambda r: (order.get(r["toolchain"], 99), _name(r), r.get("family", ""), r["model"],
+                                         r["flavor"])):
         exact = r.get("exact") if r.get("runs") else None
         compile_s = r.get("times", {}).get("convert")
-        lines.append(f"| {NAMES.get(r['toolchain'], r['toolchain'])} | `{r['model']}` | `{r['flavor']}` | "
+        lines.append(f"| {_name(r)} | `{r['model']}` | `{r['flavor']}` | "
                      f"{MARK[r.get('loads')]} | {MARK[r.get('runs')]} | {MARK[exact]} | {_error(r)} | "
                      f"{_detections(r)} | {'' if compile_s is None else f'{compile_s:.1f}'} | {_versions(r)} |")
     return lines
@@ -69,7 +79,7 @@ def forms_table(forms: list[dict[str, Any]]) -> list[str]:
         return []
     order = {name: i for i, name in enumerate(NAMES)}
     forms = sorted(forms, key=lambda f: order.get(f["toolchain"], 99))
-    head = " | ".join(f"{NAMES.get(f['toolchain'], f['toolchain'])} {f['toolchain_version']}" for f in forms)
+    head = " | ".join(f"{_name(f)} {f['toolchain_version']}" for f in forms)
     lines = [f"| layer form | {head} |", "|---|" + "---|" * len(forms)]
     symbol = {"exact": "✓", "wrong": "✗ wrong", "refused": "✗ refused"}
     for form in sorted(set().union(*(f["forms"] for f in forms))):
@@ -86,9 +96,11 @@ def render(results: Path) -> str:
              "imported (compiled where offline) and run by the toolchain itself on three real pictures, network cut "
              "off. ✓ exact = backbone outputs within 1e-4·max|ref| of TensorFlow's; detectors: TF's detections box "
              "by box (same class, |Δscore| ≤ 1e-3, IoU ≥ 0.98 in-net; IoU ≥ 0.999 and no excuse through "
-             "`ssd_postprocess`). RKNN's simulator computes in float16 only: held to twice TF's own float16 error "
-             "(TF run in float16 on the same picture), its detections shown, not required. A toolchain missing "
-             "here did not install on the machine that ran the tests.", "",
+             "`ssd_postprocess`). RKNN-Toolkit2 has two rows per model: its x86 simulator (float16 simulator) computes "
+             "in float16 only, held to twice TF's own float16 error (TF run in float16 on the same picture), its "
+             "detections shown, not required; its float32 reference is the toolkit's own float32 execution of the "
+             "graph it imported (`accuracy_analysis`'s golden outputs), held to the float32 rule above. A toolchain "
+             "missing here did not install on the machine that ran the tests.", "",
              *run_table(runs), ""]
     if forms:
         parts += ["Each layer form we emit, alone, in each importer (✓ = within 1e-5 of a float64 Caffe; the "
