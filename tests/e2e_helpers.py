@@ -87,3 +87,36 @@ def convert_case(request: Any, tmp_path_factory: Any, cache: dict[tuple[str, str
         cache[name, flavor] = out, convert_model(fixture_model(name), out, flavor=flavor)
     out, report = cache[name, flavor]
     return name, out, report, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
+
+
+DETECTOR_LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
+_DETECTOR_RUNS: dict[tuple[str, str, Any], dict[str, np.ndarray]] = {}
+
+
+def detector_blobs(out: Path, x_nchw: np.ndarray, runtime: Any, key: Any) -> dict[str, np.ndarray]:
+    """DetectionOutput's inputs and output (``DETECTOR_LAYERS``) of the detector converted into ``out``, fed
+    ``x_nchw``; ``runtime``: "opencv" (OpenCV dnn) or the real Caffe runner (conftest's real_caffe). Computed once
+    per (``out``, runtime, ``key``: what identifies the input)."""
+    cache_key = (str(out), "opencv" if runtime == "opencv" else "caffe", key)
+    if cache_key not in _DETECTOR_RUNS:
+        if runtime == "opencv":
+            net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
+            _DETECTOR_RUNS[cache_key] = run_opencv(net, {"data": x_nchw}, DETECTOR_LAYERS)
+        else:
+            blobs = runtime.forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x_nchw])
+            _DETECTOR_RUNS[cache_key] = {layer: blobs[layer] for layer in DETECTOR_LAYERS}
+    return _DETECTOR_RUNS[cache_key]
+
+
+def match_tf_detections(ref: Any, detection_out: np.ndarray, report: dict[str, Any]) -> Any:
+    """TF's recorded detections (``ref``: a fixture-style npz) matched box by box with Caffe's ``detection_out``,
+    with the excuses TF's semantics force, counted exactly: rows TF drops (boxes empty once clipped) and
+    detections beyond TF's per-class cap take keep_top_k slots (transpiler.verify.detections)."""
+    from transpiler.verify.detections import caffe_detections, empty_rows, match_detections, tf_detections
+
+    tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
+                       ref["num_detections"])
+    ssd = report["ssd"]
+    return match_detections(tf, caffe_detections(detection_out), keep_top_k=ssd["nms"]["keep_top_k"],
+                            nms_threshold=ssd["nms"]["nms_threshold"], caffe_empty_rows=empty_rows(detection_out),
+                            max_per_class=ssd["tf_nms"]["max_per_class"])

@@ -16,11 +16,14 @@ Caffe's sdist and tf-keras); matplotlib (imported by its visualisation module) g
 comes *after* the test environment on the path, so our numpy and protobuf are the ones imported. Where pip
 cannot fetch the packages the tests skip, except in CI (``CI`` set), where that is a failure.
 
-``run_od_api(script, *args)`` runs a Python file in that environment and returns its completed process.
+``run_od_api(script, *args)`` runs a Python file in that environment and returns its completed process;
+``export_detector(script, config, pictures, size)`` runs an export script (tests/od_api_scripts/) once per
+script, config and pictures, its result cached under the test cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -29,6 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 OD_API_SDIST = "tf-models-research-object-detection==2.8.0.post1"
@@ -129,3 +133,26 @@ def run_od_api(script: Path, *args: str, timeout: float = 900) -> subprocess.Com
     if proc.returncode != 0:
         pytest.fail(f"{script.name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def export_detector(script: Path, config: str, pictures: list[str], size: int) -> Path:
+    """Run ``script CONFIG PICTURES_NPZ OUT`` (the pictures: scikit-image's, RGB uint8 resized to ``size`` with
+    OpenCV) once per (script, config, pictures, size); the result is cached under the test cache
+    (``od-exports/<hash>``) and its folder returned."""
+    from conftest import picture
+
+    from transpiler.kernels.build import cache_dir
+
+    key = hashlib.sha256(script.read_bytes() + config.encode() + repr((pictures, size)).encode()).hexdigest()[:16]
+    home = cache_dir() / "od-exports" / key
+    if (home / f"ref_{pictures[-1]}.npz").is_file():
+        return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".export-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "pipeline.config").write_text(config)
+        np.savez(tmp / "pictures.npz", **{p: picture(p, (size, size)) for p in pictures})
+        run_od_api(script, str(tmp / "pipeline.config"), str(tmp / "pictures.npz"), str(tmp / "out"))
+        if not home.exists():
+            os.replace(tmp / "out", home)
+    return home

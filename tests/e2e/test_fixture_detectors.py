@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import fixture_model
-from e2e_helpers import convert_case, convert_model, layer_types
+from e2e_helpers import convert_case, convert_model, detector_blobs, layer_types
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
@@ -31,7 +31,6 @@ CASES = ([(m, "ssd", rt) for m in DETECTORS for rt in RUNTIMES]
          + [(m, "portable", rt) for m in ("pedestrian_ssdlite", "ssdlite_mnv2_coco90_dm035") for rt in RUNTIMES]
          + [(m, "kernels", "caffe") for m in ("pedestrian_ssdlite", "ssd_mnv2_voc20_dm035")])
 _CONVERSIONS: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
-_CAFFE_RUNS: dict[tuple[Path, str], dict[str, np.ndarray]] = {}
 Converted = tuple[str, Path, dict[str, Any], Any]
 
 
@@ -44,14 +43,7 @@ def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def run_picture(name: str, out: Path, pic: str, runtime: Any = "opencv") -> tuple[Any, dict[str, np.ndarray]]:
     ref = np.load(fixture_model(name).parent / f"ref_{pic}.npz")
     x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 RGB pixels, NCHW
-    if runtime == "opencv":
-        net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-        return ref, run_opencv(net, {"data": x}, LAYERS)
-    key = (out, pic)
-    if key not in _CAFFE_RUNS:  # one Caffe run serves both tests of a picture
-        blobs = runtime.forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x])
-        _CAFFE_RUNS[key] = {name: blobs[name] for name in LAYERS}
-    return ref, _CAFFE_RUNS[key]
+    return ref, detector_blobs(out, x, runtime, pic)  # one run serves both tests of a picture
 
 
 def float64_raw_tensors(name: str, report: dict, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,28 +13,24 @@ model's ``predict`` (raw box encodings, class logits, anchors). Caffe side: Open
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import picture
-from e2e_helpers import assert_converts_without_heavy_imports, convert_model
+from e2e_helpers import assert_converts_without_heavy_imports, convert_model, detector_blobs, match_tf_detections
+from od_api import export_detector
 
-from transpiler.verify.detections import caffe_detections, compare_raw, empty_rows, match_detections, tf_detections
+from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
 from transpiler.verify.runners import load_opencv_net, run_opencv
 
 pytestmark = pytest.mark.slow  # exports detectors with the OD API (cached under the test cache after the first run)
 
 SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf2.py"
 PICTURES = ["astronaut", "camera", "coffee"]
-LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
 RUNTIMES = ["opencv", "caffe"]
 SIZE = 320
 NUM_CLASSES = 7
@@ -222,27 +218,6 @@ MODELS["ssd_mnv1_fpn_320"] = Model(num_classes=4, flavor="opencv", text="".join(
         "num_classes: 5", "num_classes: 4").splitlines(keepends=True) if "use_depthwise" not in line))
 
 
-def export_detector(script: Path, config: str, pictures: list[str], size: int) -> Path:
-    """Run the export script once per (script, config, pictures); the result is cached under the test cache."""
-    from od_api import run_od_api
-
-    from transpiler.kernels.build import cache_dir
-
-    key = hashlib.sha256(script.read_bytes() + config.encode() + repr((pictures, size)).encode()).hexdigest()[:16]
-    home = cache_dir() / "od-exports" / key
-    if (home / "ref_coffee.npz").is_file():
-        return home
-    home.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".export-") as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "pipeline.config").write_text(config)
-        np.savez(tmp / "pictures.npz", **{p: picture(p, (size, size)) for p in pictures})
-        run_od_api(script, str(tmp / "pipeline.config"), str(tmp / "pictures.npz"), str(tmp / "out"))
-        if not home.exists():
-            os.replace(tmp / "out", home)
-    return home
-
-
 _EXPORTS: dict[str, Path] = {}
 
 
@@ -281,33 +256,16 @@ def convert_case(name: str, kind: str, tmp_path_factory: pytest.TempPathFactory)
     return (name, kind, *_CONVERSIONS[name, kind])
 
 
-_RUNS: dict[tuple[str, str, str, str], dict[str, np.ndarray]] = {}
-
-
 def run_case(case: tuple[str, str, str], pic: str, request: pytest.FixtureRequest
              ) -> tuple[Converted, Any, dict[str, np.ndarray]]:
     """The case's conversion, TF's recorded outputs on ``pic`` and the Caffe side's DetectionOutput inputs and
     output (OpenCV dnn or the real SSD-Caffe), each computed once."""
     name, kind, runtime = case
     converted = convert_case(name, kind, request.getfixturevalue("tmp_path_factory"))
-    return (converted, *run_picture(converted, pic, runtime, request))
-
-
-def run_picture(case: Converted, pic: str, runtime: str, request: pytest.FixtureRequest
-                ) -> tuple[Any, dict[str, np.ndarray]]:
-    name, kind, out, _ = case
     ref = np.load(exported(name) / f"ref_{pic}.npz")
     x = ref[KINDS[kind]].astype(np.float32).transpose(0, 3, 1, 2)  # what the export takes, NCHW
-    key = (name, kind, pic, runtime)
-    if key not in _RUNS:
-        if runtime == "opencv":
-            net = load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel")
-            _RUNS[key] = run_opencv(net, {"data": x}, LAYERS)
-        else:
-            blobs = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel",
-                                                                  [x])
-            _RUNS[key] = {layer: blobs[layer] for layer in LAYERS}
-    return ref, _RUNS[key]
+    runner = "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
+    return converted, ref, detector_blobs(converted[2], x, runner, pic)
 
 
 @pytest.mark.parametrize("pic", PICTURES)
@@ -361,13 +319,9 @@ def test_detections_match_tf_box_by_box(case: tuple[str, str, str], pic: str, re
     TFLite-friendly one computes them in TFLite's op, whose regular NMS is TF's per-class NMS."""
     converted, ref, got = run_case(case, pic, request)
     report = converted[3]
+    result = match_tf_detections(ref, got["detection_out"], report)
     tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
                        ref["num_detections"])
-    ssd = report["ssd"]
-    result = match_detections(tf, caffe_detections(got["detection_out"]), keep_top_k=ssd["nms"]["keep_top_k"],
-                              nms_threshold=ssd["nms"]["nms_threshold"],
-                              caffe_empty_rows=empty_rows(got["detection_out"]),
-                              max_per_class=ssd["tf_nms"]["max_per_class"])
     assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3], result.excused)
     strong = [d for d in tf if d.score >= 0.01]
     assert result.matched >= len(strong) - len(result.excused) and len(result.excused) <= 5, (result.matched,
