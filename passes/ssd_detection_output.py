@@ -29,7 +29,7 @@ import numpy as np
 from transpiler.errors import UnsupportedModelError
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import Pass, PassContext, register_pass
-from transpiler.passes.ssd_priors import PriorGroup, head_groups, prior_boxes, prior_steps, snap
+from transpiler.passes.ssd_priors import PriorGroup, constant_priors, head_groups, prior_boxes, prior_steps, snap
 
 PRIOR_TOLERANCE = 1e-5
 DUMMY_LOGIT = -1.0e4
@@ -185,15 +185,29 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
                            "dummy_slots": [k for k, a in enumerate(order) if a is None],
                            "conf_layer": conf.producer.name if conf.producer else None, "prior_box": attrs})
     prior_to_anchor = np.concatenate(mapping)
-    _check_priors(plans, img_h, img_w, unit, anchors, prior_to_anchor,
-                  ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv")))
+    try:
+        _check_priors(plans, img_h, img_w, unit, anchors, prior_to_anchor,
+                      ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv")))
+        exact_priorbox = True
+    except UnsupportedModelError as exc:  # no PriorBox reproduces the anchors there: a constant prior blob does
+        exact_priorbox = False
+        ctx.warn(f"{exc}; the priors are written as a constant blob instead (mbox_priorbox: the anchors as the "
+                 "bias of a zero-weight InnerProduct, exact in every runtime)")
 
     loc = graph.add_node("Concat", locs, 1, {"axis": 1}, name="mbox_loc", source_names=encodings.producer.source_names
                          if encodings.producer else ()).output
     conf_logits = graph.add_node("Concat", confs, 1, {"axis": 1}, name="mbox_conf_logits",
                                  source_names=logits.producer.source_names if logits.producer else ()).output
     conf = _score(graph, conf_logits, settings, num_classes)
-    prior = graph.add_node("Concat", priors, 1, {"axis": 2}, name="mbox_priorbox").output
+    if exact_priorbox:
+        prior = graph.add_node("Concat", priors, 1, {"axis": 2}, name="mbox_priorbox").output
+    else:
+        boxes = np.concatenate([prior_boxes(h.height, h.width, img_h, img_w, replace(
+            g, min_size=g.min_size * unit, max_size=None if g.max_size is None else g.max_size * unit),
+            truncate=False) for h, _, groups in plans for g in groups])
+        real = prior_to_anchor >= 0  # TF's anchors; dummy priors (never detected) where PriorBox would put them
+        boxes[real] = anchors[prior_to_anchor[real]][:, [1, 0, 3, 2]]
+        prior = constant_priors(graph, data, boxes, variance, "mbox_priorbox")
     loc.tf_name, conf_logits.tf_name = None, None
     # top_k (candidates per class before NMS) is the prior count: no candidate is cut, exactly as when unset
     # (TF limits results after NMS, not candidates), and written because tpu-mlir and x2paddle read an unset
@@ -224,6 +238,7 @@ def _lower(graph: Graph, post: Node, ctx: PassContext) -> None:
         "box_coordinate_order": list(BOX_ORDER),
         "heads": layout,
         "prior_runtimes_checked": list(ctx.options.get("prior_runtimes", ("ssd-caffe", "opencv"))),
+        "priors_written_as": "PriorBox" if exact_priorbox else "constant",
         "nms": {k: det_attrs[k] for k in ("nms_threshold", "confidence_threshold", "keep_top_k", "top_k")},
         "tf_nms": {k: settings[k] for k in ("iou_threshold", "score_threshold", "max_per_class", "max_total")},
         "score_converter": settings["score_converter"],

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.errors import UnsupportedModelError
-from transpiler.ir.ops import priorbox_grid, priorbox_sizes
+from transpiler.ir.core import Graph, Value
+from transpiler.ir.ops import infer_node, priorbox_grid, priorbox_sizes
 
 SIZE_TOLERANCE = 1e-6
 
@@ -213,3 +214,22 @@ def prior_boxes(height: int, width: int, img_h: int, img_w: int, group: PriorGro
     sizes = priorbox_sizes(group.min_size, max_sizes, group.aspect_ratios, truncate=truncate)
     step_h, step_w = prior_steps(group, height, width, img_h, img_w)
     return priorbox_grid(height, width, img_h, img_w, step_h, step_w, sizes, group.offset)
+
+
+def constant_priors(graph: Graph, data: Value, boxes: np.ndarray, variance: list[float], name: str) -> Value:
+    """A ``[1, 2, 4·P]`` prior blob (``boxes``: (P, 4) ``[xmin, ymin, xmax, ymax]``, then the variances) computed
+    from ``data`` by pooling and a zero-weight fully-connected layer whose bias holds it (exact: see above)."""
+    values = np.concatenate([np.asarray(boxes, np.float32).reshape(-1),
+                             np.tile(np.asarray(variance, np.float32), len(boxes))])
+    channels = int(data.static_shape[3])  # NHWC
+    pool = graph.add_node("Pool", [data], 1, {"mode": "avg", "global_pool": True}, name=f"{name}/pool",
+                          source_names=["MultiscaleGridAnchorGenerator"])
+    infer_node(pool)
+    weights = graph.constant(f"{name}/zero_weights", np.zeros((values.size, channels), np.float32))
+    fc = graph.add_node("FullyConnected", [pool.output, weights, graph.constant(f"{name}/priors", values)], 1,
+                        {"axis": 1}, name=f"{name}/constant", source_names=["MultiscaleGridAnchorGenerator"])
+    infer_node(fc)
+    out = graph.add_node("Reshape", [fc.output], 1, {"shape": (1, 2, values.size // 2)}, name=name,
+                         source_names=["MultiscaleGridAnchorGenerator"])
+    infer_node(out)
+    return out.output

@@ -226,6 +226,9 @@ def _network(deploy: Any, report: dict[str, Any], *, test: bool, shared: SharedL
         if copy.type in TRAINABLE and (layer.blobs or copy.type != "Scale"):  # a two-bottom Scale has no weights
             base = shared.tied.get(copy.name) if shared else None
             _add_params(copy, (f"{base}/shared_weights", f"{base}/shared_bias") if base else (None, None))
+            if copy.name.startswith(blobs["priors"] + "/"):  # constant priors (zero weights, priors as bias): frozen
+                for p in copy.param:
+                    p.lr_mult, p.decay_mult = 0.0, 0.0
         layers.append(copy)
     if any(data != "data" and data in layer.bottom for layer in layers):
         raise BackendError("the input blob must be named 'data' for SSD-Caffe's data layers")

@@ -13,8 +13,9 @@ converted, and run in OpenCV dnn on real pictures:
 - ``detection_out`` matches the OD API postprocessor run on the reference raw tensors, box by box
   (score ≥ 0.01), with only the differences TF's semantics force excused.
 
-Configurations whose anchors cannot be written as PriorBox layers must be refused with
-:class:`UnsupportedModelError`, before anything is written.
+Anchors whose sizes SSD-Caffe would truncate become a constant prior blob in the default flavor (exact in both
+runtimes); anchor grids no PriorBox can place (x and y offsets that differ, sizes varying across cells) must be
+refused with :class:`UnsupportedModelError`, before anything is written.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ CONFIGS = [
     SSDConfig("mixed_5heads_240x427", num_heads=5, height=240, width=427, num_classes=7, depthwise_heads=False,
               box_kernel=3, min_scale=0.15, max_scale=0.9),
     # PriorBox sizes that are not whole pixels (s_k·min(H, W) fractional, irrational interpolated
-    # sizes): exact in OpenCV (float sizes, --flavor opencv); SSD-Caffe would truncate, see REFUSED
+    # sizes): exact in OpenCV (float sizes, --flavor opencv); SSD-Caffe would truncate, see CONSTANT_PRIORS
     SSDConfig("input_224", height=224, width=224),
     SSDConfig("input_299x401", height=299, width=401),
     SSDConfig("interpolated_ar_2", interpolated_scale_aspect_ratio=2.0),
@@ -78,7 +79,12 @@ CONFIGS = [
     # centres at j/W (OD API anchor_offsets 0, as the multiscale generator's where 2^level does not divide the
     # image): PriorBox offset 0 (written), step = image / feature size
     SSDConfig("anchor_offset_0", anchor_offsets=((0.0, 0.0),) * 6),
+    # sizes SSD-Caffe would truncate, in the default flavor: the priors become a constant blob (zero-weight
+    # InnerProduct, the anchors as bias), exact in OpenCV and SSD-Caffe
+    SSDConfig("constant_priors_224", height=224, width=224),
+    SSDConfig("constant_priors_ar_2_299x401", height=299, width=401, interpolated_scale_aspect_ratio=2.0),
 ]
+CONSTANT_PRIORS = {"constant_priors_224", "constant_priors_ar_2_299x401"}
 OPENCV_ONLY = {"input_224", "input_299x401", "interpolated_ar_2", "base_anchor_1x2"}
 
 
@@ -88,7 +94,6 @@ def flavor_of(cfg: SSDConfig) -> str:
 
 # (config, flavor, what the error must say): anchors the target's PriorBox cannot express
 REFUSED = [
-    *((c, "ssd", r"not integers.*--flavor opencv") for c in CONFIGS if c.name in OPENCV_ONLY),
     # PriorBox has one offset for both axes
     (SSDConfig("anchor_offset_y0_x05", anchor_offsets=((0.0, 0.5),) * 6), "ssd", r"offset differently along x and y"),
 ]
@@ -287,8 +292,13 @@ def test_conversion_report(converted: Converted) -> None:
     assert any("clips detections" in w for w in converted.warnings)
     assert any("per class" in w for w in converted.warnings) == (cfg.max_per_class < cfg.max_total)
     assert {"prototxt", "caffemodel"} <= set(converted.report["files"])
-    assert converted.report["layer_types"].get("PriorBox", 0) >= cfg.num_heads
-    assert "Clip" not in converted.report["layer_types"]
+    types = converted.report["layer_types"]
+    if cfg.name in CONSTANT_PRIORS:
+        assert ssd["priors_written_as"] == "constant" and "PriorBox" not in types and types["InnerProduct"] == 1
+        assert any("not integers" in w and "constant blob" in w for w in converted.warnings)
+    else:
+        assert ssd["priors_written_as"] == "PriorBox" and types.get("PriorBox", 0) >= cfg.num_heads
+    assert "Clip" not in types
 
 
 def _excuse_forced(result: MatchResult, tf: list[Detection], detection_out: np.ndarray, cfg: SSDConfig

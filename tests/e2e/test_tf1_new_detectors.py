@@ -12,8 +12,8 @@ under the test cache, keyed by the script and the config:
   ``multiscale_anchor_generator`` (levels 3..7, 2 scales per octave, ratios 1, 2, ½, anchor scale 4),
   5 classes, 320×320. Level 7's stride 128 does not divide 320: TF puts its centres at 0, 128, 256 px
   (offset 0), so its PriorBox writes ``step: 128`` and ``offset: 0``. The 2^½ scales are irrational sizes
-  (45.25 px...): SSD-Caffe truncates PriorBox sizes to integers, so the default flavor refuses the model and
-  ``--flavor opencv`` converts it exactly for OpenCV;
+  (45.25 px...): SSD-Caffe truncates PriorBox sizes to integers, so the default flavor writes the priors as a
+  constant blob (exact in OpenCV and SSD-Caffe), and ``--flavor opencv`` as PriorBox layers (float sizes);
 - ``ssdlite_mnv2_fpnlite``: an FPN-lite-style detector (ssd_mobilenet_v2_fpn with depthwise convolutions,
   weight-shared predictor with depthwise tower and ``share_prediction_tower``), 1 scale per octave (integral
   sizes 32..512 px: exact in SSD-Caffe too), 4 classes, 256×256.
@@ -41,7 +41,6 @@ from google.protobuf import text_format
 from test_tf2_detectors import export_detector
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
-from transpiler.errors import UnsupportedModelError
 from transpiler.verify.detections import caffe_detections, compare_raw, empty_rows, match_detections, tf_detections
 from transpiler.verify.runners import load_opencv_net, run_opencv
 
@@ -162,14 +161,14 @@ class Model:
     config: str
     size: int
     flavors: tuple[str, ...]  # flavors converted and checked (OpenCV; SSD-Caffe too unless "opencv")
-    refused: tuple[tuple[str, str], ...] = ()  # (flavor, message) the default conversion must refuse with
+    constant_priors: tuple[str, ...] = ()  # flavors whose PriorBox cannot be exact: priors as a constant blob
 
 
 MODELS = {
     "ssd_mnv3_small": Model(MNV3_SMALL, 320, ("ssd",)),
     "ssd_mnv1_fpn": Model(_fpn_config(extractor="ssd_mobilenet_v1_fpn", classes=5, size=320, depth_multiplier=0.25,
-                                      scales_per_octave=2, lite=False), 320, ("opencv",),
-                          refused=(("ssd", r"45\.255.*not integers.*SSD-Caffe truncates.*--flavor opencv"),)),
+                                      scales_per_octave=2, lite=False), 320, ("ssd", "opencv"),
+                          constant_priors=("ssd",)),
     "ssdlite_mnv2_fpnlite": Model(_fpn_config(extractor="ssd_mobilenet_v2_fpn", classes=4, size=256,
                                               depth_multiplier=0.35, scales_per_octave=1, lite=True), 256, ("ssd",)),
 }
@@ -263,18 +262,25 @@ def test_feature_pyramid_and_prior_grid(converted: Converted) -> None:
     assert sorted({tuple(h["feature_map"]) for h in heads}, reverse=True) == \
         ([(40, 40), (20, 20), (10, 10), (5, 5), (3, 3)] if name == "ssd_mnv1_fpn" else
          [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)])
-    if name == "ssd_mnv1_fpn":
+    if name == "ssd_mnv1_fpn":  # the PriorBox parameters (written in the opencv flavor)
         level7 = [h["prior_box"] for h in heads if h["feature_map"] == [3, 3]]
         assert all(p["offset"] == 0.0 and p["step_h"] == p["step_w"] == 128.0 for p in level7), level7
         assert all(h["prior_box"]["offset"] == 0.5 for h in heads if h["feature_map"] != [3, 3])
 
 
-@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.refused])
-def test_fractional_multiscale_sizes_are_refused_for_ssd_caffe(name: str, tmp_path: Path) -> None:
-    for flavor, message in MODELS[name].refused:
-        with pytest.raises(UnsupportedModelError, match=message):
-            convert_model(exported(name) / "model.pb", tmp_path / flavor, flavor=flavor)
-        assert not (tmp_path / flavor).exists()
+def test_priors_are_priorbox_layers_where_exact_else_a_constant_blob(converted: Converted) -> None:
+    """SSD-Caffe truncates PriorBox sizes to integers: the FPN's 2^½ scales (45.25 px...) cannot be PriorBox
+    layers in the default flavor, so its priors are a constant blob (zero-weight InnerProduct, anchors as bias),
+    said in a warning; where PriorBox is exact (opencv flavor: float sizes; integral sizes) it is used."""
+    name, out, report, _ = converted
+    flavor = report["flavor"]
+    types = [t for _, t, _ in layer_types(out)]
+    if flavor in MODELS[name].constant_priors:
+        assert report["ssd"]["priors_written_as"] == "constant" and "PriorBox" not in types
+        assert any("45.255" in w and "constant blob" in w for w in report["warnings"]), report["warnings"]
+    else:
+        assert report["ssd"]["priors_written_as"] == "PriorBox" and "InnerProduct" not in types
+        assert types.count("PriorBox") == sum(1 for _ in report["ssd"]["heads"])
 
 
 # ----------------------------------------------------------------------------------------- fine-tuning
