@@ -120,3 +120,23 @@ def match_tf_detections(ref: Any, detection_out: np.ndarray, report: dict[str, A
     return match_detections(tf, caffe_detections(detection_out), keep_top_k=ssd["nms"]["keep_top_k"],
                             nms_threshold=ssd["nms"]["nms_threshold"], caffe_empty_rows=empty_rows(detection_out),
                             max_per_class=ssd["tf_nms"]["max_per_class"])
+
+
+def float64_raw_tensors(model: Path, ssd: dict[str, Any], x_nhwc: np.ndarray, size: tuple[int, int]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """A converted detector's raw box encodings and class logits evaluated in float64: the IR reference kernels on
+    the TF region the conversion imported (``ssd``: conversion.json's section), fed ``x_nhwc`` through the
+    normalisation the conversion replays, in float64. The reference where TF's own float32 rounding matters."""
+    from transpiler.convert import ConvertOptions, lower
+    from transpiler.ir.interpreter import run
+
+    region = ConvertOptions(model, inputs=[InputSpec(ssd["feature_input"], (1, *size, 3))],
+                            outputs=[ssd["raw_box_encodings"], ssd["raw_class_logits"]], passes=[])
+    graph, _, _ = lower(region)
+    x = x_nhwc.astype(np.float64)
+    for step in ssd["normalization"]:
+        c = np.float32(step["value"])
+        x = {"Mul": np.multiply, "Sub": np.subtract, "Add": np.add, "Div": np.divide}[step["op"]](
+            *((c, x) if step["scalar_first"] else (x, c)))
+    out = run(graph, {graph.inputs[0].name: x})
+    return out[graph.outputs[0].name], out[graph.outputs[1].name]

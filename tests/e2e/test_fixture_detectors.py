@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import fixture_model
-from e2e_helpers import convert_case, convert_model, detector_blobs, layer_types
+from e2e_helpers import convert_case, convert_model, detector_blobs, float64_raw_tensors, layer_types
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
@@ -46,24 +46,6 @@ def run_picture(name: str, out: Path, pic: str, runtime: Any = "opencv") -> tupl
     return ref, detector_blobs(out, x, runtime, pic)  # one run serves both tests of a picture
 
 
-def float64_raw_tensors(name: str, report: dict, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The raw tensors evaluated in float64 (IR reference kernels on the imported TF region)."""
-    from transpiler.convert import ConvertOptions, lower
-    from transpiler.frontends.tf.importer import InputSpec
-    from transpiler.ir.interpreter import run
-
-    ssd = report["ssd"]
-    region = ConvertOptions(fixture_model(name), inputs=[InputSpec(ssd["feature_input"], (1, 300, 300, 3))],
-                            outputs=[ssd["raw_box_encodings"], ssd["raw_class_logits"]], passes=[])
-    graph, _, _ = lower(region)
-    x = x_nhwc.astype(np.float64)
-    for step in ssd["normalization"]:
-        x = {"Mul": np.multiply, "Sub": np.subtract, "Add": np.add, "Div": np.divide}[step["op"]](
-            *((np.float32(step["value"]), x) if step["scalar_first"] else (x, np.float32(step["value"]))))
-    out = run(graph, {graph.inputs[0].name: x})
-    return out[graph.outputs[0].name], out[graph.outputs[1].name]
-
-
 @pytest.mark.parametrize("pic", PICTURES)
 def test_raw_tensors_and_priors_equal_tf(converted: Converted, pic: str) -> None:
     name, out, report, runtime = converted
@@ -77,7 +59,7 @@ def test_raw_tensors_and_priors_equal_tf(converted: Converted, pic: str) -> None
         # evaluation is the reference: Caffe must be within 1e-4 of it, or within the order of TF's own
         # float32 error (two float32 implementations summing in different orders land at errors of the same
         # order, in either direction: at most twice TF's). Caffe-vs-TF then follows by the triangle inequality.
-        enc64, logit64 = float64_raw_tensors(name, report, ref["input"])
+        enc64, logit64 = float64_raw_tensors(fixture_model(name), report["ssd"], ref["input"], (300, 300))
         exact = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"], enc64, logit64,
                             None, 1e-4)
         for row, to64, ref64, tf_ref in zip(rows[:2], exact, (enc64, logit64),

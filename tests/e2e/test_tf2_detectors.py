@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_helpers import assert_converts_without_heavy_imports, convert_model, detector_blobs, match_tf_detections
+from e2e_helpers import (
+    assert_converts_without_heavy_imports,
+    convert_model,
+    detector_blobs,
+    float64_raw_tensors,
+    match_tf_detections,
+)
 from od_api import export_detector
 
 from transpiler.verify.detections import caffe_detections, compare_raw, match_detections, tf_detections
@@ -282,34 +288,13 @@ def test_raw_tensors_and_priors_equal_tf(case: tuple[str, str, str], pic: str, r
         # coffee: TF 7.6e-5 from float64, the real SSD-Caffe 9.5e-5, OpenCV 1.6e-4; `--verify --per-layer` on the
         # inlined region finds no layer beyond float32 rounding). Then the project's per-layer rule (README,
         # "Verifying"), with TF rerun in float64: |Caffe − TF| ≤ max(1e-4·max|ref|, 16·max|TF32 − TF64|).
-        enc64, logit64 = float64_raw_tensors(converted, ref[KINDS[converted[1]]])
+        name, kind, _, _ = converted
+        enc64, logit64 = float64_raw_tensors(exported(name) / kind / "saved_model", report["ssd"], ref[KINDS[kind]],
+                                             (MODELS[name].size, MODELS[name].size))
         for row, ref64, tf_ref in zip(rows[:2], (enc64, logit64), (ref["raw_box_encodings"], ref["raw_class_logits"]),
                                       strict=True):
             tf_error = float(np.abs(tf_ref - ref64.reshape(tf_ref.shape)).max())
             assert row.max_abs <= max(1e-4 * row.ref_max, 16 * tf_error), (row.name, row.rel, tf_error / row.ref_max)
-
-
-def float64_raw_tensors(converted: Converted, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The raw tensors evaluated in float64: the IR reference kernels on the imported TF region, fed the
-    normalisation the conversion replays (in float64)."""
-    from transpiler.convert import ConvertOptions, lower
-    from transpiler.frontends.tf.importer import InputSpec
-    from transpiler.ir.interpreter import run
-
-    name, kind, _, report = converted
-    ssd = report["ssd"]
-    size = MODELS[name].size
-    region = ConvertOptions(exported(name) / kind / "saved_model", passes=[],
-                            inputs=[InputSpec(ssd["feature_input"], (1, size, size, 3))],
-                            outputs=[ssd["raw_box_encodings"], ssd["raw_class_logits"]])
-    graph, _, _ = lower(region)
-    x = x_nhwc.astype(np.float64)
-    for step in ssd["normalization"]:
-        c = np.float32(step["value"])
-        x = {"Mul": np.multiply, "Sub": np.subtract, "Add": np.add, "Div": np.divide}[step["op"]](
-            *((c, x) if step["scalar_first"] else (x, c)))
-    out = run(graph, {graph.inputs[0].name: x})
-    return out[graph.outputs[0].name], out[graph.outputs[1].name]
 
 
 @pytest.mark.parametrize("pic", PICTURES)
