@@ -51,6 +51,24 @@ def _hyperparams(initializer: str) -> str:
 
 
 
+def _training_fields(classification_loss: str) -> str:
+    """The config's loss and training fields (the model builder needs them; inference does not use them)."""
+    return f"""    normalize_loss_by_num_matches: true
+    loss {{
+      localization_loss {{ weighted_smooth_l1 {{ }} }}
+      classification_loss {{ {classification_loss} }}
+      classification_weight: 1.0
+      localization_weight: 1.0
+    }}
+    encode_background_as_zeros: true
+    normalize_loc_loss_by_codesize: true
+    inplace_batchnorm_update: true
+    freeze_batchnorm: false
+  }}
+}}
+"""
+
+
 @dataclass(frozen=True)
 class Model:
     """A TF2 SSD configuration (pipeline.config fields); the defaults are the TF2 zoo's ssd_mobilenet_v2_320x320
@@ -128,20 +146,7 @@ class Model:
       }}
       score_converter: {self.converter}{scale}
     }}
-    normalize_loss_by_num_matches: true
-    loss {{
-      localization_loss {{ weighted_smooth_l1 {{ }} }}
-      classification_loss {{ {loss} }}
-      classification_weight: 1.0
-      localization_weight: 1.0
-    }}
-    encode_background_as_zeros: true
-    normalize_loc_loss_by_codesize: true
-    inplace_batchnorm_update: true
-    freeze_batchnorm: false
-  }}
-}}
-"""
+{_training_fields(loss)}"""
 
 
 MODELS = {
@@ -203,20 +208,7 @@ FPNLITE_CONFIG = """model {
         max_total_detections: 100 use_static_shapes: false }
       score_converter: SIGMOID
     }
-    normalize_loss_by_num_matches: true
-    loss {
-      localization_loss { weighted_smooth_l1 { } }
-      classification_loss { weighted_sigmoid_focal { gamma: 2.0 alpha: 0.25 } }
-      classification_weight: 1.0
-      localization_weight: 1.0
-    }
-    encode_background_as_zeros: true
-    normalize_loc_loss_by_codesize: true
-    inplace_batchnorm_update: true
-    freeze_batchnorm: false
-  }
-}
-"""
+""" + _training_fields("weighted_sigmoid_focal { gamma: 2.0 alpha: 0.25 }")
 MODELS["ssd_mnv2_fpnlite_320"] = Model(num_classes=5, text=FPNLITE_CONFIG, flavor="opencv")
 # ssd_mobilenet_v1_fpn (the zoo's 640x640 at 320): the same FPN, head and anchors on MobileNetV1, full convolutions.
 MODELS["ssd_mnv1_fpn_320"] = Model(num_classes=4, flavor="opencv", text="".join(
