@@ -36,17 +36,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_helpers import convert_model, layer_types
+from e2e_helpers import convert_model, detector_blobs, layer_types, match_tf_detections
 from google.protobuf import text_format
-from test_tf2_detectors import export_detector
+from od_api import export_detector
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
-from transpiler.verify.detections import caffe_detections, compare_raw, empty_rows, match_detections, tf_detections
-from transpiler.verify.runners import load_opencv_net, run_opencv
+from transpiler.verify.detections import compare_raw
 
 SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf1.py"
 PICTURES = ["astronaut", "camera", "coffee"]
-LAYERS = ["mbox_loc", "mbox_conf_logits", "mbox_priorbox", "detection_out"]
 
 
 def _hyperparams(initializer: str, batch_norm: str = "decay: 0.97 center: true scale: true epsilon: 0.001") -> str:
@@ -182,7 +180,6 @@ def exported(name: str) -> Path:
 
 
 _CONVERSIONS: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
-_RUNS: dict[tuple[str, str, str, str], dict[str, np.ndarray]] = {}
 Converted = tuple[str, Path, dict[str, Any], str]
 
 
@@ -201,16 +198,8 @@ def run_picture(converted: Converted, pic: str, request: pytest.FixtureRequest) 
     name, out, _, runtime = converted
     ref = np.load(exported(name) / f"ref_{pic}.npz")
     x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 RGB pixels, NCHW
-    key = (name, str(out), pic, runtime)
-    if key not in _RUNS:
-        if runtime == "opencv":
-            _RUNS[key] = run_opencv(load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel"), {"data": x},
-                                    LAYERS)
-        else:
-            blobs = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel",
-                                                                  [x])
-            _RUNS[key] = {layer: blobs[layer] for layer in LAYERS}
-    return ref, _RUNS[key]
+    runner = "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe")
+    return ref, detector_blobs(out, x, runner, pic)
 
 
 @pytest.mark.parametrize("pic", PICTURES)
@@ -229,18 +218,13 @@ def test_raw_tensors_and_priors_equal_tf(converted: Converted, pic: str, request
 def test_detections_match_tf_box_by_box(converted: Converted, pic: str, request: pytest.FixtureRequest) -> None:
     _, _, report, _ = converted
     ref, got = run_picture(converted, pic, request)
-    tf = tf_detections(ref["detection_boxes"], ref["detection_scores"], ref["detection_classes"],
-                       ref["num_detections"])
-    caffe = caffe_detections(got["detection_out"])
-    nms = report["ssd"]["nms"]
     # rows whose box lies wholly outside the picture (TF drops them) and detections beyond TF's per-class cap
     # take keep_top_k slots: the documented excuses, counted exactly
-    result = match_detections(tf, caffe, keep_top_k=nms["keep_top_k"], nms_threshold=nms["nms_threshold"],
-                              caffe_empty_rows=empty_rows(got["detection_out"]),
-                              max_per_class=report["ssd"]["tf_nms"]["max_per_class"])
+    result = match_tf_detections(ref, got["detection_out"], report)
     assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3])
-    assert len(tf) == 100 and result.matched >= 90, (result.matched, result.excused)
-    assert len({d.label for d in tf}) > 1  # the spread heads detect several classes
+    classes = ref["detection_classes"][0][:int(ref["num_detections"][0])]
+    assert classes.size == 100 and result.matched >= 90, (result.matched, result.excused)
+    assert len(set(classes.tolist())) > 1  # the spread heads detect several classes
 
 
 def test_feature_pyramid_and_prior_grid(converted: Converted) -> None:
