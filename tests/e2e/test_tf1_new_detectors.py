@@ -6,7 +6,7 @@ norm calibrated on real pictures and the heads spread; the export and TF's outpu
 under the test cache, keyed by the script and the config:
 
 - ``ssd_mnv3_small``: ssd_mobilenet_v3_small (hard-swish, squeeze-excite, the extractor's depthwise extra
-  layers, SSDLite heads), 7 classes, 320×320;
+  layers, SSDLite heads), 7 classes, 320×320; ``ssd_mnv3_large``: ssd_mobilenet_v3_large, width 0.5, 5 classes;
 - ``ssd_mnv1_fpn``: ssd_mobilenet_v1_fpn (FPN levels 3..7: nearest-neighbour upsampling as Pack/Reshape and
   top-down adds), the weight-shared convolutional box predictor (one tower, batch norm per level),
   ``multiscale_anchor_generator`` (levels 3..7, 2 scales per octave, ratios 1, 2, ½, anchor scale 4),
@@ -85,14 +85,15 @@ train_config {
 NORMAL_001 = "random_normal_initializer { mean: 0.0 stddev: 0.01 }"
 TRUNCATED_003 = "truncated_normal_initializer { mean: 0.0 stddev: 0.03 }"
 
-# ssd_mobilenet_v3_small as the TF1 zoo configures it (SSDLite heads), 7 classes
-MNV3_SMALL = f"""model {{
+# ssd_mobilenet_v3_small/large as the TF1 zoo configures them (SSDLite heads)
+def _mnv3_config(variant: str, classes: int, depth_multiplier: float) -> str:
+    return f"""model {{
   ssd {{
-    num_classes: 7
+    num_classes: {classes}
     image_resizer {{ fixed_shape_resizer {{ height: 320 width: 320 }} }}
     feature_extractor {{
-      type: "ssd_mobilenet_v3_small"
-      depth_multiplier: 1.0
+      type: "ssd_mobilenet_v3_{variant}"
+      depth_multiplier: {depth_multiplier}
       min_depth: 16
       use_depthwise: true
       {_hyperparams(TRUNCATED_003, "decay: 0.97 center: true scale: true epsilon: 0.001 train: true")}
@@ -114,6 +115,10 @@ MNV3_SMALL = f"""model {{
     }}{COMMON}
   }}
 }}{TRAIN}"""
+
+
+MNV3_SMALL = _mnv3_config("small", 7, 1.0)
+MNV3_LARGE = _mnv3_config("large", 5, 0.5)
 
 
 def _fpn_config(*, extractor: str, classes: int, size: int, depth_multiplier: float, scales_per_octave: int,
@@ -164,6 +169,7 @@ class Model:
 
 MODELS = {
     "ssd_mnv3_small": Model(MNV3_SMALL, 320, ("ssd",)),
+    "ssd_mnv3_large": Model(MNV3_LARGE, 320, ("ssd",)),
     "ssd_mnv1_fpn": Model(_fpn_config(extractor="ssd_mobilenet_v1_fpn", classes=5, size=320, depth_multiplier=0.25,
                                       scales_per_octave=2, lite=False), 320, ("ssd", "opencv"),
                           constant_priors=("ssd",)),
