@@ -24,6 +24,19 @@ TF2 exports (SavedModels, read by ``saved_model.py``) are recognised by structur
 score converter feeding the NMS scores, the box decoder and the anchors its arithmetic reads. The box
 decoder (and the max-total search) serve TF1 exports too. The TFLite-friendly export is lowered from its
 ``TFLite_Detection_PostProcess`` call's attributes.
+
+Exports made with ``use_static_shapes: true`` (the MobileNetV3 SSD configs) have no NMS op: each class calls
+TF's ``non_max_suppression_padded`` (v2), a library function of plain ops and functional while-loops
+(``PartitionedCall`` → ``__inference_non_max_suppression_padded_v2_*``). Such a call is recognised by its
+function's structure (see ``_is_padded_nms``), and its settings are read from the call's constant inputs in the
+argument order TF's Python API fixes (boxes, scores, max_output_size, iou_threshold, score_threshold,
+sorted_input, canonicalized_coordinates, tile_size) — the positions NonMaxSuppressionV3+ use for the first
+five, checked against the body: ``max_output_size`` is the TopKV2's k, ``score_threshold`` the threshold of
+``scores > t`` on the reshaped scores, ``iou_threshold`` a while-loop variable that a loop body compares with
+an IoU (a quotient). The tiled algorithm selects what greedy NMS selects, with two differences of measure zero
+or of no consequence after TF's clip: it suppresses at IoU ≥ t (V5 and DetectionOutput: IoU > t; its IoU
+divides by union + 1e-8), and a selected box with no coordinate > 0 (wholly above-left of the picture, which
+TF's clip drops afterwards) is not counted against the per-class limit.
 """
 
 from __future__ import annotations
@@ -110,14 +123,20 @@ def _in_scope(name: str, scope: str) -> bool:
 
 def is_od_api_ssd(graphdef: Any) -> bool:
     nodes = graphdef.node
-    return any(n.op in NMS_OPS for n in nodes) and any(_in_scope(n.name, "Postprocessor") for n in nodes)
+    return ((any(n.op in NMS_OPS for n in nodes) or bool(_padded_nms_calls(nodes, graphdef.library)))
+            and any(_in_scope(n.name, "Postprocessor") for n in nodes))
 
 
 def recognise(graphdef: Any, source: str) -> SSDGraph:
     g = _Graph(graphdef, source)
-    nms = [n for n in g.nodes.values() if n.op in NMS_OPS]
+    nms = [n for n in g.nodes.values() if n.op in NMS_OPS] + _padded_nms_calls(graphdef.node, graphdef.library)
     if not nms:
         raise g.error("no NonMaxSuppression op: not an Object Detection API detector")
+    for call in (n for n in nms if n.op in CALL_OPS):
+        sorted_input = g.const(g.data_inputs(call)[5])
+        if sorted_input is None or bool(sorted_input.reshape(-1)[0]):
+            raise g.error(f"'{call.name}' calls non_max_suppression_padded with sorted_input not constant False "
+                          "(it would trust the boxes' order): not supported")
     feature_input = _feature_input(g)
     image, normalization, size = _preprocessing(g, feature_input)
     logits, converter, logit_scale = _score_converter(g)
@@ -228,6 +247,72 @@ def _nms_settings(g: _Graph, nms: list[Any]) -> tuple[float, float, int, int]:
     if len(totals) != 1:
         raise g.error(f"cannot find the max total detections (candidates {sorted(totals)})")
     return ious.pop(), scores.pop(), per_class.pop(), totals.pop()
+
+
+CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
+_DT_INT32, _DT_BOOL = 3, 10
+# non_max_suppression_padded's arguments: boxes, scores, max_output_size, iou_threshold, score_threshold,
+# sorted_input, canonicalized_coordinates, tile_size
+_PADDED_NMS_ARGS = (1, 1, _DT_INT32, 1, 1, _DT_BOOL, _DT_BOOL, _DT_INT32)  # 1: DT_FLOAT
+_IOU_TESTS = frozenset({"Greater", "GreaterEqual", "Less", "LessEqual"})
+
+
+def _padded_nms_calls(nodes: Any, library: Any) -> list[Any]:
+    """The graph's calls of TF's ``non_max_suppression_padded`` (v2), recognised by their function's body."""
+    functions = {f.signature.name: f for f in library.function}
+    verdicts: dict[str, bool] = {}
+    calls = []
+    for node in nodes:
+        name = node.attr["f"].func.name if node.op in CALL_OPS and "f" in node.attr else ""
+        if name in functions:
+            if name not in verdicts:
+                verdicts[name] = _is_padded_nms(functions[name], functions)
+            if verdicts[name]:
+                calls.append(node)
+    return calls
+
+
+def _is_padded_nms(fdef: Any, functions: dict[str, Any]) -> bool:
+    """``non_max_suppression_padded``'s signature and body: ``max_output_size`` is the k of the TopKV2 that
+    picks the selected boxes, ``score_threshold`` the threshold of ``Greater(reshaped scores, t)``, and
+    ``iou_threshold`` goes into a while-loop whose body (or a nested loop's) compares an IoU quotient with it."""
+    if tuple(a.type for a in fdef.signature.input_arg) != _PADDED_NMS_ARGS:
+        return False
+    body = _Function(fdef)
+    _, scores, max_size, iou, score = body.args[:5]
+    topk = any(n.op == "TopKV2" and n.input[1] == max_size for n in body.nodes.values())
+    filtered = any(n.op == "Greater" and n.input[1] == score and _arg_behind(body, n.input[0]) == scores
+                   for n in body.nodes.values())
+    return topk and filtered and _compares_iou(body, iou, functions, 3)
+
+
+def _arg_behind(body: _Function, ref: str) -> str | None:
+    """The argument a value is a reshape (or copy) of, if it is one."""
+    for _ in range(100):
+        if ref in body.args:
+            return ref
+        node = body.producer(ref)
+        if node is None or node.op not in ("Reshape", "Identity"):
+            return None
+        ref = node.input[0]
+    return None
+
+
+def _compares_iou(body: _Function, threshold: str, functions: dict[str, Any], depth: int) -> bool:
+    """Whether ``threshold`` (an argument of ``body``) is compared with a quotient (the IoU) in ``body`` or in
+    the body of a while-loop it is passed to."""
+    for node in body.nodes.values():
+        ins = [i for i in node.input if not i.startswith("^")]
+        if node.op in _IOU_TESTS and len(ins) == 2 and ins[1] == threshold:
+            quotient = body.producer(ins[0])
+            if quotient is not None and quotient.op == "RealDiv":
+                return True
+        if node.op in LOOP_OPS and depth > 0 and threshold in ins:
+            fdef = functions.get(node.attr["body"].func.name)
+            loop = _Function(fdef) if fdef is not None else None
+            if loop is not None and _compares_iou(loop, loop.args[ins.index(threshold)], functions, depth - 1):
+                return True
+    return False
 
 
 def import_od_api_ssd(graphdef: Any, source: str, name: str, input_shape: tuple[int, ...] | None = None) -> Graph:
