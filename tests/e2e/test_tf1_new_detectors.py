@@ -414,3 +414,87 @@ def test_keep_classes_equals_full_model_restricted(name: str, tmp_path: Path) ->
     report = convert_model(exported(name) / "model.pb", tmp_path / "sel", flavor=flavor, keep_classes="2,4")
     assert report["ssd"]["class_selection"]["tf_class_ids"] == [2, 4]
     assert_selection_restricts(full, tmp_path / "sel", [2, 4], [exported(name) / f"ref_{p}.npz" for p in PICTURES])
+
+
+# ------------------------------------------------ use_static_shapes: TF's padded NMS function, no NMS op
+# The MobileNetV3 SSD configs set batch_non_max_suppression { use_static_shapes: true }: each class then calls
+# TF's non_max_suppression_padded (v2), a library function (PartitionedCall), instead of a NonMaxSuppression op.
+MNV3_SMALL_STATIC_NMS = MNV3_SMALL.replace("max_total_detections: 100 }",
+                                           "max_total_detections: 100 use_static_shapes: true }")
+
+
+@pytest.fixture(scope="module")
+def static_nms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """(export, output folder, conversion report): the static-shape export converted with defaults."""
+    assert MNV3_SMALL_STATIC_NMS != MNV3_SMALL
+    export = export_detector(SCRIPT, MNV3_SMALL_STATIC_NMS, PICTURES, 320)
+    out = tmp_path_factory.mktemp("static_nms")
+    shutil.rmtree(out)
+    return export, out, convert_model(export / "model.pb", out)
+
+
+def test_static_shapes_nms_is_read_from_the_padded_nms_calls(static_nms: tuple[Path, Path, dict[str, Any]]) -> None:
+    """The export has no NMS op, one call of the padded-NMS function per class; the settings are the config's."""
+    from transpiler.frontends.tf.loader import load_graphdef
+
+    export, _, report = static_nms
+    graph = load_graphdef(export / "model.pb")
+    assert not any(n.op.startswith("NonMaxSuppression") for n in graph.node)
+    calls = [n for n in graph.node if n.op == "PartitionedCall"
+             and n.attr["f"].func.name.startswith("__inference_non_max_suppression_padded")]
+    assert len(calls) == 7  # one per class
+    tf_nms = report["ssd"]["tf_nms"]
+    assert (tf_nms["max_per_class"], tf_nms["max_total"]) == (100, 100)
+    assert np.float32(tf_nms["iou_threshold"]) == np.float32(0.6)
+    assert np.float32(tf_nms["score_threshold"]) == np.float32(1e-8)
+
+
+def test_padded_nms_detects_what_nms_v5_detects(static_nms: tuple[Path, Path, dict[str, Any]]) -> None:
+    """TF's padded NMS equals NonMaxSuppressionV5 (what DetectionOutput stands for) for these settings: the export
+    with use_static_shapes and the one without (same weights) give the same raw tensors and the same detections."""
+    export = static_nms[0]
+    for pic in PICTURES:
+        padded, v5 = np.load(export / f"ref_{pic}.npz"), np.load(exported("ssd_mnv3_small") / f"ref_{pic}.npz")
+        assert all(np.array_equal(padded[k], v5[k]) for k in ("input", "raw_box_encodings", "raw_class_logits"))
+        for key in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
+            np.testing.assert_array_equal(padded[key], v5[key], err_msg=f"{pic}: {key}")
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "caffe"])
+@pytest.mark.parametrize("pic", PICTURES)
+def test_static_shapes_nms_matches_tf(static_nms: tuple[Path, Path, dict[str, Any]], pic: str, runtime: str,
+                                      request: pytest.FixtureRequest) -> None:
+    """Raw tensors, priors and every TF detection box by box, in OpenCV and the real SSD-Caffe."""
+    export, out, report = static_nms
+    ref = np.load(export / f"ref_{pic}.npz")
+    x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)
+    got = detector_blobs(out, x, "opencv" if runtime == "opencv" else request.getfixturevalue("real_caffe"),
+                         ("static_nms", pic))
+    rows = compare_raw(report, got["mbox_loc"], got["mbox_conf_logits"], got["mbox_priorbox"],
+                       ref["raw_box_encodings"], ref["raw_class_logits"], ref["anchors"], 1e-4)
+    assert all(r.ok for r in rows[:2]) and rows[2].max_abs <= 1e-5, [(r.name, r.rel, r.max_abs) for r in rows]
+    result = match_tf_detections(ref, got["detection_out"], report)
+    assert result.ok, (result.unmatched_tf[:3], result.unmatched_caffe[:3])
+    assert int(ref["num_detections"][0]) == 100 and result.matched >= 90, (result.matched, result.excused)
+
+
+def test_padded_nms_is_recognised_by_its_body_not_by_position(static_nms: tuple[Path, Path, dict[str, Any]]) -> None:
+    """A function with the padded NMS's signature whose score test reads another argument is no padded NMS (the
+    export is then no detector); sorted_input true (TF would trust the boxes' order) is refused, saying why."""
+    from transpiler.errors import UnsupportedModelError
+    from transpiler.frontends.tf.loader import load_graphdef
+    from transpiler.frontends.tf.od_api_ssd import is_od_api_ssd, recognise
+
+    model = static_nms[0] / "model.pb"
+    graph = load_graphdef(model)
+    assert is_od_api_ssd(graph)
+    (padded,) = (f for f in graph.library.function if f.signature.name.startswith("__inference_non_max_suppression"))
+    (test,) = (n for n in padded.node_def if n.op == "Greater" and n.input[1] == "score_threshold")
+    test.input[1] = "iou_threshold"
+    assert not is_od_api_ssd(graph)
+    graph = load_graphdef(model)
+    calls = [n for n in graph.node if n.op == "PartitionedCall"]
+    flag = next(n for n in graph.node if n.name == calls[0].input[5])
+    flag.attr["value"].tensor.bool_val[:] = [True]
+    with pytest.raises(UnsupportedModelError, match="sorted_input"):
+        recognise(graph, str(model))
