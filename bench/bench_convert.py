@@ -51,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 DEFAULT_MODELS = [FIXTURES / name / "model.pb" for name in ("keras3_mnv2_300_notop", "tfkeras_mnv2_300_notop")]
+PACKAGE_DIRS = ("transpiler", "passes", "backends", "kernels")
 TF2ONNX_VENV_PYTHON = Path.home() / ".cache" / "transpiler-bench" / "tf2onnx" / "bin" / "python"
 
 
@@ -291,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tf2onnx-python", help="interpreter with tf2onnx installed (default: see module docstring)")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",") if t]
-    models = [m.resolve() for m in (args.models or ([] if args.saved_model_demo else DEFAULT_MODELS))]
+    models = [m.absolute() for m in (args.models or ([] if args.saved_model_demo else DEFAULT_MODELS))]
+    # Bytecode as an installed package has it (pip compiles on install), also where PYTHONDONTWRITEBYTECODE is set.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / d) for d in PACKAGE_DIRS)], check=True)
     onnx_python = tf2onnx_python(args.tf2onnx_python)
     demo_dir = tempfile.TemporaryDirectory(prefix="bench_saved_models_")
     if args.saved_model_demo:
