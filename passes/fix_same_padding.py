@@ -14,6 +14,7 @@ from __future__ import annotations
 from transpiler.ir.core import Graph, Node
 from transpiler.ir.ops import kernel_hw, spatial_axes, window_pads
 from transpiler.pass_manager import Pass, PassContext, register_pass
+from transpiler.passes.common import absorb_pad, pads_with, spatial_zero_pad
 
 
 def _resolve(node: Node) -> bool:
@@ -29,25 +30,11 @@ def _resolve(node: Node) -> bool:
 
 
 def _merge_pad(graph: Graph, pad: Node) -> bool:
-    x = pad.inputs[0]
+    extra = spatial_zero_pad(graph, pad)
     users = pad.output.users
-    if (not users or any(u.op != "Conv" for u in users) or float(pad.attrs.get("value", 0.0)) != 0.0
-            or x.shape is None or len(x.shape) != 4 or any(o is pad.output for o in graph.outputs)):
+    if extra is None or any(u.op != "Conv" or u.attrs.get("padding") == "SAME" for u in users):
         return False
-    ah, aw = spatial_axes(x.layout)
-    pads = pad.attrs["pads"]
-    if any(tuple(pads[i]) != (0, 0) for i in range(4) if i not in (ah, aw)):
-        return False  # pads batch or channels: a real Pad, not convolution padding
-    for conv in users:
-        if conv.attrs.get("padding") == "SAME":
-            return False
-    for conv in users:
-        t, b, left, r = conv.attrs["pads"] if conv.attrs.get("padding") == "EXPLICIT" else (0, 0, 0, 0)
-        conv.attrs["pads"] = (t + pads[ah][0], b + pads[ah][1], left + pads[aw][0], r + pads[aw][1])
-        conv.attrs["padding"] = "EXPLICIT"
-        conv.source_names = pad.source_names + conv.source_names
-    graph.replace_all_uses_with(pad.output, x)
-    graph.remove(pad)
+    absorb_pad(graph, pad, [pads_with(conv, extra) for conv in users])
     return True
 
 

@@ -19,8 +19,8 @@ that are all non-global max poolings.
 from __future__ import annotations
 
 from transpiler.ir.core import Graph, Node, Value
-from transpiler.ir.ops import spatial_axes
 from transpiler.pass_manager import Pass, PassContext, register_pass
+from transpiler.passes.common import absorb_pad, pads_with, spatial_zero_pad
 
 # Ops whose output is ≥ 0 whatever their input.
 _NON_NEGATIVE = frozenset({"Relu", "Relu6", "Sigmoid", "Exp", "Abs", "Square", "Sqrt", "Softmax"})
@@ -50,34 +50,21 @@ def non_negative(value: Value, depth: int = _DEPTH) -> bool:
 
 
 def _fold(graph: Graph, pad: Node) -> bool:
-    x = pad.inputs[0]
+    extra = spatial_zero_pad(graph, pad)
     users = pad.output.users
-    if (not users or x.shape is None or len(x.shape) != 4 or float(pad.attrs.get("value", 0.0)) != 0.0
-            or any(o is pad.output for o in graph.outputs)):
-        return False
-    if any(u.op != "Pool" or u.attrs.get("mode") != "max" or u.attrs.get("global_pool")
-           or u.attrs.get("padding", "VALID") not in ("VALID", "EXPLICIT") for u in users):
-        return False
-    ah, aw = spatial_axes(x.layout)
-    pads = pad.attrs["pads"]
-    if any(tuple(pads[i]) != (0, 0) for i in range(4) if i not in (ah, aw)):
+    if extra is None or any(u.op != "Pool" or u.attrs.get("mode") != "max" or u.attrs.get("global_pool")
+                            or u.attrs.get("padding", "VALID") not in ("VALID", "EXPLICIT") for u in users):
         return False
     merged = []
     for pool in users:
-        t, b, left, r = pool.attrs["pads"] if pool.attrs.get("padding") == "EXPLICIT" else (0, 0, 0, 0)
-        new = (t + pads[ah][0], b + pads[ah][1], left + pads[aw][0], r + pads[aw][1])
+        new = pads_with(pool, extra)
         kh, kw = pool.attrs["kernel"]
         if max(new[:2]) >= kh or max(new[2:]) >= kw:
             return False  # a window of padding only: TF gives 0 there, padded max pooling −∞
         merged.append(new)
-    if not non_negative(x):
+    if not non_negative(pad.inputs[0]):
         return False
-    for pool, new in zip(users, merged, strict=True):
-        pool.attrs["pads"] = new
-        pool.attrs["padding"] = "EXPLICIT"
-        pool.source_names = pad.source_names + pool.source_names
-    graph.replace_all_uses_with(pad.output, x)
-    graph.remove(pad)
+    absorb_pad(graph, pad, merged)
     return True
 
 
