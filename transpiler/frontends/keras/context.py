@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from transpiler.errors import IRError, TranspilerError, UnsupportedModelError
+from transpiler.errors import UnsupportedModelError
 from transpiler.frontends.keras.files import KerasModel, LayerWeights
+from transpiler.frontends.nodes import add_source_node
 from transpiler.ir.core import Graph, Value
-from transpiler.pass_manager import infer_checked
 
 
 @dataclass
@@ -50,17 +50,8 @@ class KerasContext:
     def add(self, op: str, layer: Layer, inputs: Sequence[Value], attrs: dict[str, Any] | None = None,
             suffix: str = "") -> Value:
         """An IR node made from ``layer``; shapes are inferred at once (a contradiction names the layer)."""
-        node = self.graph.add_node(op, inputs, 1, attrs, name=layer.path + suffix, source_names=[layer.path])
-        try:
-            infer_checked(node)
-        except IRError as exc:
-            raise UnsupportedModelError(f"{self.where(layer)}: {exc}") from None
-        except TranspilerError as exc:
-            raise type(exc)(f"{self.where(layer)}: {exc}") from None
-        out = node.output
-        if out.layout is None and out.rank == 4 and out.dtype.is_float:
-            out.layout = "NHWC"  # Keras maps are channels_last (channels_first is refused up front)
-        return out
+        return add_source_node(self.graph, op, inputs, attrs, name=layer.path + suffix, source_name=layer.path,
+                               where=self.where(layer)).output
 
     def constant(self, layer: Layer, array: Any, suffix: str) -> Value:
         return self.graph.constant(layer.path + suffix, np.asarray(array, dtype=np.float32))

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from transpiler.errors import IRError, PluginError, TranspilerError, UnsupportedModelError, UsageError
+from transpiler.frontends.nodes import add_source_node
 from transpiler.frontends.tf.registry import TF_HANDLERS
 from transpiler.frontends.tf.tensors import tensor_to_numpy
 from transpiler.ir.core import Graph, Node, Shape, Value
 from transpiler.ir.dtypes import DType
 from transpiler.ir.ops import can_evaluate, evaluate
-from transpiler.pass_manager import infer_checked
 from transpiler.plugins import plugin_of
 
 # TF DataType enum → IR dtype (reference types, +100, map to the same).
@@ -136,18 +136,8 @@ class ImportContext:
     def add(self, op: str, tf_node: Any, inputs: Sequence[Value], attrs: dict[str, Any] | None = None,
             *, num_outputs: int = 1, suffix: str = "") -> Node:
         """Add an IR node made from ``tf_node``; shape inference runs at once."""
-        name = tf_node.name + suffix
-        node = self.graph.add_node(op, inputs, num_outputs, attrs, name=name, source_names=[tf_node.name])
-        try:
-            infer_checked(node)
-        except IRError as exc:
-            raise UnsupportedModelError(f"{self.where(tf_node)}: {exc}") from None
-        except TranspilerError as exc:
-            raise type(exc)(f"{self.where(tf_node)}: {exc}") from None
-        for out in node.outputs:
-            if out.layout is None and out.rank == 4 and out.dtype.is_float:
-                out.layout = "NHWC"  # every 4-D TF feature map is NHWC (NCHW data_format is refused)
-        return node
+        return add_source_node(self.graph, op, inputs, attrs, name=tf_node.name + suffix, source_name=tf_node.name,
+                               where=self.where(tf_node), num_outputs=num_outputs)
 
     def constant(self, tf_node: Any, array: np.ndarray, suffix: str = "") -> Value:
         return self.graph.constant(tf_node.name + suffix, array)
