@@ -1,7 +1,7 @@
 """The SavedModel route, checked against TensorFlow itself (no TensorFlow in the conversion).
 
 * our ``saved_model.proto`` declares its fields with TensorFlow's numbers and types;
-* crc32c matches the published test vectors, and its vectorised path equals the byte loop;
+* crc32c: see test_crc32c_batch.py;
 * the checkpoint reader returns exactly what ``tf.train.load_checkpoint`` returns, for checkpoints
   TF wrote with several shards, dtypes float16/float32/float64/int32/int64/bool/string, empty,
   scalar and large tensors, and an index of several blocks;
@@ -34,7 +34,6 @@ from transpiler.convert import ConvertOptions, convert
 from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
 from transpiler.frontends.tf import load_tf_model
 from transpiler.frontends.tf.checkpoint import Checkpoint
-from transpiler.frontends.tf.crc32c import crc32c, mask, unmask
 from transpiler.frontends.tf.proto import saved_model_pb2 as ours
 from transpiler.frontends.tf.saved_model import find_saved_model, load_saved_model
 from transpiler.frontends.tf.sstable import read_table
@@ -120,30 +119,7 @@ def _all_messages(messages: Any) -> list[Any]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# (b) crc32c
-# ----------------------------------------------------------------------------------------------
-
-
-def test_crc32c_published_vectors() -> None:
-    # RFC 3720 (iSCSI) appendix B.4, and the common check value of "123456789"
-    assert crc32c(bytes(32)) == 0x8A9136AA
-    assert crc32c(b"\xff" * 32) == 0x62A8AB43
-    assert crc32c(bytes(range(32))) == 0x46DD794E
-    assert crc32c(bytes(range(31, -1, -1))) == 0x113FDB5C
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(b"") == 0
-
-
-def test_crc32c_vectorised_equals_byte_loop() -> None:
-    from transpiler.frontends.tf import crc32c as module
-
-    data = np.random.default_rng(1).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
-    for n in (4095, 4096, 4097, 10_007, 65_536, 300_000):
-        assert crc32c(data[:n]) == module._run_bytes(0xFFFFFFFF, data[:n]) ^ 0xFFFFFFFF, n
-    assert crc32c(data[1000:], crc32c(data[:1000])) == crc32c(data)
-    for value in (0, 1, 0xFFFFFFFF, crc32c(data)):
-        assert unmask(mask(value)) == value
+# (b) crc32c: tests/frontend/test_crc32c_batch.py
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ Numeric tensors are stored as their raw elements in the header's byte order. A s
 ``n`` elements is ``n`` varint64 lengths, then a 4-byte masked CRC-32C of the lengths (each taken
 as a little-endian uint32), then the strings' bytes back to back. The entry's CRC-32C covers the
 stored bytes, except that for strings the lengths enter it as those uint32 values, exactly as
-the inner checksum does; it is verified for every tensor read (the numeric tensors' CRCs are computed
-together, for all of the checkpoint, at the first read: ``crc32c_many``). Any mismatch, a missing shard, or
+the inner checksum does; it is verified for every tensor read (by Google's CRC32C library, or, without it, for
+all numeric tensors together at the first read: ``crc32c_many``). :meth:`Checkpoint.read_content` hands out a
+numeric tensor's verified bytes as they are, which is what a ``TensorProto``'s ``tensor_content`` holds (no
+decoding for a SavedModel's frozen weights). Any mismatch, a missing shard, or
 an entry pointing past a shard's end raises :class:`~transpiler.errors.ModelLoadError` naming the
 file. A tensor stored in slices (a partitioned variable, or one split by a shard-size policy)
 lists them in its entry; each slice is a tensor of its own under an encoded key (:func:`slice_key`),
@@ -32,7 +34,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from transpiler.errors import ModelLoadError, UnsupportedModelError
-from transpiler.frontends.tf.crc32c import crc32c, crc32c_many, unmask
+from transpiler.frontends.tf.crc32c import NATIVE, crc32c, crc32c_many, unmask
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
 from transpiler.frontends.tf.sstable import read_table
 
@@ -171,15 +173,37 @@ class Checkpoint:
             full[index] = value
         return full
 
+    def read_content(self, key: str) -> tuple[bytes, int, tuple[int, ...]] | None:
+        """The little-endian element bytes (``TensorProto.tensor_content``), DataType and shape of the numeric
+        tensor ``key``, its CRC verified, without decoding it; None where that is not how it is stored
+        (strings, sliced tensors, big-endian bundles, dtypes :meth:`read` refuses), for :meth:`read` to handle."""
+        entry = self.entries.get(key)
+        if entry is None or entry.sliced or self.byte_order != "<" or entry.dtype not in _NUMPY:
+            return None
+        raw = self._entry_bytes(entry)
+        count = int(np.prod(entry.shape, dtype=np.int64))
+        if len(raw) != count * _NUMPY[entry.dtype].itemsize:
+            return None  # read() names the mismatch
+        if self._numeric_crc(entry, raw) != unmask(entry.crc32c):
+            raise self._corrupt(entry)
+        return raw, entry.dtype, entry.shape
+
+    def _corrupt(self, entry: TensorEntry) -> ModelLoadError:
+        return ModelLoadError(f"checkpoint data file '{self.shard_path(entry.shard)}': checksum mismatch for "
+                              f"'{entry.key}' (the file is corrupt)")
+
+    def _entry_bytes(self, entry: TensorEntry) -> bytes:
+        data = self._shard(entry.shard)
+        if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > len(data):
+            raise ModelLoadError(f"checkpoint data file '{self.shard_path(entry.shard)}': '{entry.key}' lies at "
+                                 f"bytes {entry.offset}..{entry.offset + entry.size}, past the end of the file "
+                                 f"({len(data)} bytes; truncated?)")
+        return data[entry.offset : entry.offset + entry.size]
+
     def _read_entry(self, entry: TensorEntry) -> np.ndarray:
         key = entry.key
-        data = self._shard(entry.shard)
         path = self.shard_path(entry.shard)
-        if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > len(data):
-            raise ModelLoadError(f"checkpoint data file '{path}': '{key}' lies at bytes "
-                                 f"{entry.offset}..{entry.offset + entry.size}, past the end of the file "
-                                 f"({len(data)} bytes; truncated?)")
-        raw = data[entry.offset : entry.offset + entry.size]
+        raw = self._entry_bytes(entry)
         count = int(np.prod(entry.shape, dtype=np.int64))
         if entry.dtype == tf_graph_pb2.DT_STRING:
             values, crc = self._strings(raw, count, key, path)
@@ -196,12 +220,13 @@ class Checkpoint:
             crc = self._numeric_crc(entry, raw)
             values = np.frombuffer(raw, dtype=dtype.newbyteorder(self.byte_order)).astype(dtype)
         if crc != unmask(entry.crc32c):
-            raise ModelLoadError(f"checkpoint data file '{path}': checksum mismatch for '{key}' "
-                                 "(the file is corrupt)")
+            raise self._corrupt(entry)
         return values.reshape(entry.shape)
 
     def _numeric_crc(self, entry: TensorEntry, raw: bytes) -> int:
-        """The CRC of a numeric entry's bytes; all numeric entries' are computed at once on the first call."""
+        """The CRC of a numeric entry's bytes (with numpy: all numeric entries' at once, on the first call)."""
+        if NATIVE:
+            return crc32c(raw)
         if self._numeric_crcs is None:
             batch: list[tuple[int, memoryview]] = []  # (id of the entry, its bytes)
             for e in [*self.entries.values(), *self._slice_entries.values()]:
