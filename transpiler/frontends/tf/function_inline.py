@@ -106,7 +106,7 @@ class _Inliner:
         self.functions = {f.signature.name: f for f in library.function}
         self.source = source
         self.op_defs = op_defs
-        self.nodes: list[tf_graph_pb2.NodeDef] = []
+        self.graph = tf_graph_pb2.GraphDef()  # the nodes are copied straight into it (their inputs fixed at the end)
         self.aliases: dict[str, str] = {}
         self.calls: dict[str, str] = {}
         self.local_names: dict[str, str] = {}
@@ -114,6 +114,11 @@ class _Inliner:
         self.stack: list[str] = []
         # (function, node) → the one output argument it was read through (ops not in OUTPUT_ARGS).
         self._arg_seen: dict[tuple[str, str], str] = {}
+        # Per function: its body by node name, and each input text it resolved → (node, flat output index); a
+        # function called several times, and a node read by many, are worked out once.
+        self._bodies: dict[str, dict[str, tf_graph_pb2.NodeDef]] = {}
+        self._refs: dict[tuple[str, str], tuple[str, int]] = {}
+        self._op_defaults: dict[str, dict[str, tf_graph_pb2.AttrValue]] = {}
 
     def callee(self, node: tf_graph_pb2.NodeDef) -> str | None:
         if node.op in CALL_OPS:
@@ -128,8 +133,7 @@ class _Inliner:
             inputs = [i for i in node.input if not i.startswith("^")]
             name = self.callee(node)
             if name is None:
-                copy = self._copy(node, node.name, [_canonical(i) for i in inputs])
-                self.nodes.append(copy)
+                self._copy(node, node.name, [_canonical(i) for i in inputs])
                 continue
             self.calls[node.name] = name
             outputs = self.function(name, node.name, [_canonical(i) for i in inputs], node)
@@ -155,25 +159,31 @@ class _Inliner:
             self.implements[prefix] = (name, fdef.attr["_implements"], list(args))
         self.stack.append(name)
         argmap = {arg.name: tensor for arg, tensor in zip(sig.input_arg, args, strict=True)}
-        body = {n.name: n for n in fdef.node_def}
+        body = self._bodies.get(name)
+        if body is None:
+            body = self._bodies[name] = {n.name: n for n in fdef.node_def}
 
         def ref(text: str, user: str) -> str:
             if text in argmap:
                 return argmap[text]
-            node_name, _, rest = text.partition(":")
-            producer = body.get(node_name)
-            if producer is None:
-                raise UnsupportedModelError(f"{self.source}: in function '{name}', node '{user}' reads "
-                                            f"'{text}', which is neither an argument nor a node")
-            arg_name, _, idx = rest.partition(":")
-            return f"{prefix}/{node_name}:{self.flat_index(producer, arg_name, int(idx or 0), name)}"
+            known = self._refs.get((name, text))
+            if known is None:
+                node_name, _, rest = text.partition(":")
+                producer = body.get(node_name)
+                if producer is None:
+                    raise UnsupportedModelError(f"{self.source}: in function '{name}', node '{user}' reads "
+                                                f"'{text}', which is neither an argument nor a node")
+                arg_name, _, idx = rest.partition(":")
+                known = self._refs[(name, text)] = (node_name, self.flat_index(producer, arg_name, int(idx or 0),
+                                                                                name))
+            return f"{prefix}/{known[0]}:{known[1]}"
 
         for node in fdef.node_def:
             inputs = [ref(i, node.name) for i in node.input if not i.startswith("^")]
             callee = self.callee(node)
             inner = f"{prefix}/{node.name}"
             if callee is None:
-                self.nodes.append(self._copy(node, inner, inputs))
+                self._copy(node, inner, inputs)
                 self.local_names[inner] = node.name
                 continue
             outputs = self.function(callee, inner, inputs, node)
@@ -215,7 +225,10 @@ class _Inliner:
                      function: str) -> int:
         """Output ``index`` of argument ``arg_name``: after all outputs of the arguments before it; an
         argument holds ``attr[number_attr]`` tensors, ``len(attr[type_list_attr])``, or one."""
-        defaults = {a.name: a.default_value for a in op_def.attr if a.HasField("default_value")}
+        defaults = self._op_defaults.get(op_def.name)
+        if defaults is None:
+            defaults = self._op_defaults[op_def.name] = {a.name: a.default_value for a in op_def.attr
+                                                         if a.HasField("default_value")}
 
         def attr(key: str) -> tf_graph_pb2.AttrValue:
             if key in producer.attr:
@@ -238,13 +251,12 @@ class _Inliner:
         raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
                                     f"({producer.op}) has no output '{arg_name}'")
 
-    def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> tf_graph_pb2.NodeDef:
-        copy = tf_graph_pb2.NodeDef()
+    def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> None:
+        copy = self.graph.node.add()
         copy.CopyFrom(node)
         copy.name = name
         del copy.input[:]
         copy.input.extend(inputs)
-        return copy
 
 
 def upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
@@ -273,17 +285,18 @@ def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>", roots: I
     """
     inliner = _Inliner(graph.library, source, op_defs)
     inliner.outer(graph, roots)
-    out = tf_graph_pb2.GraphDef()
+    out = inliner.graph
     out.versions.CopyFrom(graph.versions)
     names: set[str] = set()
-    for node in inliner.nodes:
+    aliases = inliner.aliases
+    for node in out.node:
         if node.name in names:
             raise UnsupportedModelError(f"{source}: inlining functions makes two nodes named '{node.name}'")
         names.add(node.name)
-        resolved = [_chase(inliner.aliases, i) for i in node.input]
-        del node.input[:]
-        node.input.extend(resolved)
-    out.node.extend(inliner.nodes)
+        if any(i in aliases for i in node.input):
+            resolved = [_chase(aliases, i) for i in node.input]
+            del node.input[:]
+            node.input.extend(resolved)
     implements = {call: (name, attr, [_chase(inliner.aliases, t) for t in args])
                   for call, (name, attr, args) in inliner.implements.items()}
     return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements)
