@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transpiler.errors import IRError
+from transpiler.errors import IRError, TranspilerError
 from transpiler.ir import DType, Graph, infer_node, to_dot, to_text, verify
 from transpiler.ir.interpreter import run
 
@@ -101,3 +101,43 @@ def test_interpreter_runs_graph() -> None:
     x = np.random.default_rng(0).normal(size=(1, 4, 4, 2)).astype(np.float32)
     out = run(g, {"x": x})["relu"]
     np.testing.assert_allclose(out, np.maximum(x.sum(-1, keepdims=True).repeat(3, -1), 0), rtol=1e-6)
+
+
+def test_pass_manager_checks_whatever_a_pass_says() -> None:
+    """After a pass that reports no change the IR is re-verified only if its structure changed anyway
+    (``Graph.revision``): a pass that breaks the graph while saying "no change" is still caught and named."""
+    import transpiler.passes  # noqa: F401  (registers the built-in passes: dce)
+    from transpiler import pass_manager
+    from transpiler.pass_manager import PASSES, Pass, PassContext, PassManager, register_pass
+
+    class MovesReluFirstSilently(Pass):
+        def run(self, graph: Graph, ctx: PassContext) -> bool:
+            conv, relu = graph.nodes
+            graph.move_before(relu, conv)  # breaks the topological order...
+            return False  # ...and says it changed nothing
+
+    class DoesNothing(Pass):
+        def run(self, graph: Graph, ctx: PassContext) -> bool:
+            return False
+
+    try:
+        register_pass("test-silent-breaker")(MovesReluFirstSilently)
+        register_pass("test-idle")(DoesNothing)
+        # (registered from this module, the pass counts as a plugin's: PluginError)
+        with pytest.raises(TranspilerError, match=r"pass 'test-silent-breaker' broke the IR.*used before"):
+            PassManager(["test-silent-breaker"]).run(small_graph())
+
+        calls = []
+        original = pass_manager.verify
+        pass_manager.verify = lambda graph: calls.append(graph) or original(graph)  # type: ignore[func-returns-value]
+        try:
+            g = small_graph()
+            built = g.revision
+            PassManager(["test-idle", "test-idle", "dce"]).run(g)
+        finally:
+            pass_manager.verify = original
+        assert len(calls) == 1  # once on entry; the idle passes and dce (nothing dead) left the graph as it was
+        assert g.revision == built
+    finally:
+        PASSES.pop("test-silent-breaker", None)
+        PASSES.pop("test-idle", None)

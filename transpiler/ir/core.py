@@ -137,6 +137,9 @@ class Graph:
         self._names: set[str] = set()  # node names
         self._value_names: set[str] = set()
         self.metadata: dict[str, Any] = {}
+        # Counts structural changes (nodes added, removed, moved or rewired): the pass manager re-infers and
+        # re-verifies after a pass that reports no change only if this moved.
+        self.revision = 0
 
     # ----------------------------------------------------------------- reading
     @property
@@ -213,6 +216,7 @@ class Graph:
         """
         node = Node(op, self.unique_name(name or op.lower()), attrs, source_names)
         node.graph = self
+        self.revision += 1
         for i, v in enumerate(inputs):
             node.inputs.append(v)
             v._uses.append((node, i))
@@ -246,6 +250,7 @@ class Graph:
         """Make input ``index`` of ``node`` read ``value``."""
         old = node.inputs[index]
         old._uses.remove((node, index))
+        self.revision += 1
         node.inputs[index] = value
         value._uses.append((node, index))
 
@@ -254,6 +259,7 @@ class Graph:
         for i, v in enumerate(node.inputs):
             v._uses.remove((node, i))
         node.inputs = []
+        self.revision += 1
         for i, v in enumerate(values):
             node.inputs.append(v)
             v._uses.append((node, i))
@@ -266,6 +272,7 @@ class Graph:
         """
         node.op = op
         node.attrs = dict(attrs or {})
+        self.revision += 1
         self.set_inputs(node, inputs)
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
@@ -275,6 +282,7 @@ class Graph:
         for node, index in list(old._uses):
             self.set_input(node, index, new)
         self.outputs = [new if v is old else v for v in self.outputs]
+        self.revision += 1
 
     def remove(self, node: Node) -> None:
         """Remove a node whose outputs have no users; refuses otherwise."""
@@ -286,6 +294,7 @@ class Graph:
             v._uses.remove((node, i))
         for out in node.outputs:
             out.producer = None
+        self.revision += 1
         self._nodes.remove(node)
         node.graph = None
 
@@ -293,6 +302,7 @@ class Graph:
         """Reorder ``node`` just before ``anchor`` (the caller keeps the order topological)."""
         self._nodes.remove(node)
         self._nodes.insert(self._index(anchor), node)
+        self.revision += 1
 
     def topological_sort(self) -> None:
         """Reorder nodes so every producer precedes its users (stable for already-sorted graphs)."""
@@ -324,6 +334,7 @@ class Graph:
         for node in self._nodes:
             visit(node)
         self._nodes = order
+        self.revision += 1
 
     def _index(self, node: Node) -> int:
         for i, n in enumerate(self._nodes):
