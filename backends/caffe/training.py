@@ -55,6 +55,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+from transpiler.backends.caffe.writer import without_blobs
 from transpiler.errors import BackendError
 from transpiler.frontends.tf.pipeline_config import Message, find
 
@@ -213,9 +214,7 @@ def _network(deploy: Any, report: dict[str, Any], *, test: bool, shared: SharedL
             continue
         if not test and layer.name in (blobs["conf"], blobs["detections"]):
             continue
-        copy = cp.LayerParameter()
-        copy.CopyFrom(layer)
-        del copy.blobs[:]
+        copy = without_blobs(layer)
         for i, bottom in enumerate(copy.bottom):
             copy.bottom[i] = renamed.get(bottom, bottom)
         if copy.type == "Reshape" and copy.reshape_param.shape.dim and copy.reshape_param.shape.dim[0] == 1:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.errors import UsageError
@@ -28,12 +30,32 @@ CAFFEMODEL = "deploy.caffemodel"
 REPORT = "conversion.json"
 
 
+def copy_fields(source: Message, into: Message, skip: str = "") -> None:
+    """Copy every set field of ``source`` except ``skip`` into ``into`` (of the same type)."""
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(into, field.name).extend(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            getattr(into, field.name).CopyFrom(value)
+        else:
+            setattr(into, field.name, value)
+
+
+def without_blobs(layer: Any) -> Any:
+    """A copy of ``layer`` without its weights, made without copying them (``CopyFrom`` and deleting the
+    blobs copied a MobileNetV2's 14 MB of weights: 35 ms)."""
+    copy = cp.LayerParameter()
+    copy_fields(layer, copy, skip="blobs")
+    return copy
+
+
 def prototxt_text(net: Any) -> str:
     """The net without weights, as Caffe's text format."""
     stripped = cp.NetParameter()
-    stripped.CopyFrom(net)
-    for layer in stripped.layer:
-        del layer.blobs[:]
+    copy_fields(net, stripped, skip="layer")
+    stripped.layer.extend(without_blobs(layer) for layer in net.layer)
     return text_format.MessageToString(stripped)
 
 
