@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from transpiler.ir.core import Graph, Node
-from transpiler.ir.ops import channel_axis, oihw_weights
+from transpiler.ir.ops import channel_axis
 from transpiler.pass_manager import Pass, PassContext, register_pass
 from transpiler.passes.common import per_channel_vector, sole_user
 
@@ -76,17 +76,19 @@ def _fold_into_producer(graph: Graph, producer: Node, affine: Node) -> bool:
     if w is None or (len(producer.inputs) > 2 and producer.inputs[2].const is None):
         return False
     scale, shift = (np.asarray(v.const, dtype=np.float64) for v in affine.inputs[1:])
+    w64 = np.array(w, dtype=np.float64)  # a copy, always: scaled in place below
     if producer.op == "Conv":
+        # Scale each output channel where the layout keeps it (no transposed copies of the weights): the last
+        # axis in HWIO, the last two (C, M; channel c·M + m) in HWCM, the first in OIHW.
         layout = producer.attrs["kernel_layout"]
-        # Scale each output channel: last axis in HWIO, C·M flattened in HWCM, first in OIHW.
-        w64 = oihw_weights(np.asarray(w, dtype=np.float64), layout) * scale.reshape(-1, 1, 1, 1)
         if layout == "HWIO":
-            w64 = w64.transpose(2, 3, 1, 0)
+            w64 *= scale
         elif layout == "HWCM":
-            kh, kw, c, m = w.shape
-            w64 = w64.transpose(2, 3, 0, 1).reshape(kh, kw, c, m)
+            w64 *= scale.reshape(w.shape[2], w.shape[3])
+        else:
+            w64 *= scale.reshape(-1, 1, 1, 1)
     else:  # FullyConnected: w is (out, in)
-        w64 = np.asarray(w, dtype=np.float64) * scale.reshape(-1, 1)
+        w64 *= scale.reshape(-1, 1)
     old_bias = np.asarray(producer.inputs[2].const, dtype=np.float64) if len(producer.inputs) > 2 else 0.0
     dtype = w.dtype
     graph.set_input(producer, 1, graph.constant(producer.name + "/weights", w64.astype(dtype)))
