@@ -1,7 +1,5 @@
 """``python -m transpiler``: see :mod:`transpiler.cli`."""
 
-import sys
+from transpiler.cli import entry
 
-from transpiler.cli import main
-
-sys.exit(main())
+entry()

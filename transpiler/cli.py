@@ -10,6 +10,8 @@ output folder is checked before converting.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import re
@@ -17,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from transpiler import __version__
 from transpiler.backends.caffe.flavors import FLAVORS
@@ -335,6 +337,9 @@ def internal_error(argv: Sequence[str], exc: BaseException, verbose: bool) -> in
     return 70
 
 
+PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a program killed by a closed pipe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv or bool(os.environ.get(TRACEBACK_ENV))
@@ -358,9 +363,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted (nothing was written unless a 'converted' line said so)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped reading (`| head -1`): end as a program killed by SIGPIPE would, quietly.
+        # The files are complete if the conversion got as far as printing, untouched otherwise (written atomically).
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
     except Exception as exc:
         return internal_error(argv, exc, verbose)
 
 
+def entry() -> NoReturn:
+    """The command line's entry point (``tf2caffe``, ``python -m transpiler``): :func:`main`, then exit without
+    tearing the interpreter down object by object (30 ms of a 0.35 s MobileNetV2 conversion); the output streams
+    are flushed and ``atexit`` handlers run first, the files are already closed."""
+    code = main()
+    atexit._run_exitfuncs()  # logging's flush among them
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -105,3 +105,18 @@ def test_ops_command_lists_supported_ops() -> None:
     assert "Conv2D" in result.stdout and "Relu6" in result.stdout
     flavor = cli("ops", "--flavor", "bvlc")
     assert flavor.returncode == 0 and "Clip" in flavor.stdout
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(model: Path, tmp_path: Path) -> None:
+    """``tf2caffe MODEL | head -1`` with the pipe already closed when the summary is printed: exit 141 (as for a
+    program killed by SIGPIPE), no 'internal error', no traceback; the model is written (the summary comes after)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is printed
+    try:
+        result = subprocess.run([sys.executable, "-m", "transpiler", str(model), "-o", str(tmp_path / "out")],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""
+    assert (tmp_path / "out" / "deploy.caffemodel").stat().st_size > 0
