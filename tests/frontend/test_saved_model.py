@@ -214,6 +214,14 @@ def test_checkpoint_matches_tensorflow(tf: Any, checkpoints: dict[str, Path], wh
         else:
             assert got.dtype == ref.dtype, key
             np.testing.assert_array_equal(got, ref, err_msg=key)
+        # a numeric unsliced tensor's stored bytes, as a SavedModel's frozen constant takes them: TF's values
+        content = ours_.read_content(key)
+        assert (content is None) == (ours_.entries[key].sliced or ref.dtype.kind in "OS"), key
+        if content is not None:
+            raw, dtype, shape = content
+            assert shape == ref.shape and dtype == ours_.entries[key].dtype, key
+            np.testing.assert_array_equal(np.frombuffer(raw, ref.dtype.newbyteorder("<")).reshape(shape), ref,
+                                          err_msg=key)
     if which.startswith("sliced"):  # large tensors split into slices across shards, assembled
         assert sum(len(e.slices) > 1 for e in ours_.entries.values()) >= 4
     if which == "partitioned":
@@ -257,6 +265,9 @@ def test_damaged_checkpoints_refused(checkpoints: dict[str, Path], tmp_path: Pat
     ckpt = Checkpoint(prefix)  # the index is intact
     with pytest.raises(ModelLoadError, match="checksum mismatch") as info:
         ckpt.read(entry.key)
+    assert str(data_file) in str(info.value)
+    with pytest.raises(ModelLoadError, match="checksum mismatch") as info:  # how a SavedModel's weights are read
+        ckpt.read_content(entry.key)
     assert str(data_file) in str(info.value)
 
     for name, damage, fragment in (
@@ -304,6 +315,8 @@ def test_random_damage_never_crashes(checkpoints: dict[str, Path], tmp_path: Pat
                 got = ckpt.read(key)
                 assert [bytes(v) for v in got.reshape(-1)] == [bytes(v) for v in value.reshape(-1)] \
                     if value.dtype == object else np.array_equal(got, value)
+                content = ckpt.read_content(key)
+                assert content is None or content[0] == value.astype(value.dtype.newbyteorder("<")).tobytes()
             outcomes["same"] += 1
         except (ModelLoadError, UnsupportedModelError) as exc:
             assert str(files[which]) in str(exc) and "\n" not in str(exc), exc
