@@ -14,7 +14,11 @@ model's ``predict`` (raw box encodings, class logits, anchors). Caffe side: Open
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,8 @@ from transpiler.verify.runners import load_opencv_net, run_opencv
 
 pytestmark = pytest.mark.slow  # exports detectors with the OD API (cached under the test cache after the first run)
 
-SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf2.py"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "tests" / "od_api_scripts" / "export_tf2.py"
 PICTURES = ["astronaut", "camera", "coffee"]
 RUNTIMES = ["opencv", "caffe"]
 SIZE = 320
@@ -384,6 +389,50 @@ def test_cli_verify_runs_the_saved_model(export: Path, tmp_path: Path, capsys: p
     assert main([str(export / "exported" / "saved_model"), "-o", str(tmp_path / "o"), "--verify"]) == 0
     text = capsys.readouterr().out
     assert "SavedModel loader" in text and "0 TF-only, 0 Caffe-only" in text, text
+
+
+def _per_layer_figures(text: str) -> tuple[int, int]:
+    """(blobs compared, blobs beyond tolerance) from `--per-layer`'s summary line."""
+    found = re.search(r"^verify: (\d+) blobs compared with their TF tensors, (\d+) beyond tolerance$", text, re.M)
+    assert found, text
+    return int(found[1]), int(found[2])
+
+
+def test_cli_verify_per_layer_on_the_saved_model(export: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--verify --per-layer` on the detector SavedModel: every blob but the input compared with TF running the
+    signature as the converter inlined it (the preprocessor's map loop stays a loop there, so the float64 rerun
+    starts after it), none beyond the per-layer rule, and the detections still matched with TF's loader."""
+    from transpiler.cli import main
+
+    out = tmp_path / "o"
+    code = main([str(export / "exported" / "saved_model"), "-o", str(out), "--verify", "--per-layer"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "SavedModel loader" in text and "0 TF-only, 0 Caffe-only" in text, text
+    assert "per-layer rule: a blob diverges when max|Δ| > max(0.0001·max|ref|, 16·max|TF32 − TF64|)" in text, text
+    assert "the inner blobs with TF running the signature as this converter inlined it" in text, text
+    compared, beyond = _per_layer_figures(text)
+    report = json.loads((out / "conversion.json").read_text())
+    fed = {entry["caffe_blob"] for entry in report["inputs"]}
+    # every blob conversion.json maps, the Caffe input (fed, not computed) left out: none lies inside a loop body
+    assert compared == len(set(report["blobs"]) - fed) and compared > 50 and beyond == 0, (compared, text)
+    assert "not compared" not in text and "first divergence" not in text, text
+
+
+def test_broken_detector_is_named_per_layer(export: Path, tmp_path: Path) -> None:
+    """tests/cli/plugin_break scales the second convolution in IR order (the first depthwise one) by 1.01: the
+    raw tensors fail (exit 3) and --per-layer names that blob as the first divergence."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "cli"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "transpiler", str(export / "exported" / "saved_model"), "-o",
+                             str(tmp_path / "o"), "--verify", "--per-layer", "--plugin", "plugin_break"],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    named = re.search(r"^verify: first divergence at Caffe blob '([^']+)' \(TF tensor ", result.stdout, re.M)
+    assert named and named[1].endswith("expanded_conv_depthwise/depthwise"), result.stdout
+    compared, beyond = _per_layer_figures(result.stdout)
+    assert 0 < beyond <= compared, result.stdout
 
 
 def test_preprocessing_it_cannot_replay_is_refused(export: Path) -> None:

@@ -16,12 +16,18 @@ A SavedModel (conversion.json has a ``signature``) is run by TensorFlow's own Sa
 (runners.run_saved_model), not from a frozen copy, fed and fetched at the signature's tensors. Its
 inner tensors live inside functions the loaded graph only calls, so with ``per_layer`` the inner blobs
 are compared with TF running the inlined signature the conversion read (the report says so), while
-the outputs stay compared with the SavedModel itself.
+the outputs stay compared with the SavedModel itself. A detector SavedModel's raw tensors (box
+encodings, class logits, anchors) come from that same inlined run, its detections from the loader.
+A blob whose tensor the inlined graph does not hold (one inside a loop body it keeps) is left out,
+and a note says so.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,29 +136,34 @@ def verify_model(options: VerifyOptions) -> VerifyResult:
         result = _verify_detector(options, report, net, tf_feeds, caffe_feeds)
         result.runtime = net.runtime
         return result
+    # a frozen graph, or a detector SavedModel with --postprocess external (its raw outputs lie inside its functions)
+    with _inlined_signature(options, report, tf_feeds, saved_model) as inlined:
+        return _verify_outputs(options, report, net, tf_feeds, caffe_feeds, inlined)
+
+
+def _verify_outputs(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
+                    caffe_feeds: dict[str, np.ndarray], inlined: _InlinedSignature | None) -> VerifyResult:
+    """conversion.json's outputs (and with ``--postprocess external`` TF's detections against ssd_postprocess
+    on the two raw outputs), then the blobs with ``per_layer``."""
     outputs = report["outputs"]
-    blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
-                    if options.per_layer and b not in caffe_feeds and not saved_model]
+    notes: list[str] = []
+    blob_entries = _blob_entries(options, report, caffe_feeds, inlined, notes)
     external = report.get("postprocess", {}).get("tf_detections", [])  # --postprocess external: TF's detections
-    fetches = sorted({e["tf_tensor"] for e in outputs} | {e["tf_tensor"] for _, e in blob_entries} | set(external))
-    if saved_model:  # a detector SavedModel with --postprocess external: its raw outputs lie inside its functions
-        ref = _saved_model_detector_reference(options, report, tf_feeds, external,
-                                              [e["tf_tensor"] for e in outputs])
-    else:
-        ref = run_tensorflow(options.model, tf_feeds, fetches)
+    ref = _detector_reference(options, report, tf_feeds, inlined, external,
+                              [e["tf_tensor"] for e in outputs] + [e["tf_tensor"] for _, e in blob_entries])
     layers = list(dict.fromkeys([e["caffe_layer"] for e in outputs] + [e["layer"] for _, e in blob_entries]))
     got = run_opencv(net, caffe_feeds, layers)
     result = VerifyResult([
         compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
                        np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
         for e in outputs
-    ], runtime=net.runtime)
+    ], runtime=net.runtime, notes=notes)
     if external:  # ssd_postprocess on the two raw outputs must give TF's detections, with no excuse
         raw = {e["role"]: got[e["caffe_layer"]] for e in outputs}
         boxes, scores, classes, num = (ref[n] for n in external)
         result.detections = match_postprocessed(tf_detections(boxes, scores, classes, num), postprocessed_detections(
             report, options.out_dir, raw["box_encodings"], raw["class_logits"]))
-    _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
+    _compare_layers(result, options, tf_feeds, blob_entries, ref, got, inlined)
     return result
 
 
@@ -162,15 +173,12 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
     signature = report["signature"]
     where = f"{options.model}, signature '{signature['name']}'"
     if "ssd" in report:
-        result = _verify_detector(options, report, net, tf_feeds, caffe_feeds,
-                                  _saved_model_detector_reference(
-                                      options, report, tf_feeds, report["outputs"][0]["tf_tensors"],
-                                      [report["ssd"]["raw_tensors"][k]["tf_tensor"]
-                                       for k in ("box_encodings", "class_logits", "anchors")]))
+        with _inlined_signature(options, report, tf_feeds, True) as inlined:
+            result = _verify_detector(options, report, net, tf_feeds, caffe_feeds, inlined)
         result.runtime, result.tf_side = net.runtime, f"TensorFlow's SavedModel loader on {where}"
-        result.notes.append("detector: detections compared with the SavedModel run by TF's loader; the raw box "
-                            "encodings, class logits and anchors with TF running the signature as this converter "
-                            "inlined it (those tensors lie inside functions the loader only calls)")
+        result.notes.insert(0, "detector: detections compared with the SavedModel run by TF's loader; the raw box "
+                               "encodings, class logits and anchors with TF running the signature as this converter "
+                               "inlined it (those tensors lie inside functions the loader only calls)")
         return result
     outputs = report["outputs"]
     in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
@@ -192,112 +200,150 @@ def _verify_saved_model(options: VerifyOptions, report: dict[str, Any], net: Ope
         raise UsageError(f"{where}: TensorFlow cannot call the signature with the converted input ({shapes}): "
                          f"{detail}") from None
     ref = {tensor: by_key[key] for tensor, key in out_keys.items() if key in by_key}
-    inner = [e["layer"] for b, e in report.get("blobs", {}).items() if options.per_layer and b not in caffe_feeds]
-    # One forward for every layer compared: OpenCV fuses layers (conv + ReLU) at its first forward unless
-    # their outputs are asked for then.
-    got = run_opencv(net, caffe_feeds, list(dict.fromkeys([e["caffe_layer"] for e in outputs] + inner)))
-    result = VerifyResult([
-        compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
-                       np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
-        for e in outputs
-    ], runtime=net.runtime, tf_side=f"TensorFlow's SavedModel loader on {where}")
-    if options.per_layer:
-        _saved_model_layers(options, report, got, tf_feeds, caffe_feeds, result)
+    with _inlined_signature(options, report, tf_feeds, options.per_layer) as inlined:
+        notes: list[str] = []
+        blob_entries = _blob_entries(options, report, caffe_feeds, inlined, notes)
+        # One forward for every layer compared: OpenCV fuses layers (conv + ReLU) at its first forward unless
+        # their outputs are asked for then.
+        got = run_opencv(net, caffe_feeds, list(dict.fromkeys([e["caffe_layer"] for e in outputs]
+                                                              + [e["layer"] for _, e in blob_entries])))
+        result = VerifyResult([
+            compare_arrays(e["tf_tensor"], e["caffe_blob"], got[e["caffe_layer"]],
+                           np.transpose(ref[e["tf_tensor"]], e["permutation"]), options.tolerance)
+            for e in outputs
+        ], runtime=net.runtime, tf_side=f"TensorFlow's SavedModel loader on {where}", notes=notes)
+        if inlined is not None and blob_entries:  # every blob from the inlined signature, the outputs' included
+            _compare_layers(result, options, tf_feeds, blob_entries,
+                            inlined.run([e["tf_tensor"] for _, e in blob_entries]), got, inlined)
     return result
 
 
-def _saved_model_layers(options: VerifyOptions, report: dict[str, Any], got: dict[str, np.ndarray],
-                        tf_feeds: dict[str, np.ndarray], caffe_feeds: dict[str, np.ndarray],
-                        result: VerifyResult) -> None:
-    """``--per-layer`` on a SavedModel. Its inner tensors live inside the signature's functions, which TF's
-    loader only calls: they are fetched from the inlined signature the conversion read (our SavedModel
-    reader's GraphDef), run by TF, and judged by per_layer.py's rule. The outputs stay compared with the
-    SavedModel itself, so a slip of the reader still shows there."""
-    import tempfile
+class _InlinedSignature:
+    """A SavedModel's signature as this converter inlined it (our SavedModel reader's GraphDef, with the function
+    library of the loops it keeps, such as an OD API preprocessor's map), written as a frozen graph in
+    ``directory`` for run_tensorflow. Tensors are named as conversion.json names them: the signature's declared
+    inputs and outputs are renamed to the inlined graph's tensors."""
 
-    from transpiler.frontends.tf.saved_model import load_saved_model
+    def __init__(self, options: VerifyOptions, report: dict[str, Any], tf_feeds: dict[str, np.ndarray],
+                 directory: Path) -> None:
+        from transpiler.frontends.tf.saved_model import load_saved_model
 
-    signature = report["signature"]
-    inlined = load_saved_model(options.model, signature["name"])
-    rename = {t: inlined.inputs[k] for k, t in signature["inputs"].items()}
-    rename.update({t: inlined.outputs[k] for k, t in signature["outputs"].items()})
-    entries = [(b, {**e, "tf_tensor": rename.get(e["tf_tensor"], e["tf_tensor"])})
-               for b, e in report.get("blobs", {}).items() if b not in caffe_feeds]
-    feeds = {rename.get(t, t): x for t, x in tf_feeds.items()}
-    if not entries:
+        signature = report["signature"]
+        self.model = load_saved_model(options.model, signature["name"])
+        self.rename = {t: self.model.inputs[k] for k, t in signature["inputs"].items()}
+        self.rename.update({t: self.model.outputs[k] for k, t in signature["outputs"].items()})
+        self.nodes = {node.name for node in self.model.graph.node}
+        self.model.graph.library.function.extend(self.model.library.values())
+        self.path = directory / "signature.pb"
+        self.path.write_bytes(self.model.graph.SerializeToString())
+        self.feeds = tf_feeds
+
+    def holds(self, tensor: str) -> bool:
+        """Whether the inlined graph itself has ``tensor`` (not only a function body it calls, a loop's)."""
+        return self.rename.get(tensor, tensor).partition(":")[0] in self.nodes
+
+    def run(self, fetches: list[str], extra: dict[str, np.ndarray] | None = None, *,
+            float64: bool = False) -> dict[str, np.ndarray]:
+        """TF's values of ``fetches``, fed the verification's inputs (and ``extra``, tensors fed instead)."""
+        feeds = {self.rename.get(t, t): x for t, x in {**self.feeds, **(extra or {})}.items()}
+        got = run_tensorflow(self.path, feeds, sorted({self.rename.get(f, f) for f in fetches}), float64=float64)
+        return {f: got[self.rename.get(f, f)] for f in fetches}
+
+
+@contextmanager
+def _inlined_signature(options: VerifyOptions, report: dict[str, Any], tf_feeds: dict[str, np.ndarray],
+                       wanted: bool) -> Iterator[_InlinedSignature | None]:
+    """The inlined signature while the block runs (None for a frozen graph, or when not ``wanted``)."""
+    if not wanted or report.get("signature") is None:
+        yield None
         return
     with tempfile.TemporaryDirectory(prefix="tf2caffe-verify-") as tmp:
-        graph = Path(tmp) / "signature.pb"
-        graph.write_bytes(inlined.graph.SerializeToString())
-        ref = run_tensorflow(graph, feeds, sorted({e["tf_tensor"] for _, e in entries}))
-        judged = compare_blobs(entries, ref, got, options.tolerance,
-                               lambda fetches, extra: run_tensorflow(graph, {**feeds, **(extra or {})}, fetches,
-                                                                     float64=True))
-    result.layers, result.first_divergence, result.layer_rule = judged.layers, judged.first_divergence, judged.rule
-    result.notes.append("per-layer: the outputs are compared with the SavedModel run by TF's loader; the inner "
-                        "blobs with TF running the signature as this converter inlined it (those tensors lie "
-                        "inside functions the loader only calls)")
+        yield _InlinedSignature(options, report, tf_feeds, Path(tmp))
+
+
+def _blob_entries(options: VerifyOptions, report: dict[str, Any], caffe_feeds: dict[str, np.ndarray],
+                  inlined: _InlinedSignature | None, notes: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The blobs ``--per-layer`` compares: conversion.json's, in network order, less the Caffe feeds. On a
+    SavedModel only those whose TF tensor the inlined signature holds; a note names the others."""
+    if not options.per_layer:
+        return []
+    entries = [(b, e) for b, e in report.get("blobs", {}).items() if b not in caffe_feeds]
+    if inlined is None:
+        return entries
+    missing = [e["tf_tensor"] for _, e in entries if not inlined.holds(e["tf_tensor"])]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        notes.append(f"per-layer: {len(missing)} blob(s) not compared: their TF tensors ({shown}) are not in the "
+                     "signature as this converter inlined it (as a tensor inside a function it keeps, a loop's "
+                     "body, is not), so TF cannot fetch them there")
+    return [(b, e) for b, e in entries if inlined.holds(e["tf_tensor"])]
 
 
 def _compare_layers(result: VerifyResult, options: VerifyOptions, tf_feeds: dict[str, np.ndarray],
                     blob_entries: list[tuple[str, dict[str, Any]]], ref: dict[str, Any],
-                    got: dict[str, np.ndarray]) -> None:
+                    got: dict[str, np.ndarray], inlined: _InlinedSignature | None = None) -> None:
+    """Judge the blobs by per_layer.py's rule, TF rerun in float64 on the graph that gave ``ref``: the frozen
+    graph, or the inlined signature (``inlined``, a SavedModel's inner tensors lie inside functions its loader
+    only calls; the outputs stay compared with the SavedModel itself, so a slip of our reader still shows)."""
     if not blob_entries:
         return
-    judged = compare_blobs(blob_entries, ref, got, options.tolerance,
-                           lambda fetches, feeds: run_tensorflow(options.model, {**tf_feeds, **(feeds or {})},
-                                                                 fetches, float64=True))
-    result.layers, result.first_divergence = judged.layers, judged.first_divergence
-    result.layer_rule = judged.rule
+    if inlined is not None:
+        judged = compare_blobs(blob_entries, ref, got, options.tolerance,
+                               lambda fetches, feeds: inlined.run(fetches, feeds, float64=True))
+        result.notes.append("per-layer: the signature's outputs are compared with the SavedModel run by TF's "
+                            "loader; the inner blobs with TF running the signature as this converter inlined it "
+                            "(those tensors lie inside functions the loader only calls)")
+    else:
+        judged = compare_blobs(blob_entries, ref, got, options.tolerance,
+                               lambda fetches, feeds: run_tensorflow(options.model, {**tf_feeds, **(feeds or {})},
+                                                                     fetches, float64=True))
+    result.layers, result.first_divergence, result.layer_rule = judged.layers, judged.first_divergence, judged.rule
 
 
-def _saved_model_detector_reference(options: VerifyOptions, report: dict[str, Any], tf_feeds: dict[str, np.ndarray],
-                                    detections: list[str], raw_tensors: list[str]) -> dict[str, np.ndarray]:
-    """A detector SavedModel's reference tensors: the ``detections`` (signature outputs) from the signature
-    called by TF's loader, the ``raw_tensors`` (inside the signature's functions) from TF running the signature
-    as the converter inlined it, with the function library for the loops it keeps (the preprocessing map)."""
-    import tempfile
-
+def _detector_reference(options: VerifyOptions, report: dict[str, Any], tf_feeds: dict[str, np.ndarray],
+                        inlined: _InlinedSignature | None, detections: list[str],
+                        tensors: list[str]) -> dict[str, np.ndarray]:
+    """TF's values of a detector's ``detections`` and ``tensors`` (raw tensors, blobs): one run of a frozen
+    graph, or for a SavedModel (``inlined``) the ``detections`` (signature outputs) from the signature called by
+    TF's loader and the ``tensors`` (inside the signature's functions) from one run of the signature as the
+    converter inlined it."""
+    if inlined is None:
+        return run_tensorflow(options.model, tf_feeds, sorted(set(detections) | set(tensors)))
     from transpiler.frontends.tf.od_api_ssd import TFLITE_POSTPROCESS
-    from transpiler.frontends.tf.saved_model import load_saved_model
 
-    signature = report["signature"]
-    inlined = load_saved_model(options.model, signature["name"])
-    if any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in inlined.implements.values()):
+    if any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in inlined.model.implements.values()):
         raise UsageError(f"{options.model}: --verify: this TFLite-friendly export's detections are computed by "
                          f"TFLite's {TFLITE_POSTPROCESS} op, which TensorFlow does not run (its TF body returns "
                          "constants); verify the exporter_lib_v2 SavedModel of the same checkpoint instead")
+    signature = report["signature"]
     in_keys = {tensor: key for key, tensor in signature["inputs"].items()}
     out_keys = {tensor: key for key, tensor in signature["outputs"].items()}
     by_key = run_saved_model(options.model, signature["name"], {in_keys[t]: x for t, x in tf_feeds.items()},
                              [out_keys[t] for t in detections])
     ref = {t: by_key[out_keys[t]] for t in detections}
-    inlined.graph.library.function.extend(inlined.library.values())
-    with tempfile.TemporaryDirectory(prefix="tf2caffe-verify-") as tmp:
-        graph = Path(tmp) / "signature.pb"
-        graph.write_bytes(inlined.graph.SerializeToString())
-        ref.update(run_tensorflow(graph, {inlined.inputs[in_keys[t]]: x for t, x in tf_feeds.items()}, raw_tensors))
+    ref.update(inlined.run(sorted(set(tensors))))
     return ref
 
 
 def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCVNet, tf_feeds: dict[str, np.ndarray],
-                     caffe_feeds: dict[str, np.ndarray], ref: dict[str, np.ndarray] | None = None) -> VerifyResult:
-    """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box (``ref``: the
-    reference tensors when TF has already run, as for a SavedModel; no per-layer comparison then)."""
+                     caffe_feeds: dict[str, np.ndarray], inlined: _InlinedSignature | None = None) -> VerifyResult:
+    """Raw tensors through prior_to_anchor, priors against anchors, then detections box by box, and the blobs
+    with ``per_layer`` (``inlined``: a SavedModel's signature as the converter inlined it, see _detector_reference)."""
     ssd = report["ssd"]
     raw = ssd["raw_tensors"]
     tf_names = [raw["box_encodings"]["tf_tensor"], raw["class_logits"]["tf_tensor"], raw["anchors"]["tf_tensor"],
                 *report["outputs"][0]["tf_tensors"]]
-    blob_entries = [(b, e) for b, e in report.get("blobs", {}).items()
-                    if options.per_layer and b not in caffe_feeds and ref is None]
-    if ref is None:
-        ref = run_tensorflow(options.model, tf_feeds,
-                             sorted(set(tf_names) | {e["tf_tensor"] for _, e in blob_entries}))
+    notes: list[str] = []
+    blob_entries = _blob_entries(options, report, caffe_feeds, inlined, notes)
+    ref = _detector_reference(options, report, tf_feeds, inlined, tf_names[3:],
+                              tf_names[:3] + [e["tf_tensor"] for _, e in blob_entries])
     layers = [raw["box_encodings"]["caffe_blob"], raw["class_logits"]["caffe_blob"], raw["anchors"]["caffe_blob"],
               report["outputs"][0]["caffe_layer"]]
+    # One forward for every layer compared: OpenCV fuses layers (conv + ReLU) at its first forward unless
+    # their outputs are asked for then.
     got = run_opencv(net, caffe_feeds, list(dict.fromkeys(layers + [e["layer"] for _, e in blob_entries])))
     result = VerifyResult(compare_raw(report, got[layers[0]], got[layers[1]], got[layers[2]], ref[tf_names[0]],
-                                      ref[tf_names[1]], ref[tf_names[2]], options.tolerance))
+                                      ref[tf_names[1]], ref[tf_names[2]], options.tolerance), notes=notes)
     boxes, scores, classes, num = (ref[n] for n in tf_names[3:7])
     kept = ssd.get("class_selection", {}).get("tf_class_ids")
     score_min = 0.01
@@ -311,7 +357,7 @@ def _verify_detector(options: VerifyOptions, report: dict[str, Any], net: OpenCV
                                          nms_threshold=ssd["nms"]["nms_threshold"],
                                          caffe_empty_rows=empty_rows(got[layers[3]]),
                                          max_per_class=ssd["tf_nms"]["max_per_class"])
-    _compare_layers(result, options, tf_feeds, blob_entries, ref, got)
+    _compare_layers(result, options, tf_feeds, blob_entries, ref, got, inlined)
     return result
 
 
