@@ -385,10 +385,13 @@ def postprocess_section(ssd: dict[str, Any], outputs: list[dict[str, Any]], tf_d
                             "then dropped; detection class c (1-based) is logit column c",
         "nms": {"iou_threshold": _f32(nms["iou_threshold"]), "score_threshold": _f32(nms["score_threshold"]),
                 "max_per_class": int(nms["max_per_class"]), "max_total": int(nms["max_total"]),
-                "semantics": "per class, TF's NonMaxSuppressionV5: scores > score_threshold, best first (ties: "
-                             "lower anchor), IoU > iou_threshold with a kept box suppresses, at most "
-                             "max_per_class; then all classes sorted by score (ties: lower class), clipped to "
-                             "clip_window, empty boxes dropped, first max_total kept"},
+                "semantics": ("per class, TF's non_max_suppression_padded: scores > score_threshold, best first, "
+                              "IoU >= iou_threshold with a kept box suppresses (ssd_postprocess: IoU > "
+                              "iou_threshold, the same unless an IoU equals it exactly)" if ssd.get("padded_nms") else
+                              "per class, TF's NonMaxSuppressionV5: scores > score_threshold, best first (ties: "
+                              "lower anchor), IoU > iou_threshold with a kept box suppresses")
+                             + ", at most max_per_class; then all classes sorted by score (ties: lower class), "
+                               "clipped to clip_window, empty boxes dropped, first max_total kept"},
         "clip_window": [0.0, 0.0, 1.0, 1.0],
     }
 

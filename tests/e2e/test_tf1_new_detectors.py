@@ -25,10 +25,19 @@ excuses of ``match_detections``). ``--keep-classes`` gives the full model's scor
 classes. ``--emit train,test,solver``: the FPN-lite's train net ties the weight-shared predictor (param names),
 SSD-Caffe builds it and trains a few steps on a fixed batch with decreasing loss, and afterwards one weight
 reproduces every level of each tied convolution (fitted from the test net's blobs).
+
+``ssd_mnv3_small_static``: the MobileNetV3-small model exported with ``use_static_shapes: true`` (no NMS op: one
+call of TF's ``non_max_suppression_padded`` per class). Besides the defaults (raw tensors and detections as
+above), against its own TF outputs: ``--keep-classes`` (the full model restricted, and ``--verify``);
+``--emit train,test,solver`` (SSD-Caffe trains it with decreasing loss, and its test net with deploy's weights
+detects TF's detections box by box on the BGR fine-tuning batch); ``--postprocess external`` (raw outputs and
+``ssd_postprocess`` give every TF detection, paired one to one, in OpenCV and SSD-Caffe); and ``--verify``
+through the CLI with each of these (exit 0).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +51,7 @@ from od_api import export_detector
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
 from transpiler.verify.detections import compare_raw
+from transpiler.verify.runners import load_opencv_net, run_opencv
 
 SCRIPT = Path(__file__).resolve().parents[1] / "od_api_scripts" / "export_tf1.py"
 PICTURES = ["astronaut", "camera", "coffee"]
@@ -119,6 +129,10 @@ def _mnv3_config(variant: str, classes: int, depth_multiplier: float) -> str:
 
 MNV3_SMALL = _mnv3_config("small", 7, 1.0)
 MNV3_LARGE = _mnv3_config("large", 5, 0.5)
+# The MobileNetV3 SSD configs set batch_non_max_suppression { use_static_shapes: true }: each class then calls
+# TF's non_max_suppression_padded (v2), a library function (PartitionedCall), instead of a NonMaxSuppression op.
+MNV3_SMALL_STATIC_NMS = MNV3_SMALL.replace("max_total_detections: 100 }",
+                                           "max_total_detections: 100 use_static_shapes: true }")
 
 
 def _fpn_config(*, extractor: str, classes: int, size: int, depth_multiplier: float, scales_per_octave: int,
@@ -178,10 +192,13 @@ MODELS = {
 }
 CASES = [(m, f, rt) for m, spec in MODELS.items() for f in spec.flavors
          for rt in (("opencv",) if f == "opencv" else ("opencv", "caffe"))]
+# the same model (same weights) exported with static shapes: checked by the tests at the end of this file
+STATIC = "ssd_mnv3_small_static"
+EXPORTS = {**MODELS, STATIC: Model(MNV3_SMALL_STATIC_NMS, 320, ("ssd",))}
 
 
 def exported(name: str) -> Path:
-    spec = MODELS[name]
+    spec = EXPORTS[name]
     return export_detector(SCRIPT, spec.config, PICTURES, spec.size)
 
 
@@ -274,7 +291,7 @@ def test_priors_are_priorbox_layers_where_exact_else_a_constant_blob(converted: 
 
 
 # ----------------------------------------------------------------------------------------- fine-tuning
-TRAIN_MODELS = ["ssdlite_mnv2_fpnlite", "ssd_mnv3_small"]  # the ones SSD-Caffe runs exactly (flavor ssd)
+TRAIN_MODELS = ["ssdlite_mnv2_fpnlite", "ssd_mnv3_small", STATIC]  # the ones SSD-Caffe runs exactly (flavor ssd)
 TRAIN_PICTURES = ["astronaut", "coffee"]
 TRAIN_STEPS = 6
 TRAIN_RATE = 1e-5
@@ -400,13 +417,14 @@ def test_fpnlite_trains_in_real_ssd_caffe_and_tied_weights_stay_one(
     assert checked >= 4  # towers (split) and predictor convolutions (tied)
 
 
-@pytest.mark.parametrize("name", ["ssd_mnv3_small", "ssd_mnv1_fpn"])
+@pytest.mark.parametrize("name", ["ssd_mnv3_small", "ssd_mnv1_fpn", STATIC])
 def test_keep_classes_equals_full_model_restricted(name: str, tmp_path: Path) -> None:
-    """--keep-classes on a MobileNetV3 SSD and on the FPN's weight-shared predictor: the full model's scores of
-    those classes and its detections of them, relabelled."""
+    """--keep-classes on a MobileNetV3 SSD (with TF's NMS ops, and with static shapes: its padded-NMS calls) and
+    on the FPN's weight-shared predictor: the full model's scores of those classes and its detections of them,
+    relabelled. (The full models match TF box by box above; the selection against TF: ``--verify`` below.)"""
     from test_finetune import assert_selection_restricts
 
-    flavor = MODELS[name].flavors[0]
+    flavor = EXPORTS[name].flavors[0]
     full = next((out for (n, f), (out, _) in _CONVERSIONS.items() if (n, f) == (name, flavor)), None)
     if full is None:
         full = tmp_path / "full"
@@ -417,20 +435,16 @@ def test_keep_classes_equals_full_model_restricted(name: str, tmp_path: Path) ->
 
 
 # ------------------------------------------------ use_static_shapes: TF's padded NMS function, no NMS op
-# The MobileNetV3 SSD configs set batch_non_max_suppression { use_static_shapes: true }: each class then calls
-# TF's non_max_suppression_padded (v2), a library function (PartitionedCall), instead of a NonMaxSuppression op.
-MNV3_SMALL_STATIC_NMS = MNV3_SMALL.replace("max_total_detections: 100 }",
-                                           "max_total_detections: 100 use_static_shapes: true }")
-
-
 @pytest.fixture(scope="module")
 def static_nms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
     """(export, output folder, conversion report): the static-shape export converted with defaults."""
     assert MNV3_SMALL_STATIC_NMS != MNV3_SMALL
-    export = export_detector(SCRIPT, MNV3_SMALL_STATIC_NMS, PICTURES, 320)
-    out = tmp_path_factory.mktemp("static_nms")
-    shutil.rmtree(out)
-    return export, out, convert_model(export / "model.pb", out)
+    export = exported(STATIC)
+    if (STATIC, "ssd") not in _CONVERSIONS:
+        out = tmp_path_factory.mktemp("static_nms")
+        shutil.rmtree(out)
+        _CONVERSIONS[STATIC, "ssd"] = out, convert_model(export / "model.pb", out)
+    return export, *_CONVERSIONS[STATIC, "ssd"]
 
 
 def test_static_shapes_nms_is_read_from_the_padded_nms_calls(static_nms: tuple[Path, Path, dict[str, Any]]) -> None:
@@ -447,6 +461,10 @@ def test_static_shapes_nms_is_read_from_the_padded_nms_calls(static_nms: tuple[P
     assert (tf_nms["max_per_class"], tf_nms["max_total"]) == (100, 100)
     assert np.float32(tf_nms["iou_threshold"]) == np.float32(0.6)
     assert np.float32(tf_nms["score_threshold"]) == np.float32(1e-8)
+    # its one difference from DetectionOutput (IoU >= t suppresses, not > t) is stated, not left implicit
+    from transpiler.frontends.tf.od_api_ssd import PADDED_NMS_NOTE
+
+    assert report["ssd"]["padded_nms"] is True and PADDED_NMS_NOTE in report["notes"]
 
 
 def test_padded_nms_detects_what_nms_v5_detects(static_nms: tuple[Path, Path, dict[str, Any]]) -> None:
@@ -498,3 +516,73 @@ def test_padded_nms_is_recognised_by_its_body_not_by_position(static_nms: tuple[
     flag.attr["value"].tensor.bool_val[:] = [True]
     with pytest.raises(UnsupportedModelError, match="sorted_input"):
         recognise(graph, str(model))
+
+
+@pytest.mark.parametrize("finetune", [STATIC], indirect=True)
+def test_static_shapes_test_net_detects_what_tf_detects(real_caffe: Any, finetune: tuple[str, Path, list]) -> None:
+    """The fine-tuning test net (its DetectionOutput from the padded-NMS calls' settings) with deploy's weights,
+    built by SSD-Caffe from the solver and fed the fine-tuning batch (BGR through the train transform), detects
+    in each picture of the batch what TF detects, box by box."""
+    _, out, batch = finetune
+    _, blobs = real_caffe.train(out / "solver.prototxt", out / "deploy.caffemodel", batch, 0)
+    report = json.loads((out / "conversion.json").read_text())
+    detections = blobs["detection_out"]
+    for item, pic in enumerate(TRAIN_PICTURES):
+        ref = np.load(exported(STATIC) / f"ref_{pic}.npz")
+        rows = detections[..., detections[0, 0, :, 0] == item, :]
+        result = match_tf_detections(ref, rows, report)
+        assert result.ok and result.matched >= 90, (pic, result.matched, result.unmatched_tf[:3],
+                                                    result.unmatched_caffe[:3])
+
+
+@pytest.fixture(scope="module")
+def static_external(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """(export, output folder, conversion report): the static-shape export with ``--postprocess external``."""
+    out = tmp_path_factory.mktemp("static_external")
+    shutil.rmtree(out)
+    return exported(STATIC), out, convert_model(exported(STATIC) / "model.pb", out, postprocess="external")
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "caffe"])
+@pytest.mark.parametrize("pic", PICTURES)
+def test_static_shapes_postprocess_external_gives_tf_detections(
+        static_external: tuple[Path, Path, dict[str, Any]], pic: str, runtime: str,
+        request: pytest.FixtureRequest) -> None:
+    """``--postprocess external``: the net's outputs are TF's raw tensors, the priors files TF's anchors, the
+    settings the padded-NMS calls' (the config's), and ssd_postprocess on the outputs gives TF's detections of
+    the static-shape export, every one, paired one to one (test_postprocess_external.check_detections)."""
+    from test_postprocess_external import OUTPUTS, check_detections
+
+    from transpiler.runtime.ssd_postprocess import load_priors
+
+    export, out, report = static_external
+    ref = np.load(export / f"ref_{pic}.npz")
+    np.testing.assert_array_equal(load_priors(out), ref["anchors"])
+    nms = report["postprocess"]["nms"]
+    assert (nms["max_per_class"], nms["max_total"], np.float32(nms["iou_threshold"]),
+            np.float32(nms["score_threshold"])) == (100, 100, np.float32(0.6), np.float32(1e-8))
+    assert "non_max_suppression_padded" in nms["semantics"] and "IoU >= iou_threshold" in nms["semantics"]
+    x = ref["input"].astype(np.float32).transpose(0, 3, 1, 2)
+    if runtime == "opencv":
+        got = run_opencv(load_opencv_net(out / "deploy.prototxt", out / "deploy.caffemodel"), {"data": x}, OUTPUTS)
+    else:
+        got = request.getfixturevalue("real_caffe").forward(out / "deploy.prototxt", out / "deploy.caffemodel", [x])
+    det = check_detections(ref, got["mbox_loc"], got["mbox_conf_logits"], out)
+    assert len(det) == int(ref["num_detections"][0]) == 100
+
+
+@pytest.mark.parametrize("options", [[], ["--keep-classes", "2,4"], ["--postprocess", "external"],
+                                     ["--emit", "deploy,train,test,solver", "--pipeline-config", "PIPELINE"]],
+                         ids=["defaults", "keep-classes", "postprocess-external", "emit-train"])
+def test_static_shapes_cli_verify(options: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--verify`` through the CLI on the static-shape export (TF runs the padded NMS itself, on the astronaut):
+    exit 0, every TF detection matched (of the kept classes, relabelled, with --keep-classes; by ssd_postprocess
+    with no excuse when external; with the BGR input the fine-tuning files imply)."""
+    from transpiler.cli import main
+
+    export = exported(STATIC)
+    options = [str(export / "pipeline.config") if o == "PIPELINE" else o for o in options]
+    assert main([str(export / "model.pb"), "-o", str(tmp_path / "out"), *options, "--verify"]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("verify: detections:"))
+    matched = int(line.split()[2])
+    assert matched >= (10 if "--keep-classes" in options else 90) and " 0 TF-only, 0 Caffe-only" in line, line

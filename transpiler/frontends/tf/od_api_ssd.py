@@ -79,6 +79,13 @@ class SSDGraph:
     scale_factors: tuple[float, float, float, float]
     score_converter: str
     logit_scale: float
+    padded_nms: bool = False  # TF's non_max_suppression_padded (use_static_shapes): suppresses at IoU ≥ t
+
+
+# What a conversion notes when the graph's NMS is non_max_suppression_padded (see the module docstring).
+PADDED_NMS_NOTE = ("the graph's NMS is TF's non_max_suppression_padded (use_static_shapes: true), which suppresses "
+                   "a box at IoU ≥ iou_threshold; DetectionOutput and ssd_postprocess suppress at IoU > iou_threshold: "
+                   "the same detections unless an IoU equals the threshold exactly")
 
 
 class _Graph:
@@ -145,7 +152,7 @@ def recognise(graphdef: Any, source: str) -> SSDGraph:
     if size is None:
         raise g.error("found no resize in the Preprocessor; give the input size with --input image_tensor:1xHxWx3")
     return SSDGraph(image, feature_input, normalization, size[0], size[1], encodings, logits, anchors, iou, score,
-                    per_class, total, scales, converter, logit_scale)
+                    per_class, total, scales, converter, logit_scale, any(n.op in CALL_OPS for n in nms))
 
 
 def _feature_input(g: _Graph) -> str:
@@ -354,7 +361,10 @@ def _import_ssd(graphdef: Any, spec: SSDGraph, source: str, name: str, input_sha
         "raw_class_logits": spec.class_logits,
         "anchors": spec.anchors,
         "input_size": [height, width],
+        "padded_nms": spec.padded_nms,
     }
+    if spec.padded_nms:
+        graph.metadata.setdefault("notes", []).append(PADDED_NMS_NOTE)
     return graph
 
 
