@@ -25,6 +25,24 @@ def producer_op(value: Value, op: str) -> Node | None:
     return node if node is not None and node.op == op else None
 
 
+def scalar_value(v: Value) -> float | None:
+    """The value of a one-element constant, else None."""
+    if v.const is None or v.const.size != 1:
+        return None
+    return float(v.const.reshape(-1)[0])
+
+
+def scalar_operand(node: Node, op: str) -> tuple[Value, float] | None:
+    """(x, c) for ``op(x, c)`` / ``op(c, x)`` with a one-element constant ``c``."""
+    if node.op != op or len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    for x, c in ((a, scalar_value(b)), (b, scalar_value(a))):
+        if c is not None:
+            return x, c
+    return None
+
+
 def per_channel_vector(const: np.ndarray, feature: Value) -> np.ndarray | None:
     """``const`` as a length-C vector if it broadcasts against ``feature`` only along its channel axis.
 

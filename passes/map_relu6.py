@@ -10,40 +10,23 @@ from __future__ import annotations
 
 from transpiler.ir.core import Graph, Node, Value
 from transpiler.pass_manager import Pass, PassContext, register_pass
-
-
-def _scalar(v: Value) -> float | None:
-    if v.const is None or v.const.size != 1:
-        return None
-    return float(v.const.reshape(-1)[0])
-
-
-def _bound(node: Node, op: str) -> tuple[Value, float] | None:
-    """(x, c) for ``op(x, c)`` / ``op(c, x)`` with a scalar constant ``c``."""
-    if node.op != op or len(node.inputs) != 2:
-        return None
-    a, b = node.inputs
-    if _scalar(b) is not None:
-        return a, _scalar(b)  # type: ignore[return-value]
-    if _scalar(a) is not None:
-        return b, _scalar(a)  # type: ignore[return-value]
-    return None
+from transpiler.passes.common import scalar_operand
 
 
 def _relu6_input(node: Node) -> Value | None:
     if node.op == "Clip" and node.attrs.get("min") == 0.0 and node.attrs.get("max") == 6.0:
         return node.inputs[0]
-    outer = _bound(node, "Minimum")
+    outer = scalar_operand(node, "Minimum")
     if outer is not None and outer[1] == 6.0 and outer[0].producer is not None:
         inner = outer[0].producer
         if inner.op == "Relu" and len(outer[0].uses) == 1:
             return inner.inputs[0]
-        lower = _bound(inner, "Maximum")
+        lower = scalar_operand(inner, "Maximum")
         if lower is not None and lower[1] == 0.0 and len(outer[0].uses) == 1:
             return lower[0]
-    outer = _bound(node, "Maximum")
+    outer = scalar_operand(node, "Maximum")
     if outer is not None and outer[1] == 0.0 and outer[0].producer is not None:
-        upper = _bound(outer[0].producer, "Minimum")
+        upper = scalar_operand(outer[0].producer, "Minimum")
         if upper is not None and upper[1] == 6.0 and len(outer[0].uses) == 1:
             return upper[0]
     return None

@@ -31,8 +31,8 @@ from transpiler.plugins import load_plugins, plugin_of
 log = logging.getLogger("transpiler")
 
 # The pipeline, in order (pass names).
-FRONT_PASSES = ["remove-identity", "fold-constants", "fold-space-to-batch", "fold-nearest-upsampling", "dce",
-                "mean-to-pool", "matmul-to-fc", "fold-batchnorm", "fold-deconv-affine", "input-channel-order",
+FRONT_PASSES = ["remove-identity", "fold-constants", "fold-prelu", "fold-space-to-batch", "fold-nearest-upsampling",
+                "dce", "mean-to-pool", "matmul-to-fc", "fold-batchnorm", "fold-deconv-affine", "input-channel-order",
                 "fix-same-padding", "map-relu6", "fold-pad-into-pool",
                 "select-classes", "ssd-detection-output", "dce"]
 LAYOUT_PASSES = ["to-nchw", "simplify-transposes", "fold-affine-forward"]

@@ -7,6 +7,11 @@ Unary: ``Power`` is ``y = (shift + scale·x)^power``: Sqrt (power ½), Rsqrt (�
 (−1), Pow with a constant exponent, Neg (scale −1). Abs → ``AbsVal``, Softplus → ``BNLL``
 (``log(1 + eˣ)``: absolute error ≈ 1 ulp of 1, so a relative error grows for outputs ≪ 1, x < −10),
 Elu → ``ELU`` (α), LeakyRelu → ``ReLU`` with ``negative_slope``; Sigmoid, Tanh, Exp, Log → their layers.
+PRelu (``y = max(0, x) + α_c·min(0, x)``) → ``PReLU`` with its slope blob: one per channel (Caffe's channel
+axis 1: NCHW maps, [N, C]), or ``channel_shared`` with one slope (a blob of no axes, Caffe's shape for it,
+which OpenCV reads as one value). Where the flavor has no PReLU or the slopes run along another axis, TF's own
+spelling ``relu(x) + (−α)·relu(−x)``: ReLU, Power(−1) → ReLU → Scale (per channel, on that axis) or Power
+(shared), Eltwise SUM; exact, as the sum adds ±0 to the one non-zero term.
 
 Binary, with a scalar constant ``k``: ``x ± k``, ``k − x``, ``k·x`` → one Power; ``x/k`` → Power scale 1/k
 (≤ 1 ulp from TF's division); ``k/x`` → Power(scale 1/k, power −1) = (x/k)⁻¹ (2 roundings);
@@ -104,6 +109,30 @@ def _leaky_relu(e: CaffeEmitter, node: Node) -> str:
     layer = e.layer(node.name, "ReLU", [e.blob(node.inputs[0])])
     layer.relu_param.negative_slope = float(node.attrs["alpha"])
     return node.name
+
+
+@caffe_op("PRelu")
+def _prelu(e: CaffeEmitter, node: Node) -> str:
+    x, slopes = node.inputs
+    if slopes.const is None:
+        raise BackendError(f"{node.describe()}: PReLU slopes must be constant (Caffe stores them as weights)")
+    alpha = slopes.const.reshape(-1).astype(np.float64)
+    shape = x.static_shape
+    axis = channel_axis(x.layout, len(shape))
+    n, xb = node.name, e.blob(x)
+    if "PReLU" in e.flavor.layer_types and len(shape) >= 2 and (alpha.size == 1 or axis == 1):
+        layer = e.layer(n, "PReLU", [xb])
+        if alpha.size == 1:
+            layer.prelu_param.channel_shared = True
+            layer.blobs.add().data.append(float(alpha[0]))  # no shape: Caffe's shared slope blob has no axes
+        else:
+            set_blob(layer.blobs.add(), alpha)
+        return n
+    positive = relu(e, f"{n}/relu", xb)
+    flipped = relu(e, f"{n}/relu_neg", power(e, f"{n}/neg", xb, scale=-1.0))
+    negative = (power(e, f"{n}/mul", flipped, scale=-float(alpha[0])) if alpha.size == 1
+                else _scale(e, f"{n}/mul", flipped, axis, -alpha))
+    return _eltwise(e, n, [positive, negative], cp.EltwiseParameter.SUM)
 
 
 # ------------------------------------------------------------------------------ binary

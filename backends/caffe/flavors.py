@@ -47,6 +47,10 @@ COMMON = frozenset({
     "Deconvolution",
 })
 SSD_EXTRA = frozenset({"Permute", "PriorBox", "DetectionOutput", "Normalize"})
+# BVLC Caffe's PReLU (so SSD-Caffe's) and OpenCV's (ChannelsPReLU; ReLU with negative_slope when channel_shared),
+# per channel on 4-D and 2-D blobs and shared, checked in both against TF (tests/e2e/test_prelu.py). Not probed in
+# the toolchains: for them the backend spells PReLU with ReLU, Power, Scale and Eltwise (emit_elementwise.py).
+PRELU = frozenset({"PReLU"})
 
 
 @dataclass(frozen=True)
@@ -183,15 +187,15 @@ def is_identifier_name(name: str) -> bool:
 
 
 FLAVORS: dict[str, Flavor] = {
-    "ssd": Flavor("ssd", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6",
+    "ssd": Flavor("ssd", COMMON | SSD_EXTRA | PRELU | {"ReLU6"}, "ReLU6",
                   description="SSD-Caffe with ReLU6 (chuanqi305/ssd, kernels/relu6), OpenCV dnn"),
-    "bvlc": Flavor("bvlc", COMMON | {"Clip", "Bias", "Reduction"}, "Clip",
+    "bvlc": Flavor("bvlc", COMMON | PRELU | {"Clip", "Bias", "Reduction"}, "Clip",
                    description="BVLC Caffe (has Clip, no SSD layers)"),
-    "portable": Flavor("portable", COMMON | SSD_EXTRA, "portable",
+    "portable": Flavor("portable", COMMON | SSD_EXTRA | PRELU, "portable",
                        description="any runtime: ReLU6 spelled with ReLU/Power/Eltwise"),
-    "kernels": Flavor("kernels", COMMON | SSD_EXTRA | {"ReLU6", "DepthwiseConvolution"}, "ReLU6",
+    "kernels": Flavor("kernels", COMMON | SSD_EXTRA | PRELU | {"ReLU6", "DepthwiseConvolution"}, "ReLU6",
                       uneven_pads="depthwise", description="SSD-Caffe + this project's kernels/ layers"),
-    "opencv": Flavor("opencv", COMMON | SSD_EXTRA | {"ReLU6"}, "ReLU6", prior_runtimes=("opencv",),
+    "opencv": Flavor("opencv", COMMON | SSD_EXTRA | PRELU | {"ReLU6"}, "ReLU6", prior_runtimes=("opencv",),
                      uneven_pads="all",
                      description="OpenCV dnn only: native uneven pads, fractional PriorBox sizes"),
 }

@@ -19,6 +19,9 @@ Ops are framework-neutral. Feature-map ops read the layout of their first input 
   Reciprocal Softplus Identity``; ``Clip(x)``: ``min``, ``max``; ``Elu(x)``: ``alpha``
   (``x > 0 ? x : α·(eˣ − 1)``); ``LeakyRelu(x)``: ``alpha`` (``x > 0 ? x : α·x``); ``Pow(x)``: ``exponent``
   (``x^e``, constant exponent). ``Softplus`` is ``log(1 + eˣ)``.
+- ``PRelu(x, alpha)``: ``y = max(0, x) + α_c·min(0, x)`` (``x > 0 ? x : α_c·x``), ``alpha`` a constant of one
+  value (shared) or one per channel of ``x`` (its layout's channel axis; the last of an [N, C] tensor). Like
+  BatchNorm it follows the channel axis of its input's layout, so it is ``layout_free``.
 - ``Concat``: ``axis``. ``Reshape``: ``shape``. ``Transpose``: ``perm``. ``Squeeze``: ``axes``.
   ``Flatten``: ``axis`` (dims from ``axis`` on are merged). ``Softmax``: ``axis``.
   ``LogSoftmax``: ``axis`` (``x − max − log Σ e^(x − max)``).
@@ -465,6 +468,22 @@ def _eval_elu(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
 def _eval_leaky_relu(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
     x = a[0].astype(np.float64)
     return [np.where(x > 0, x, float(node.attrs["alpha"]) * x).astype(a[0].dtype)]
+
+
+def _infer_prelu(node: Node) -> list[tuple[DType, Shape | None]]:
+    x, slopes = node.inputs[0].shape, node.inputs[1].shape
+    if x is not None and slopes is not None and any(d != 1 for d in slopes):  # not one shared value
+        channels = x[channel_axis(node.inputs[0].layout, len(x))] if x else 0
+        if len(slopes) != 1 or channels not in (None, slopes[0]):
+            raise IRError(f"PRelu slopes of shape {slopes} are neither one value nor one per channel of {x} "
+                          f"({node.describe()})")
+    return [_x(node)]
+
+
+def _eval_prelu(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
+    x, alpha = a[0], a[1].astype(a[0].dtype)
+    slope = alpha.reshape(()) if alpha.size == 1 else _channel_shaped(alpha, node.inputs[0].layout, x.ndim)
+    return [np.where(x > 0, x, slope * x).astype(x.dtype)]
 
 
 def _eval_pow(node: Node, a: list[np.ndarray]) -> list[np.ndarray]:
@@ -926,6 +945,7 @@ def _register_builtin() -> None:
     register_op("ReduceMin", _infer_reduce, _reduce_eval(np.min))
     register_op("Elu", same_as_input, _eval_elu, layout_free=True)
     register_op("LeakyRelu", same_as_input, _eval_leaky_relu, layout_free=True)
+    register_op("PRelu", _infer_prelu, _eval_prelu, layout_free=True)  # slopes indexed by the layout's channel
     register_op("Pow", same_as_input, _eval_pow, layout_free=True)
     register_op("LogSoftmax", _infer_softmax, _eval_log_softmax)
     register_op("Pad", _infer_pad, _eval_pad)

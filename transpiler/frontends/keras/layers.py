@@ -15,6 +15,10 @@ Each handler builds what TensorFlow computes for the layer at inference (as the 
 - ``ReLU(max_value m, negative_slope s)``: ``relu`` / ``Clip(0, m)`` / ``LeakyRelu(s)`` /
   ``min(LeakyRelu(s), m)`` (Keras: ``clip(relu(x), 0, m) − s·relu(−x)``, equal since s, m ≥ 0); a threshold
   θ ≠ 0 (``x·[x > θ]``) has no exact Caffe form and is refused.
+- ``PReLU``: ``relu(x) + (−α)·relu(−x)``, Keras' own formula, as the frozen graph has it (``Relu``, ``Neg``,
+  ``Relu``, ``Mul`` by ``−α`` read from the file, ``Add``); fold-prelu makes it one ``PRelu`` where α is one value
+  or one per channel (``shared_axes`` covering every other axis), and any other α (a slope per pixel) stays those
+  exact element-wise ops.
 - Activations: ``hard_sigmoid`` is ``relu6(x + 3)/6`` in Keras 3 and ``clip(0.2·x + 0.5, 0, 1)`` in Keras 2 /
   tf-keras (each file's own Keras version decides); ``hard_swish``/``hard_silu`` = ``x·relu6(x + 3)/6``;
   ``swish``/``silu`` = ``x·sigmoid(x)``; ``elu`` (α = 1), ``relu6`` = ``Clip(0, 6)``, softmax on the last axis.
@@ -295,6 +299,19 @@ def relu(ctx: KerasContext, layer: Layer, xs: list[Value]) -> Value:
 def leaky_relu(ctx: KerasContext, layer: Layer, xs: list[Value]) -> Value:
     slope = layer.get("negative_slope", layer.get("alpha", 0.3))  # Keras 3 / tf-keras spelling and default
     return ctx.add("LeakyRelu", layer, xs[:1], {"alpha": float(slope)})
+
+
+@keras_layer("PReLU")
+def prelu(ctx: KerasContext, layer: Layer, xs: list[Value]) -> Value:
+    x = xs[0]
+    alpha = ctx.weights(layer, ["alpha"])["alpha"]
+    positive = ctx.add("Relu", layer, [x], suffix="/relu")
+    flipped = ctx.add("Relu", layer, [ctx.add("Neg", layer, [x], suffix="/neg")], suffix="/relu_neg")
+    negative = ctx.add("Mul", layer, [ctx.constant(layer, -alpha, "/neg_alpha"), flipped], suffix="/mul")
+    if negative.shape != x.shape:
+        raise UnsupportedModelError(f"{ctx.where(layer)}: alpha of shape {alpha.shape} does not fit its input "
+                                    f"{x.shape}")
+    return ctx.add("Add", layer, [positive, negative])
 
 
 @keras_layer("ELU")
