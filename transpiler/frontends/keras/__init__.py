@@ -13,7 +13,6 @@ from typing import Any
 
 from transpiler.errors import UnsupportedModelError, UsageError
 from transpiler.frontends.keras.files import keras_file_kind, read_keras_model
-from transpiler.frontends.keras.importer import import_keras_model
 from transpiler.ir.core import Graph
 
 
@@ -27,6 +26,8 @@ def load_keras_model(path: str | Path, *, inputs: Sequence[Any] = (), outputs: S
     """Read a Keras model file and import it as IR (``inputs``: ``InputSpec``-like, name and optional shape)."""
     if signature is not None:
         raise UsageError(f"{path}: --signature applies to SavedModels; this is a Keras model file")
+    from transpiler.frontends.keras.importer import import_keras_model  # only for Keras files (4 ms)
+
     model = read_keras_model(path)
     try:
         return import_keras_model(model, inputs=inputs, outputs=outputs)
