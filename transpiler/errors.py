@@ -56,3 +56,11 @@ class VerificationFailed(TranspilerError):
     """--verify found outputs that differ from TensorFlow beyond tolerance."""
 
     exit_code = 3
+
+
+def name_the_place(exc: TranspilerError, where: str) -> None:
+    """Prefix ``where`` (a file, a node) to an error raised by a helper that could not know it (decoding a tensor,
+    say), unless its message already names that place; ``exc`` is changed in place, to be re-raised."""
+    message = str(exc.args[0]) if exc.args else ""
+    if where.split(":", 1)[0] not in message:
+        exc.args = (f"{where}: {message}" if message else where, *exc.args[1:])

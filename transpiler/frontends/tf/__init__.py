@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from transpiler.errors import UsageError
+from transpiler.errors import PluginError, TranspilerError, UsageError, name_the_place
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
 from transpiler.frontends.tf.loader import load_graphdef
 from transpiler.frontends.tf.od_api_ssd import (
@@ -29,7 +29,17 @@ def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs
     Otherwise the region between ``inputs`` and ``outputs`` is imported as it is. A SavedModel
     (its directory or ``saved_model.pb``, recognised by content) is read without TensorFlow: its
     ``signature`` (default ``serving_default``) with the weights from its checkpoint (see :mod:`saved_model`).
+    Every refusal names the model file (a helper's that could not know it gets it prefixed).
     """
+    try:
+        return _load(path, inputs, outputs, signature)
+    except TranspilerError as exc:
+        if exc.exit_code == 2 and not isinstance(exc, PluginError):
+            name_the_place(exc, str(path))
+        raise
+
+
+def _load(path: str | Path, inputs: Sequence[InputSpec], outputs: Sequence[str], signature: str | None) -> Graph:
     if find_saved_model(path) is not None:
         model = load_saved_model(path, signature)  # read once, for the detector check and the import
         if not outputs and is_tf2_od_api_ssd(model.graph, model.implements):

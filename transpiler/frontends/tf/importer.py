@@ -18,12 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from transpiler.errors import IRError, PluginError, TranspilerError, UnsupportedModelError, UsageError
+from transpiler.errors import (
+    IRError,
+    PluginError,
+    TranspilerError,
+    UnsupportedModelError,
+    UsageError,
+    name_the_place,
+)
 from transpiler.frontends.nodes import add_source_node
 from transpiler.frontends.tf.registry import TF_HANDLERS
 from transpiler.frontends.tf.tensors import tensor_to_numpy
@@ -50,6 +58,7 @@ def tf_dtype(code: int, where: str) -> DType:
         raise UnsupportedModelError(f"{where}: TF dtype enum {code} has no IR equivalent") from None
 
 
+@lru_cache(maxsize=1 << 16)  # the same names are split many times over (a detector's import: 11000 calls)
 def split_tensor_name(name: str) -> tuple[str, int]:
     """``"a/b:1"`` → ``("a/b", 1)``; ``"a/b"`` → ``("a/b", 0)``; a leading ``^`` is a control edge."""
     name = name.lstrip("^")
@@ -59,6 +68,7 @@ def split_tensor_name(name: str) -> tuple[str, int]:
     return name, 0
 
 
+@lru_cache(maxsize=1 << 16)
 def canonical_tensor_name(name: str) -> str:
     node, idx = split_tensor_name(name)
     return f"{node}:{idx}"
@@ -251,7 +261,9 @@ def _run_handler(ctx: ImportContext, node: Any) -> list[Value]:
     """Call the node's handler; an unexpected exception names the node, and the plugin if one owns it."""
     try:
         return TF_HANDLERS[node.op](ctx, node)
-    except TranspilerError:
+    except TranspilerError as exc:
+        if exc.exit_code == 2 and not isinstance(exc, PluginError):
+            name_the_place(exc, ctx.where(node))
         raise
     except Exception as exc:
         plugin = plugin_of("TF handler", node.op)
