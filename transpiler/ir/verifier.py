@@ -36,7 +36,7 @@ def verify(graph: Graph) -> None:
             if v.producer is not None and id(v) not in produced:
                 raise IRError(f"{node.describe()}: input {i} %{v.name} is used before {v.producer.describe()} "
                               "produces it")
-            if (node, i) not in v.uses:
+            if (node, i) not in v._uses:  # the list itself: the public view copies it
                 raise IRError(f"{node.describe()}: use-list of %{v.name} misses input {i}")
             if v.is_const:
                 _check_const(v, node)
@@ -47,7 +47,7 @@ def verify(graph: Graph) -> None:
                 raise IRError(f"{node.describe()}: output %{out.name} is produced twice")
             produced.add(id(out))
     for v in graph.values():
-        for user, i in v.uses:
+        for user, i in v._uses:
             if user.graph is not graph or i >= len(user.inputs) or user.inputs[i] is not v:
                 raise IRError(f"use-list of %{v.name} lists {user.describe()} input {i}, which reads something else")
     for out in graph.outputs:

@@ -300,10 +300,13 @@ def _renamed(tensor: str, renames: dict[str, str]) -> str:
 
 def _rename(graph: tf_graph_pb2.GraphDef, renames: dict[str, str]) -> None:
     for node in graph.node:
-        node.name = renames.get(node.name, node.name)
-        inputs = [_renamed(i, renames) for i in node.input]
-        del node.input[:]
-        node.input.extend(inputs)
+        if node.name in renames:
+            node.name = renames[node.name]
+        inputs = list(node.input)
+        renamed = [_renamed(i, renames) for i in inputs]
+        if renamed != inputs:
+            del node.input[:]
+            node.input.extend(renamed)
 
 
 _READ_OPS = frozenset({"ReadVariableOp", *_REF_VARIABLE_OPS})
