@@ -60,7 +60,10 @@ class VerificationFailed(TranspilerError):
 
 def name_the_place(exc: TranspilerError, where: str) -> None:
     """Prefix ``where`` (a file, a node) to an error raised by a helper that could not know it (decoding a tensor,
-    say), unless its message already names that place; ``exc`` is changed in place, to be re-raised."""
+    say), unless its message already names that place; ``exc`` is changed in place, to be re-raised. Internal
+    errors (a bug: the CLI says where it happened) and a plugin's (they name the plugin) are left as they are."""
+    if exc.exit_code != 2 or isinstance(exc, PluginError):
+        return
     message = str(exc.args[0]) if exc.args else ""
     if where.split(":", 1)[0] not in message:
         exc.args = (f"{where}: {message}" if message else where, *exc.args[1:])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from transpiler.frontends.tf import crc32c as module
-from transpiler.frontends.tf.crc32c import crc32c, crc32c_many, mask, numpy_crc32c, numpy_crc32c_many, unmask
+from transpiler.frontends.tf.crc32c import crc32c, crc32c_many, mask, numpy_crc32c, unmask
 
 VECTORS = [bytes(32), b"\xff" * 32, bytes(range(32)), bytes(range(31, -1, -1)), b"123456789", b""]
 # RFC 3720 (iSCSI) appendix B.4, and the common check value of "123456789"
@@ -39,10 +39,9 @@ def test_the_native_library_is_used() -> None:
     assert module.NATIVE and google_crc32c.implementation == "c"
 
 
-@pytest.mark.parametrize("many", [crc32c_many, numpy_crc32c_many], ids=["default", "numpy"])
-def test_published_vectors(many: Callable[[list[bytes | memoryview]], list[int]]) -> None:
-    assert many(list(VECTORS)) == EXPECTED
-    assert many([]) == []
+def test_published_vectors_many() -> None:
+    assert crc32c_many(list(VECTORS)) == EXPECTED
+    assert crc32c_many([]) == []
 
 
 @pytest.mark.parametrize("one", [crc32c, numpy_crc32c], ids=["default", "numpy"])
@@ -60,7 +59,7 @@ def test_numpy_equals_byte_loop_and_native_library() -> None:
 
     buffers = _buffers()
     expected = [_byte_loop(bytes(b)) for b in buffers]
-    assert numpy_crc32c_many(buffers) == expected
+    assert crc32c_many(buffers) == expected
     assert [google_crc32c.value(bytes(b)) for b in buffers] == expected
     rng = np.random.default_rng(7)
     big = rng.integers(0, 256, 3_000_001, dtype=np.uint8).tobytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from transpiler.errors import PluginError, TranspilerError, UsageError, name_the_place
+from transpiler.errors import TranspilerError, UsageError, name_the_place
 from transpiler.frontends.tf.importer import InputSpec, import_graphdef
 from transpiler.frontends.tf.loader import load_graphdef
 from transpiler.frontends.tf.od_api_ssd import (
@@ -34,8 +34,7 @@ def load_tf_model(path: str | Path, *, inputs: Sequence[InputSpec] = (), outputs
     try:
         return _load(path, inputs, outputs, signature)
     except TranspilerError as exc:
-        if exc.exit_code == 2 and not isinstance(exc, PluginError):
-            name_the_place(exc, str(path))
+        name_the_place(exc, str(path))
         raise
 
 

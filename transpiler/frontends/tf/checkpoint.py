@@ -12,10 +12,11 @@ Numeric tensors are stored as their raw elements in the header's byte order. A s
 ``n`` elements is ``n`` varint64 lengths, then a 4-byte masked CRC-32C of the lengths (each taken
 as a little-endian uint32), then the strings' bytes back to back. The entry's CRC-32C covers the
 stored bytes, except that for strings the lengths enter it as those uint32 values, exactly as
-the inner checksum does; it is verified for every tensor read (by Google's CRC32C library, or, without it, for
-all numeric tensors together at the first read: ``crc32c_many``). :meth:`Checkpoint.read_content` hands out a
-numeric tensor's verified bytes as they are, which is what a ``TensorProto``'s ``tensor_content`` holds (no
-decoding for a SavedModel's frozen weights). Any mismatch, a missing shard, or
+the inner checksum does; it is verified for every tensor read (by Google's CRC32C library, or, without it,
+for all numeric tensors together at the first read, with numpy: ``crc32c_many``).
+:meth:`Checkpoint.read_content` hands out a numeric tensor's verified bytes as they are, which is what a
+``TensorProto``'s ``tensor_content`` holds (no decoding for a SavedModel's frozen weights). Any mismatch, a
+missing shard, or
 an entry pointing past a shard's end raises :class:`~transpiler.errors.ModelLoadError` naming the
 file. A tensor stored in slices (a partitioned variable, or one split by a shard-size policy)
 lists them in its entry; each slice is a tensor of its own under an encoded key (:func:`slice_key`),

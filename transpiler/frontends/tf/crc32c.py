@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NATIVE", "crc32c", "crc32c_many", "mask", "numpy_crc32c", "numpy_crc32c_many", "unmask"]
+__all__ = ["NATIVE", "crc32c", "crc32c_many", "mask", "numpy_crc32c", "unmask"]
 
 try:  # only its compiled extension: the package's pure-Python fallback is slower than numpy
     from google_crc32c import _crc32c as _native  # type: ignore[import-not-found,import-untyped,unused-ignore]
@@ -147,14 +147,8 @@ _BLOCK = 1024  # bytes per block in crc32c_many: 512 numpy steps, whatever the s
 
 
 def crc32c_many(buffers: list[bytes | memoryview]) -> list[int]:
-    """``[crc32c(b) for b in buffers]`` (with numpy: computed together, far faster for many tensors)."""
-    if _native is not None:
-        return [int(_native.value(b if isinstance(b, bytes) else bytes(b))) for b in buffers]
-    return numpy_crc32c_many(buffers)
-
-
-def numpy_crc32c_many(buffers: list[bytes | memoryview]) -> list[int]:
-    """:func:`crc32c_many` computed with numpy, all buffers side by side."""
+    """``[numpy_crc32c(b) for b in buffers]``, all buffers side by side (the fallback's way to check every
+    tensor of a checkpoint at once; with the native library each tensor is checked as it is read)."""
     results = [0] * len(buffers)
     owners: list[tuple[int, int]] = []  # (buffer index, number of blocks)
     for i, buffer in enumerate(buffers):

@@ -262,8 +262,7 @@ def _run_handler(ctx: ImportContext, node: Any) -> list[Value]:
     try:
         return TF_HANDLERS[node.op](ctx, node)
     except TranspilerError as exc:
-        if exc.exit_code == 2 and not isinstance(exc, PluginError):
-            name_the_place(exc, ctx.where(node))
+        name_the_place(exc, ctx.where(node))
         raise
     except Exception as exc:
         plugin = plugin_of("TF handler", node.op)
