@@ -105,10 +105,44 @@ def test_schema_matches_tensorflow(tf: Any) -> None:
     ]
     for mine, theirs in pairs:
         _compare_subset(mine.DESCRIPTOR, theirs.DESCRIPTOR, seen, problems)
+    _compare_index(seen, problems)
     assert not problems, "\n".join(problems)
     # the walk reached every message of our schema
     declared = {m.full_name for m in _all_messages(ours.DESCRIPTOR.message_types_by_name.values())}
     assert declared - seen <= {m for m in declared if m.endswith("Entry")}, declared - seen
+
+
+# The index messages (saved_model.pb read with function bodies undecoded) and the message each one reads.
+INDEX_OF = {"SavedModelIndex": "SavedModel", "MetaGraphIndex": "MetaGraphDef", "GraphIndex": "GraphDef",
+            "FunctionLibraryIndex": "FunctionDefLibrary", "FunctionHeader": "FunctionDef", "FunctionName": "OpDef"}
+
+
+def _compare_index(seen: set[str], problems: list[str]) -> None:
+    """Every field of an index message is the full message's field of that name: number, type, repetition;
+    its message type is the same one, or the index of it."""
+    from transpiler.frontends.tf.proto import tf_graph_pb2
+
+    def full(name: str) -> Any:
+        return getattr(ours, name, None) or getattr(tf_graph_pb2, name)
+
+    for index_name, full_name in INDEX_OF.items():
+        index = getattr(ours, index_name).DESCRIPTOR
+        seen.add(index.full_name)
+        fields = {f.name: f for f in full(full_name).DESCRIPTOR.fields}
+        for a in index.fields:
+            b = fields.get(a.name)
+            where = f"{index.full_name}.{a.name}"
+            if b is None:
+                problems.append(f"{where}: not in {full_name}")
+                continue
+            for attr in ("number", "type", "is_repeated"):
+                if getattr(a, attr) != getattr(b, attr):
+                    problems.append(f"{where}: {attr} {getattr(a, attr)} != {full_name}'s {getattr(b, attr)}")
+            if a.message_type is not None and a.message_type.GetOptions().map_entry:  # each message has its own
+                a, b = (f.message_type.fields_by_name["value"] for f in (a, b))
+            if a.message_type is not None and a.message_type.full_name != b.message_type.full_name and \
+                    INDEX_OF.get(a.message_type.name) != b.message_type.name:
+                problems.append(f"{where}: type {a.message_type.name} reads no {b.message_type.name}")
 
 
 def _all_messages(messages: Any) -> list[Any]:
@@ -759,6 +793,30 @@ def test_damaged_saved_model_pb_never_crashes(saved_models: dict[str, Path], tmp
             assert str(model) in str(exc) and "\n" not in str(exc).split("\n  - ")[0], exc
             failures += 1
     assert failures >= 30
+
+
+def test_function_bodies_decoded_as_called(saved_models: dict[str, Path], tmp_path: Path) -> None:
+    """The library is read as an index and each body decoded when asked for: the bodies are exactly the
+    file's; a body that does not decode is refused naming the file and function, even though the index read."""
+    src = saved_models["keras_export"]
+    whole = ours.SavedModel.FromString((src / "saved_model.pb").read_bytes()).meta_graphs[0].graph_def.library
+    loaded = load_saved_model(src)
+    library = loaded.library
+    assert sorted(library) == sorted(f.signature.name for f in whole.function)
+    for f in whole.function:
+        assert library[f.signature.name] == f, f.signature.name
+
+    model = tmp_path / "bad_body"
+    shutil.copytree(src, model)
+    index = ours.SavedModelIndex.FromString((model / "saved_model.pb").read_bytes())
+    headers = index.meta_graphs[0].graph_def.library.function
+    assert loaded.inlined is not None
+    called = next(h for h in headers if h.signature.name in set(loaded.inlined.calls.values()))
+    called.MergeFromString(b"\x1a\x03\xff\xff\xff")  # a node_def (field 3) whose bytes are no NodeDef
+    (model / "saved_model.pb").write_bytes(index.SerializeToString())
+    with pytest.raises(ModelLoadError, match=f"cannot decode function '{called.signature.name}'") as info:
+        load_saved_model(model)
+    assert str(model) in str(info.value)
 
 
 def test_cli_converts_without_tensorflow(saved_models: dict[str, Path], tmp_path: Path) -> None:

@@ -25,9 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from transpiler.errors import UnsupportedModelError
 from transpiler.frontends.tf.proto import tf_graph_pb2
+
+if TYPE_CHECKING:
+    from transpiler.frontends.tf.proto import saved_model_pb2
 
 __all__ = ["CALL_OPS", "OUTPUT_ARGS", "InlinedGraph", "inline_calls", "upstream"]
 
@@ -101,9 +105,9 @@ def _chase(aliases: dict[str, str], tensor: str) -> str:
 
 
 class _Inliner:
-    def __init__(self, library: tf_graph_pb2.FunctionDefLibrary, source: str,
+    def __init__(self, functions: Mapping[str, tf_graph_pb2.FunctionDef], source: str,
                  op_defs: Mapping[str, tf_graph_pb2.OpDef] | None) -> None:
-        self.functions = {f.signature.name: f for f in library.function}
+        self.functions = functions
         self.source = source
         self.op_defs = op_defs
         self.graph = tf_graph_pb2.GraphDef()  # the nodes are copied straight into it (their inputs fixed at the end)
@@ -259,7 +263,7 @@ class _Inliner:
         copy.input.extend(inputs)
 
 
-def upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
+def upstream(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, roots: Iterable[str]) -> set[str]:
     """Names of the outer nodes ``roots`` (nodes or tensors) depend on, control inputs included."""
     inputs = {n.name: n.input for n in graph.node}
     seen: set[str] = set()
@@ -273,8 +277,9 @@ def upstream(graph: tf_graph_pb2.GraphDef, roots: Iterable[str]) -> set[str]:
     return seen
 
 
-def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>", roots: Iterable[str] | None = None,
-                 op_defs: Mapping[str, tf_graph_pb2.OpDef] | None = None) -> InlinedGraph:
+def inline_calls(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, source: str = "<graph>",
+                 roots: Iterable[str] | None = None, op_defs: Mapping[str, tf_graph_pb2.OpDef] | None = None,
+                 functions: Mapping[str, tf_graph_pb2.FunctionDef] | None = None) -> InlinedGraph:
     """Return ``graph`` with every function call replaced by the function's body, recursively.
 
     With ``roots`` (node or tensor names), only the outer nodes they depend on are kept and inlined.
@@ -282,8 +287,12 @@ def inline_calls(graph: tf_graph_pb2.GraphDef, source: str = "<graph>", roots: I
     without it, :data:`OUTPUT_ARGS` and the one-argument rule are used.
     Inputs of the result are canonical ``node:index`` names with every alias resolved; the result
     carries no library. Tensors of the original graph map to the result via :meth:`InlinedGraph.resolve`.
+    ``functions`` (name → FunctionDef) stands in for ``graph.library``: a SavedModel's, decoded as called.
     """
-    inliner = _Inliner(graph.library, source, op_defs)
+    if functions is None:
+        assert isinstance(graph, tf_graph_pb2.GraphDef), "a GraphIndex comes with its functions"
+        functions = {f.signature.name: f for f in graph.library.function}
+    inliner = _Inliner(functions, source, op_defs)
     inliner.outer(graph, roots)
     out = inliner.graph
     out.versions.CopyFrom(graph.versions)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -86,7 +86,7 @@ class SavedModelGraph:
     declared_outputs: dict[str, str] = field(default_factory=dict)
     renames: dict[str, str] = field(default_factory=dict)  # inlined node → its shorter name in ``graph``
     # the graph's function library (bodies of the while-loops and conditionals left in ``graph``)
-    library: dict[str, tf_graph_pb2.FunctionDef] = field(default_factory=dict)
+    library: Mapping[str, tf_graph_pb2.FunctionDef] = field(default_factory=dict)
     # composite functions called (``_implements``), as in InlinedGraph.implements, tensors of ``graph``
     implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = field(default_factory=dict)
 
@@ -156,12 +156,15 @@ def find_saved_model(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _parse_saved_model(pb_path: Path, quiet: bool = False) -> saved_model_pb2.SavedModel | None:
-    model = saved_model_pb2.SavedModel()
+def _parse_saved_model(pb_path: Path, quiet: bool = False) -> saved_model_pb2.SavedModelIndex | None:
+    """The file as an index: function bodies are decoded only when asked for (:class:`FunctionLibrary`)."""
+    model = saved_model_pb2.SavedModelIndex()
     try:
         data = pb_path.read_bytes()
-        if looks_like_text(data):
-            text_format.Parse(data.decode("utf-8-sig"), model)
+        if looks_like_text(data):  # the text format knows no unknown fields: decoded whole, then indexed
+            full = saved_model_pb2.SavedModel()
+            text_format.Parse(data.decode("utf-8-sig"), full)
+            model.ParseFromString(full.SerializeToString())
         else:
             model.ParseFromString(data)
     except (DecodeError, OSError, UnicodeDecodeError, text_format.ParseError) as exc:
@@ -177,14 +180,45 @@ def _parse_saved_model(pb_path: Path, quiet: bool = False) -> saved_model_pb2.Sa
     return model
 
 
-def _meta_graph(model: saved_model_pb2.SavedModel) -> saved_model_pb2.MetaGraphDef:
+class FunctionLibrary(Mapping[str, tf_graph_pb2.FunctionDef]):
+    """A SavedModel's function library by name, each body decoded when first asked for (most of a TF2
+    export's functions are never called by a signature)."""
+
+    def __init__(self, index: saved_model_pb2.FunctionLibraryIndex, source: str) -> None:
+        self._headers = {f.signature.name: f for f in index.function}
+        self._decoded: dict[str, tf_graph_pb2.FunctionDef] = {}
+        self._source = source
+
+    def __getitem__(self, name: str) -> tf_graph_pb2.FunctionDef:
+        decoded = self._decoded.get(name)
+        if decoded is None:
+            decoded = tf_graph_pb2.FunctionDef()
+            try:  # the index kept the body as unknown fields, which protobuf writes back verbatim
+                decoded.ParseFromString(self._headers[name].SerializeToString())
+            except DecodeError:
+                raise ModelLoadError(f"cannot load SavedModel '{self._source}': cannot decode function '{name}'; "
+                                     "the file is truncated or corrupt") from None
+            self._decoded[name] = decoded
+        return decoded
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
+def _meta_graph(model: saved_model_pb2.SavedModelIndex) -> saved_model_pb2.MetaGraphIndex:
     for meta in model.meta_graphs:
         if "serve" in meta.meta_info_def.tags:
             return meta
     return model.meta_graphs[0]
 
 
-def _choose_signature(meta: saved_model_pb2.MetaGraphDef, name: str | None, source: str) -> str:
+def _choose_signature(meta: saved_model_pb2.MetaGraphIndex, name: str | None, source: str) -> str:
     usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
     if name is not None:
         if name not in meta.signature_def:
@@ -229,8 +263,10 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     restore = [meta.saver_def.restore_op_name] if meta.saver_def.restore_op_name else []
     attempts = (False, True) if restore and binding != "restore" else (bool(restore),)
     checkpoint: Checkpoint | None = None
+    library = FunctionLibrary(meta.graph_def.library, shown)
     for attempt, with_restore in enumerate(attempts):
-        inlined = inline_calls(meta.graph_def, shown, signature_outputs + (restore if with_restore else []), op_defs)
+        inlined = inline_calls(meta.graph_def, shown, signature_outputs + (restore if with_restore else []), op_defs,
+                               library)
         if attempt == 0:
             _refuse_writes(meta.graph_def, inlined, signature_outputs, name, shown)
         inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
@@ -276,7 +312,7 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
                            {k: _renamed(t, renames) for k, t in outputs.items()}, bindings, usable, inlined,
                            {k: v.name for k, v in sorted(sig.inputs.items())},
                            {k: v.name for k, v in sorted(sig.outputs.items())}, renames,
-                           {f.signature.name: f for f in meta.graph_def.library.function},
+                           library,
                            {call: (f, attr, [_renamed(t, renames) for t in args])
                             for call, (f, attr, args) in inlined.implements.items()})
 
@@ -321,7 +357,7 @@ def _writes_state(op: str) -> bool:
                           "SparseApply")) or op == "ResourceStridedSliceAssign"
 
 
-def _refuse_writes(outer: tf_graph_pb2.GraphDef, inlined: InlinedGraph, outputs: list[str], signature: str,
+def _refuse_writes(outer: saved_model_pb2.GraphIndex, inlined: InlinedGraph, outputs: list[str], signature: str,
                    shown: str) -> None:
     """A signature that writes variables (``v.assign_add(1)`` before ``x * v``) would compute with the
     updated value in TF; with every read made a constant of the stored one, it would be silently wrong."""
@@ -428,7 +464,7 @@ def _extent(text: str) -> slice:
     return slice(start, start + length)
 
 
-def _object_bindings(meta: saved_model_pb2.MetaGraphDef, inlined: InlinedGraph,
+def _object_bindings(meta: saved_model_pb2.MetaGraphIndex, inlined: InlinedGraph,
                      nodes: dict[str, tf_graph_pb2.NodeDef], checkpoint: Checkpoint, shown: str) -> dict[str, str]:
     """variable → key, from the captures of each called function (bound_inputs) and the checkpoint's
     object graph."""
