@@ -156,7 +156,7 @@ def parse_passes(text: str | None) -> list[str] | None:
 
 
 def _options(args: argparse.Namespace) -> object:
-    from transpiler.backends.caffe.training import TrainingOptions
+    from transpiler.backends.caffe.training_options import TrainingOptions
     from transpiler.convert import ConvertOptions
 
     return ConvertOptions(

@@ -19,7 +19,7 @@ import numpy as np
 
 from transpiler import detector
 from transpiler.backends.caffe import Emitted, emit_caffe, get_flavor, write_model
-from transpiler.backends.caffe.training import TrainingOptions
+from transpiler.backends.caffe.training_options import TrainingOptions
 from transpiler.backends.caffe.writer import check_writable
 from transpiler.errors import BackendError, IRError, PluginError, TranspilerError, UsageError
 from transpiler.frontends.keras import is_keras_file, load_keras_model

@@ -55,23 +55,13 @@ import numpy as np
 from google.protobuf import text_format
 
 from transpiler.backends.caffe.proto import caffe_schema_pb2 as cp
+from transpiler.backends.caffe.training_options import TrainingOptions
 from transpiler.backends.caffe.writer import without_blobs
 from transpiler.errors import BackendError
 from transpiler.frontends.tf.pipeline_config import Message, find
 
 TRAINABLE = {"Convolution": "convolution_param", "DepthwiseConvolution": "depthwise_conv_param",
              "InnerProduct": "inner_product_param", "Scale": "scale_param"}
-
-
-@dataclass
-class TrainingOptions:
-    train_data: str = "trainval_lmdb"
-    test_data: str = "test_lmdb"
-    batch_size: int | None = None  # default: pipeline.config's, else 32
-    test_batch_size: int = 8
-    label_map_file: str = "labelmap.prototxt"
-    test_iter: int = 100
-    test_interval: int = 2000
 
 
 def input_transform(report: dict[str, Any]) -> tuple[float, float]:

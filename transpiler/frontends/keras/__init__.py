@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from transpiler.errors import UnsupportedModelError, UsageError
-from transpiler.frontends.keras.files import keras_file_kind, read_keras_model
 from transpiler.ir.core import Graph
 
 
 def is_keras_file(path: str | Path) -> bool:
     """A ``.keras`` zip or an HDF5 file (by its first bytes, whatever its name)."""
+    if not Path(path).is_file():
+        return False  # e.g. a SavedModel directory: the file reader is not even loaded (1 ms)
+    from transpiler.frontends.keras.files import keras_file_kind
+
     return keras_file_kind(path) is not None
 
 
@@ -26,6 +29,7 @@ def load_keras_model(path: str | Path, *, inputs: Sequence[Any] = (), outputs: S
     """Read a Keras model file and import it as IR (``inputs``: ``InputSpec``-like, name and optional shape)."""
     if signature is not None:
         raise UsageError(f"{path}: --signature applies to SavedModels; this is a Keras model file")
+    from transpiler.frontends.keras.files import read_keras_model
     from transpiler.frontends.keras.importer import import_keras_model  # only for Keras files (4 ms)
 
     model = read_keras_model(path)
