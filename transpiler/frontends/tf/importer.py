@@ -101,16 +101,25 @@ class ImportContext:
     source: str
     values: dict[str, Value] = field(default_factory=dict)
     _static: dict[int, np.ndarray | None] = field(default_factory=dict)
+    # node → its data inputs as canonical tensor names, as the region walk read them (reading a NodeDef's
+    # inputs again for every ctx.input call cost more than most handlers)
+    data_inputs: dict[str, list[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------- reading inputs
+    def _data_inputs(self, node: Any) -> list[str]:
+        known = self.data_inputs.get(node.name)
+        if known is None:
+            known = [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]
+        return known
+
     def input(self, node: Any, index: int) -> Value:
-        data_inputs = [i for i in node.input if not i.startswith("^")]
+        data_inputs = self._data_inputs(node)
         if index >= len(data_inputs):
             raise UnsupportedModelError(f"{self.where(node)}: expected input {index}, node has {len(data_inputs)}")
-        return self.values[canonical_tensor_name(data_inputs[index])]
+        return self.values[data_inputs[index]]
 
     def inputs(self, node: Any) -> list[Value]:
-        return [self.values[canonical_tensor_name(i)] for i in node.input if not i.startswith("^")]
+        return [self.values[t] for t in self._data_inputs(node)]
 
     def static(self, value: Value) -> np.ndarray | None:
         """The value's contents when it is computable from constants and static shapes, else None.
@@ -201,11 +210,9 @@ def import_graphdef(
     # after, keeps its place (registry.tf_op).
     from transpiler.frontends.tf import handlers  # noqa: F401
 
-    nodes: dict[str, Any] = {}
-    for n in graphdef.node:
-        if not n.name or not n.op:
-            raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
-        nodes[n.name] = n
+    nodes: dict[str, Any] = {n.name: n for n in graphdef.node}
+    if "" in nodes:  # (a node without op is refused below, if it is one the outputs need)
+        raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
 
     output_names = [canonical_tensor_name(o) for o in outputs] or _default_outputs(nodes)
     if not output_names:
@@ -220,11 +227,14 @@ def import_graphdef(
         if split_tensor_name(tname)[0] not in nodes:
             raise UsageError(f"{source}: --input '{spec.name}' names no node of the graph{_suggest(tname, nodes)}")
 
-    order = _region(nodes, output_names, set(input_names), source)
+    order, data_inputs = _region(nodes, output_names, set(input_names), source)
     unsupported: dict[str, list[str]] = {}
     for n in order:
-        if nodes[n].op not in TF_HANDLERS and nodes[n].op != "Placeholder":
-            unsupported.setdefault(nodes[n].op, []).append(n)
+        op = nodes[n].op
+        if not op:
+            raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
+        if op not in TF_HANDLERS and op != "Placeholder":
+            unsupported.setdefault(op, []).append(n)
     if unsupported:  # every offender at once, before anything is built or written
         problems = [f"{op}: {len(names)} node(s), e.g. {', '.join(repr(x) for x in names[:3])}"
                     for op, names in sorted(unsupported.items())]
@@ -233,7 +243,7 @@ def import_graphdef(
 
     graph = Graph(name or Path(source).stem)
     graph.metadata["source"] = source  # the model file, for messages of later stages (the Caffe emitter)
-    ctx = ImportContext(graph, nodes, source)
+    ctx = ImportContext(graph, nodes, source, data_inputs=data_inputs)
     for spec, tname in zip(input_specs, input_names, strict=True):
         ctx.values[tname] = _make_input(ctx, spec, tname)
     for node_name in order:
@@ -299,10 +309,13 @@ def _default_inputs(nodes: Mapping[str, Any], outputs: Sequence[str]) -> list[st
     return sorted(found)
 
 
-def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], source: str) -> list[str]:
-    """Nodes needed for ``outputs`` (stopping at ``inputs``), in dependency order (iterative DFS)."""
+def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], source: str
+            ) -> tuple[list[str], dict[str, list[str]]]:
+    """Nodes needed for ``outputs`` (stopping at ``inputs``), in dependency order (iterative DFS); and the data
+    inputs of each node it looked into, as canonical tensor names."""
     input_nodes = {split_tensor_name(i)[0] for i in inputs if split_tensor_name(i)[1] == 0}
     order: list[str] = []
+    data_inputs: dict[str, list[str]] = {}
     state: dict[str, int] = {}
     for out in outputs:
         stack: list[tuple[str, bool]] = [(split_tensor_name(out)[0], False)]
@@ -321,15 +334,16 @@ def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], 
             stack.append((n, True))
             if n in input_nodes:
                 continue
-            for i in reversed([i for i in nodes[n].input if not i.startswith("^")]):
-                dep, _ = split_tensor_name(i)
-                if canonical_tensor_name(i) in inputs:
+            reads = data_inputs[n] = [canonical_tensor_name(i) for i in nodes[n].input if not i.startswith("^")]
+            for i in reversed(reads):
+                if i in inputs:
                     continue
+                dep = split_tensor_name(i)[0]
                 if dep not in nodes:
                     raise UnsupportedModelError(f"{source}: node '{n}' reads '{i}', which is not in the graph")
                 if state.get(dep) != 2:
                     stack.append((dep, False))
-    return order
+    return order, data_inputs
 
 
 def _describe_cycle(nodes: Mapping[str, Any], start: str) -> str:

@@ -141,6 +141,14 @@ _SUBBYTE_INT: dict[int, tuple[int, bool]] = {
 }
 
 
+# The DataType values tensor_to_numpy tests for each tensor, as plain ints (``DT.DT_STRING`` is looked up by
+# Python code in protobuf's enum wrapper: four such lookups cost more than decoding a small constant).
+_DT_STRING = int(DT.DT_STRING)
+_DT_HALF = int(DT.DT_HALF)
+_DT_BFLOAT16 = int(DT.DT_BFLOAT16)
+_COMPLEX = frozenset({int(DT.DT_COMPLEX64), int(DT.DT_COMPLEX128)})
+
+
 def dtype_name(dtype: int) -> str:
     """TensorFlow's name for a DataType value (``DT_FLOAT``), or ``DT_<number>`` if unknown."""
     try:
@@ -170,8 +178,8 @@ def dtype_to_numpy(dtype: int) -> np.dtype[Any]:
 
 def _shape_of(tensor: pb.TensorProto) -> tuple[int, ...]:
     shape = tensor.tensor_shape
-    dims = tuple(int(d.size) for d in shape.dim)
-    if shape.unknown_rank or any(d < 0 for d in dims):
+    dims = tuple([d.size for d in shape.dim])
+    if shape.unknown_rank or (dims and min(dims) < 0):
         raise ModelLoadError(f"constant tensor has a shape that is not fully known: {list(dims)}")
     return dims
 
@@ -219,9 +227,9 @@ def _minifloat_table(dtype: int) -> np.ndarray:
 
 def _decode_storage(dtype: int, raw: np.ndarray) -> np.ndarray:
     """Turn storage values (as read from tensor_content or a typed list) into result values."""
-    if dtype == DT.DT_BFLOAT16:
+    if dtype == _DT_BFLOAT16:
         return _bfloat16_bits_to_float32(raw)
-    if dtype == DT.DT_HALF:
+    if dtype == _DT_HALF:
         return np.ascontiguousarray(raw, dtype=np.uint16).view(np.float16)
     if dtype in _MINIFLOAT:
         mask = (1 << _MINIFLOAT[dtype][0]) - 1
@@ -235,13 +243,14 @@ def _decode_storage(dtype: int, raw: np.ndarray) -> np.ndarray:
     return raw
 
 
-def _check_size(count: int, itemsize: int, what: str) -> None:
+def _check_size(count: int, itemsize: int, dtype: int, shape: tuple[int, ...]) -> None:
     if count * max(itemsize, 1) > _MAX_BYTES:
-        raise ModelLoadError(f"{what}: {count} elements is implausibly large (corrupt shape?)")
+        raise ModelLoadError(f"{dtype_name(dtype)} tensor {list(shape)}: {count} elements is implausibly large "
+                             "(corrupt shape?)")
 
 
 def _from_content(dtype: int, content: bytes, shape: tuple[int, ...], count: int) -> np.ndarray:
-    if dtype == DT.DT_STRING:
+    if dtype == _DT_STRING:
         raise ModelLoadError("DT_STRING tensor uses tensor_content, which TensorFlow never writes")
     storage = _STORAGE_DTYPE[dtype]
     if len(content) != count * storage.itemsize:
@@ -256,7 +265,7 @@ def _from_content(dtype: int, content: bytes, shape: tuple[int, ...], count: int
 def _from_list(dtype: int, tensor: pb.TensorProto, shape: tuple[int, ...], count: int) -> np.ndarray:
     field = _LIST_FIELD[dtype]
     result_dtype = _RESULT_DTYPE[dtype]
-    if dtype == DT.DT_STRING:
+    if dtype == _DT_STRING:
         values: Any = list(tensor.string_val)
         out = np.empty(count, dtype=object)
         if count:
@@ -265,13 +274,13 @@ def _from_list(dtype: int, tensor: pb.TensorProto, shape: tuple[int, ...], count
             out[n:] = values[-1] if n else b""
         return out.reshape(shape)
 
-    if dtype in (DT.DT_COMPLEX64, DT.DT_COMPLEX128):
+    if dtype in _COMPLEX:
         parts = np.asarray(getattr(tensor, field), dtype=np.float64)
         values = parts[: len(parts) // 2 * 2].reshape(-1, 2)
         values = (values[:, 0] + 1j * values[:, 1]).astype(result_dtype)
     elif field == "float8_val":
         values = _decode_storage(dtype, np.frombuffer(tensor.float8_val, dtype=np.uint8))
-    elif dtype in (DT.DT_HALF, DT.DT_BFLOAT16):
+    elif dtype in (_DT_HALF, _DT_BFLOAT16):
         bits = np.asarray(tensor.half_val, dtype=np.int64).astype(np.uint16)
         values = _decode_storage(dtype, bits)
     elif dtype in _SUBBYTE_INT:
@@ -283,6 +292,8 @@ def _from_list(dtype: int, tensor: pb.TensorProto, shape: tuple[int, ...], count
         values = np.asarray(getattr(tensor, field), dtype=source).astype(result_dtype)
 
     n = len(values)
+    if n == count and values.dtype == result_dtype:  # a new array already (read from the list)
+        return values.reshape(shape)
     if n >= count:
         return np.array(values[:count], dtype=result_dtype).reshape(shape)
     out = np.zeros(count, dtype=result_dtype)
@@ -302,7 +313,7 @@ def tensor_to_numpy(tensor: pb.TensorProto) -> np.ndarray:
     shape = _shape_of(tensor)
     count = math.prod(shape)
     result_dtype = _RESULT_DTYPE[dtype]
-    _check_size(count, result_dtype.itemsize, f"{dtype_name(dtype)} tensor {list(shape)}")
+    _check_size(count, result_dtype.itemsize, dtype, shape)
     if tensor.tensor_content:
         return _from_content(dtype, tensor.tensor_content, shape, count)
     return _from_list(dtype, tensor, shape, count)
