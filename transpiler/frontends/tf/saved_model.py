@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from google.protobuf import text_format
@@ -203,6 +203,9 @@ class FunctionLibrary(Mapping[str, tf_graph_pb2.FunctionDef]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._headers
+
+    def get(self, name: str, default: Any = None) -> Any:  # Mapping's would raise and catch a KeyError per miss
+        return self[name] if name in self._headers else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._headers)

@@ -314,8 +314,9 @@ def tensor_to_numpy(tensor: pb.TensorProto) -> np.ndarray:
     count = math.prod(shape)
     result_dtype = _RESULT_DTYPE[dtype]
     _check_size(count, result_dtype.itemsize, dtype, shape)
-    if tensor.tensor_content:
-        return _from_content(dtype, tensor.tensor_content, shape, count)
+    content = tensor.tensor_content  # (each read of the field copies the bytes)
+    if content:
+        return _from_content(dtype, content, shape, count)
     return _from_list(dtype, tensor, shape, count)
 
 
