@@ -182,8 +182,9 @@ class PassManager:
         infer_shapes(graph)
         verify(graph)
         self._dump(0, "import", graph)
+        after = graph.op_counts()
         for index, p in enumerate(self.passes, start=1):
-            before = graph.op_counts()
+            before = after
             start = time.perf_counter()
             changed = False
             for _ in range(self.max_iterations if p.fixed_point else 1):
@@ -207,8 +208,8 @@ class PassManager:
                 changed |= step
                 if not step:
                     break
-            record = PassRecord(p.name, changed, time.perf_counter() - start,
-                                op_count_diff(before, graph.op_counts()))
+            after = graph.op_counts() if changed or graph.revision != revision else before
+            record = PassRecord(p.name, changed, time.perf_counter() - start, op_count_diff(before, after))
             self.records.append(record)
             log.info("pass %-22s %s", p.name, record.diff_text())
             self._dump(index, p.name, graph)

@@ -7,6 +7,7 @@ import pytest
 
 from transpiler.errors import IRError, TranspilerError
 from transpiler.ir import DType, Graph, infer_node, to_dot, to_text, verify
+from transpiler.ir.core import Node
 from transpiler.ir.interpreter import run
 
 
@@ -58,6 +59,24 @@ def test_verifier_catches_order_and_use_list_errors() -> None:
     relu.inputs[0] = g.inputs[0]  # bypassing the API breaks the use-lists
     with pytest.raises(IRError, match="use-list"):
         verify(g)
+
+
+def test_verifier_catches_stray_and_doubled_uses() -> None:
+    """A use-list that also lists an input it should not (a removed node's, another value's, the same one twice) is
+    caught although every real input is listed."""
+    for damage in ("removed", "other", "twice"):
+        g = small_graph()
+        relu = g.nodes[1]
+        x = g.inputs[0]
+        verify(g)
+        if damage == "removed":
+            x._uses.append((Node("Relu", "gone"), 0))
+        elif damage == "other":
+            x._uses.append((relu, 0))  # relu reads conv's output, not x
+        else:
+            x._uses.append(x._uses[0])
+        with pytest.raises(IRError, match=f"use-list of %{x.name}"):
+            verify(g)
 
 
 def test_verifier_catches_non_finite_constants_every_time() -> None:

@@ -22,6 +22,8 @@ def verify(graph: Graph) -> None:
     """Raise :class:`IRError` at the first broken invariant."""
     available: set[int] = {id(v) for v in graph.inputs}
     produced: set[int] = set()
+    values: dict[int, Value] = {id(v): v for v in graph.inputs}
+    edges = 0
     for node in graph.nodes:
         # node.describe() only when failing: formatting it for every node of every verification costs more
         # than the checks (the IR is verified after each pass).
@@ -29,7 +31,9 @@ def verify(graph: Graph) -> None:
             raise IRError(f"{node.describe()} does not belong to graph '{graph.name}'")
         if node.op not in OPS:
             raise IRError(f"{node.describe()}: IR op '{node.op}' is not registered")
+        edges += len(node.inputs)
         for i, v in enumerate(node.inputs):
+            values[id(v)] = v
             if v.producer is None and not v.is_const and id(v) not in available:
                 raise IRError(f"{node.describe()}: input {i} %{v.name} is neither a graph input, a constant nor "
                               "produced")
@@ -46,15 +50,27 @@ def verify(graph: Graph) -> None:
             if id(out) in produced:
                 raise IRError(f"{node.describe()}: output %{out.name} is produced twice")
             produced.add(id(out))
-    for v in graph.values():
-        for user, i in v._uses:
-            if user.graph is not graph or i >= len(user.inputs) or user.inputs[i] is not v:
-                raise IRError(f"use-list of %{v.name} lists {user.describe()} input {i}, which reads something else")
+            values[id(out)] = out
+    # Every input (node, i) is in its value's use-list (checked above), each value has one list: so the lists hold
+    # nothing else exactly when their lengths add up to the number of inputs. Only then are they read entry by
+    # entry, to name the stray one.
+    if sum(len(v._uses) for v in values.values()) != edges:
+        for v in values.values():
+            for user, i in v._uses:
+                if user.graph is not graph or i >= len(user.inputs) or user.inputs[i] is not v:
+                    raise IRError(f"use-list of %{v.name} lists {user.describe()} input {i}, which reads something "
+                                  "else")
+            if len(v._uses) != len(set(map(_use_key, v._uses))):
+                raise IRError(f"use-list of %{v.name} lists an input twice")
     for out in graph.outputs:
         if out.producer is None and id(out) not in available and not out.is_const:
             raise IRError(f"graph output %{out.name} is not produced")
         if out.producer is not None and out.producer.graph is not graph:
             raise IRError(f"graph output %{out.name} is produced by a removed node")
+
+
+def _use_key(use: tuple[Node, int]) -> tuple[int, int]:
+    return id(use[0]), use[1]
 
 
 # Float arrays already found finite. Passes make new arrays rather than write into constants, so an array
