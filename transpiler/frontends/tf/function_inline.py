@@ -83,6 +83,10 @@ class InlinedGraph:
     # call prefix → (function, its ``_implements`` attribute, the tensors passed to it): composite functions
     # (``tf.function(experimental_implements=...)``) whose body is a placeholder for a runtime's own op
     implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = field(default_factory=dict)
+    # node name → its NodeDef in ``graph`` and its inputs (as in ``graph``), in graph order: what readers of the
+    # result need without reading each NodeDef back from protobuf
+    nodes: dict[str, tf_graph_pb2.NodeDef] = field(default_factory=dict)
+    inputs: dict[str, list[str]] = field(default_factory=dict)
 
     def resolve(self, tensor: str) -> str:
         """The tensor of the flat graph that ``tensor`` (a name of the original graph) became."""
@@ -123,6 +127,8 @@ class _Inliner:
         self._bodies: dict[str, dict[str, tf_graph_pb2.NodeDef]] = {}
         self._refs: dict[tuple[str, str], tuple[str, int]] = {}
         self._op_defaults: dict[str, dict[str, tf_graph_pb2.AttrValue]] = {}
+        # each node of the result with its name and inputs as written (reading them back from protobuf costs more)
+        self.copies: list[tuple[tf_graph_pb2.NodeDef, str, list[str]]] = []
 
     def callee(self, node: tf_graph_pb2.NodeDef) -> str | None:
         if node.op in CALL_OPS:
@@ -261,6 +267,7 @@ class _Inliner:
         copy.name = name
         del copy.input[:]
         copy.input.extend(inputs)
+        self.copies.append((copy, name, inputs))
 
 
 def upstream(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, roots: Iterable[str]) -> set[str]:
@@ -296,16 +303,18 @@ def inline_calls(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, sour
     inliner.outer(graph, roots)
     out = inliner.graph
     out.versions.CopyFrom(graph.versions)
-    names: set[str] = set()
+    nodes: dict[str, tf_graph_pb2.NodeDef] = {}
+    node_inputs: dict[str, list[str]] = {}
     aliases = inliner.aliases
-    for node in out.node:
-        if node.name in names:
-            raise UnsupportedModelError(f"{source}: inlining functions makes two nodes named '{node.name}'")
-        names.add(node.name)
-        if any(i in aliases for i in node.input):
-            resolved = [_chase(aliases, i) for i in node.input]
+    for node, name, inputs in inliner.copies:
+        if name in nodes:
+            raise UnsupportedModelError(f"{source}: inlining functions makes two nodes named '{name}'")
+        nodes[name] = node
+        if any(i in aliases for i in inputs):
+            inputs = [_chase(aliases, i) for i in inputs]
             del node.input[:]
-            node.input.extend(resolved)
+            node.input.extend(inputs)
+        node_inputs[name] = inputs
     implements = {call: (name, attr, [_chase(inliner.aliases, t) for t in args])
                   for call, (name, attr, args) in inliner.implements.items()}
-    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements)
+    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements, nodes, node_inputs)

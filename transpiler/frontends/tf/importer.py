@@ -75,6 +75,16 @@ def canonical_tensor_name(name: str) -> str:
 
 
 @dataclass
+class NodeTable:
+    """A GraphDef's nodes by name and their data inputs as canonical tensor names, for a loader that has them at
+    hand (the SavedModel reader writes every node) to share with the graph's readers: reading a NodeDef's fields
+    back from protobuf costs more than most of what those readers do with them."""
+
+    nodes: dict[str, Any]
+    inputs: dict[str, list[str]]
+
+
+@dataclass
 class InputSpec:
     """A requested graph input: a tensor name and an optional shape override."""
 
@@ -204,13 +214,15 @@ def import_graphdef(
     outputs: Sequence[str] = (),
     source: str = "<graph>",
     name: str | None = None,
+    table: NodeTable | None = None,
 ) -> Graph:
-    """Build the IR graph for the region of ``graphdef`` between ``inputs`` and ``outputs``."""
+    """Build the IR graph for the region of ``graphdef`` between ``inputs`` and ``outputs`` (``table``: the
+    graph's nodes and inputs, where the caller has them)."""
     # Importing the handler modules registers the built-in ops; a plugin's handler, registered before or
     # after, keeps its place (registry.tf_op).
     from transpiler.frontends.tf import handlers  # noqa: F401
 
-    nodes: dict[str, Any] = {n.name: n for n in graphdef.node}
+    nodes: dict[str, Any] = table.nodes if table is not None else {n.name: n for n in graphdef.node}
     if "" in nodes:  # (a node without op is refused below, if it is one the outputs need)
         raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
 
@@ -227,7 +239,8 @@ def import_graphdef(
         if split_tensor_name(tname)[0] not in nodes:
             raise UsageError(f"{source}: --input '{spec.name}' names no node of the graph{_suggest(tname, nodes)}")
 
-    order, data_inputs = _region(nodes, output_names, set(input_names), source)
+    order, data_inputs = _region(nodes, output_names, set(input_names), source,
+                                 table.inputs if table is not None else None)
     unsupported: dict[str, list[str]] = {}
     for n in order:
         op = nodes[n].op
@@ -309,10 +322,10 @@ def _default_inputs(nodes: Mapping[str, Any], outputs: Sequence[str]) -> list[st
     return sorted(found)
 
 
-def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], source: str
-            ) -> tuple[list[str], dict[str, list[str]]]:
+def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], source: str,
+            known: Mapping[str, list[str]] | None = None) -> tuple[list[str], dict[str, list[str]]]:
     """Nodes needed for ``outputs`` (stopping at ``inputs``), in dependency order (iterative DFS); and the data
-    inputs of each node it looked into, as canonical tensor names."""
+    inputs of each node it looked into, as canonical tensor names (from ``known`` where given)."""
     input_nodes = {split_tensor_name(i)[0] for i in inputs if split_tensor_name(i)[1] == 0}
     order: list[str] = []
     data_inputs: dict[str, list[str]] = {}
@@ -334,7 +347,8 @@ def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], 
             stack.append((n, True))
             if n in input_nodes:
                 continue
-            reads = data_inputs[n] = [canonical_tensor_name(i) for i in nodes[n].input if not i.startswith("^")]
+            reads = data_inputs[n] = known[n] if known is not None else \
+                [canonical_tensor_name(i) for i in nodes[n].input if not i.startswith("^")]
             for i in reversed(reads):
                 if i in inputs:
                     continue

@@ -41,13 +41,20 @@ TF's clip drops afterwards) is not counted against the per-class limit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from transpiler.errors import UnsupportedModelError
-from transpiler.frontends.tf.importer import InputSpec, canonical_tensor_name, import_graphdef, split_tensor_name
+from transpiler.frontends.tf.importer import (
+    InputSpec,
+    NodeTable,
+    canonical_tensor_name,
+    import_graphdef,
+    split_tensor_name,
+)
 from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
 from transpiler.ir.core import Graph
 from transpiler.ir.dtypes import DType
@@ -91,19 +98,28 @@ PADDED_NMS_NOTE = ("the graph's NMS is TF's non_max_suppression_padded (use_stat
 class _Graph:
     """Name-indexed GraphDef with the few queries the recogniser needs."""
 
-    def __init__(self, graphdef: Any, source: str) -> None:
-        self.nodes: dict[str, Any] = {n.name: n for n in graphdef.node}
+    def __init__(self, graphdef: Any, source: str, table: NodeTable | None = None) -> None:
+        if table is None:
+            nodes = {n.name: n for n in graphdef.node}
+            table = NodeTable(nodes, {name: [canonical_tensor_name(i) for i in n.input if not i.startswith("^")]
+                                      for name, n in nodes.items()})
+        self.table = table
+        self.nodes: dict[str, Any] = table.nodes
         self.source = source
         self.consumers: dict[str, list[tuple[Any, int]]] = {}
-        for n in graphdef.node:
-            for i, inp in enumerate(x for x in n.input if not x.startswith("^")):
-                self.consumers.setdefault(canonical_tensor_name(inp), []).append((n, i))
+        for name, reads in table.inputs.items():
+            n = table.nodes[name]
+            for i, tensor in enumerate(reads):
+                self.consumers.setdefault(tensor, []).append((n, i))
 
     def producer(self, tensor: str) -> Any:
         return self.nodes[split_tensor_name(tensor)[0]]
 
     def data_inputs(self, node: Any) -> list[str]:
-        return [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]
+        name = node.name
+        if self.nodes.get(name) is node:
+            return list(self.table.inputs[name])
+        return [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]  # a node not of this graph
 
     def const(self, tensor: str) -> np.ndarray | None:
         """Value of a tensor produced by a Const, through Identity nodes."""
@@ -328,11 +344,12 @@ def import_od_api_ssd(graphdef: Any, source: str, name: str, input_shape: tuple[
 
 
 def _import_ssd(graphdef: Any, spec: SSDGraph, source: str, name: str, input_shape: tuple[int, ...] | None,
-                tf_outputs: list[str] = TF_OUTPUTS) -> Graph:
+                tf_outputs: list[str] = TF_OUTPUTS, table: NodeTable | None = None) -> Graph:
     height, width = (input_shape[1], input_shape[2]) if input_shape else (spec.height, spec.width)
     shape = (1, height, width, 3)
     graph = import_graphdef(graphdef, inputs=[InputSpec(spec.feature_input, shape)],
-                            outputs=[spec.box_encodings, spec.class_logits, spec.anchors], source=source, name=name)
+                            outputs=[spec.box_encodings, spec.class_logits, spec.anchors], source=source, name=name,
+                            table=table)
     normalized_in = graph.inputs[0]
     data = graph.add_input("data", DType.FLOAT32, shape, layout="NHWC", tf_name=spec.image)
     graph.inputs = [data]
@@ -421,9 +438,11 @@ def is_tf2_od_api_ssd(graphdef: Any, implements: dict[str, tuple[str, Any, list[
             or any(attr.func.name == TFLITE_POSTPROCESS for _, attr, _ in implements.values()))
 
 
-def recognise_tf2(graphdef: Any, library: dict[str, Any], image: str, source: str) -> SSDGraph:
-    """The exporter_lib_v2 detector's settings and tensors (see above), by structure."""
-    g = _Graph(graphdef, source)
+def recognise_tf2(graphdef: Any, library: Mapping[str, Any], image: str, source: str,
+                  table: NodeTable | None = None) -> SSDGraph:
+    """The exporter_lib_v2 detector's settings and tensors (see above), by structure (``table``: the graph's,
+    where the loader has it)."""
+    g = _Graph(graphdef, source, table)
     nms = [n for n in g.nodes.values() if n.op in NMS_OPS]
     if not nms:
         raise g.error("no NonMaxSuppression op: not an Object Detection API detector")
@@ -435,7 +454,7 @@ def recognise_tf2(graphdef: Any, library: dict[str, Any], image: str, source: st
                     per_class, total, scales, converter, logit_scale)
 
 
-def _map_preprocessing(g: _Graph, library: dict[str, Any], image: str
+def _map_preprocessing(g: _Graph, library: Mapping[str, Any], image: str
                        ) -> tuple[str, list[tuple[str, float, bool]], tuple[int, int]]:
     """The ``map_fn`` over the image: its float output (the network's input), and from its body the
     per-pixel scalar operations (in order) and the resize's output size."""
@@ -642,7 +661,7 @@ def import_tf2_od_api_ssd(model: Any, name: str, input_shape: tuple[int, ...] | 
                                     f"{sorted(model.inputs)}")
     (key, image), = model.inputs.items()
     try:
-        spec = recognise_tf2(model.graph, model.library, image, model.source)
+        spec = recognise_tf2(model.graph, model.library, image, model.source, model.table)
     except UnsupportedModelError as exc:  # NMS ops, but not the OD API's structure
         raise UnsupportedModelError(f"{exc} (the signature runs NMS, so it was read as an Object Detection API "
                                     "SSD; --output names the tensors to convert otherwise)") from None
@@ -651,7 +670,7 @@ def import_tf2_od_api_ssd(model: Any, name: str, input_shape: tuple[int, ...] | 
     if len(outputs) != 4:
         raise UnsupportedModelError(f"{model.source}: SSD graph: the signature lacks the detection outputs "
                                     f"(it has {sorted(model.declared_outputs)})")
-    graph = _import_ssd(model.graph, spec, model.source, name, input_shape, outputs)
+    graph = _import_ssd(model.graph, spec, model.source, name, input_shape, outputs, model.table)
     graph.metadata["tf_inputs"] = [model.declared_inputs[key]]
     graph.metadata["tf_input_dtypes"] = {model.declared_inputs[key]: "u8"}
     graph.metadata["signature"] = {"name": model.signature, "inputs": dict(model.declared_inputs),
@@ -694,6 +713,7 @@ def _import_tflite_ssd(model: Any, name: str, input_shape: tuple[int, ...] | Non
     yc, xc, h, w = (centre[:, i].astype(np.float32) for i in range(4))
     corners = np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1).astype(np.float32)
     anchors_node = model.graph.node.add()
+    model.table = None  # the graph has changed
     anchors_node.name = f"{split_tensor_name(anchors_in)[0]}/corners"
     anchors_node.op = "Const"
     anchors_node.attr["dtype"].type = _DT_FLOAT

@@ -50,7 +50,7 @@ from google.protobuf.message import DecodeError
 from transpiler.errors import ModelLoadError, UnsupportedModelError, UsageError
 from transpiler.frontends.tf.checkpoint import Checkpoint
 from transpiler.frontends.tf.function_inline import InlinedGraph, inline_calls, upstream
-from transpiler.frontends.tf.importer import InputSpec, import_graphdef
+from transpiler.frontends.tf.importer import InputSpec, NodeTable, import_graphdef
 from transpiler.frontends.tf.loader import looks_like_text
 from transpiler.frontends.tf.proto import saved_model_pb2, tf_graph_pb2
 from transpiler.frontends.tf.tensors import numpy_to_tensor, tensor_to_numpy
@@ -89,6 +89,8 @@ class SavedModelGraph:
     library: Mapping[str, tf_graph_pb2.FunctionDef] = field(default_factory=dict)
     # composite functions called (``_implements``), as in InlinedGraph.implements, tensors of ``graph``
     implements: dict[str, tuple[str, tf_graph_pb2.AttrValue, list[str]]] = field(default_factory=dict)
+    # ``graph``'s nodes and inputs, while ``graph`` is as loaded (None once it is changed)
+    table: NodeTable | None = None
 
     def tensor(self, name: str, kind: Literal["input", "output"]) -> str:
         """A signature key, a tensor of the outer graph, or one of ``graph``, as a tensor of ``graph``."""
@@ -274,14 +276,14 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
             _refuse_writes(meta.graph_def, inlined, signature_outputs, name, shown)
         inputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.inputs.items())}
         outputs = {k: inlined.resolve(v.name) for k, v in sorted(sig.outputs.items())}
-        nodes = {n.name: n for n in inlined.graph.node}
+        nodes = inlined.nodes
         # A composite function's body stands in for a runtime's op (TFLite_Detection_PostProcess returns
         # constants in TF): what is passed to it is kept, for the converter to lower the call from its attributes.
         roots = [*outputs.values(), *(t for _, _, args in inlined.implements.values() for t in args)]
         # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value. The reads
         # become constants, so what they read is not needed.
         needed = _reachable(nodes, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()},
-                            leaf_ops=_READ_OPS)
+                            leaf_ops=_READ_OPS, inputs=inlined.inputs)
         reads = {n: _read_variable(nodes, n) for n in sorted(needed) if nodes[n].op in _READ_OPS}
         bindings: dict[str, tuple[str, str]] = {}
         parts: dict[str, str] = {}  # variable → slice spec, for the parts of a TF1 partitioned variable
@@ -304,12 +306,14 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
     graph.versions.CopyFrom(meta.graph_def.versions)
     # The reads are frozen in the new graph, so that the weights are written into it once (not into the inlined
     # graph and copied).
-    graph.node.extend(n for n in inlined.graph.node if n.name in needed)
+    names = [n for n in nodes if n in needed]  # in graph order
+    graph.node.extend(nodes[n] for n in names)
     if frozen:
         assert checkpoint is not None
-        _freeze_variables(graph, frozen, nodes, bindings, parts, checkpoint, shown)
-    renames = _short_names([n.name for n in graph.node], inlined.local_names)
-    _rename(graph, renames)
+        _freeze_variables(graph, names, frozen, nodes, bindings, parts, checkpoint, shown)
+    renames = _short_names(names, inlined.local_names)
+    inputs_now = {n: [] if n in frozen else inlined.inputs[n] for n in names}  # a frozen read has none
+    table = _rename(graph, names, renames, inputs_now)
     usable = sorted(k for k in meta.signature_def if k != _INIT_SIGNATURE)
     return SavedModelGraph(graph, shown, name, {k: _renamed(t, renames) for k, t in inputs.items()},
                            {k: _renamed(t, renames) for k, t in outputs.items()}, bindings, usable, inlined,
@@ -317,7 +321,7 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
                            {k: v.name for k, v in sorted(sig.outputs.items())}, renames,
                            library,
                            {call: (f, attr, [_renamed(t, renames) for t in args])
-                            for call, (f, attr, args) in inlined.implements.items()})
+                            for call, (f, attr, args) in inlined.implements.items()}, table)
 
 
 def _short_names(names: list[str], local: dict[str, str]) -> dict[str, str]:
@@ -337,15 +341,22 @@ def _renamed(tensor: str, renames: dict[str, str]) -> str:
     return f"{renames.get(node, node)}:{index}" if sep else renames.get(tensor, tensor)
 
 
-def _rename(graph: tf_graph_pb2.GraphDef, renames: dict[str, str]) -> None:
-    for node in graph.node:
-        if node.name in renames:
-            node.name = renames[node.name]
-        inputs = list(node.input)
-        renamed = [_renamed(i, renames) for i in inputs]
-        if renamed != inputs:
+def _rename(graph: tf_graph_pb2.GraphDef, names: list[str], renames: dict[str, str],
+            inputs: dict[str, list[str]]) -> NodeTable:
+    """Apply ``renames`` to ``graph``, whose nodes are ``names`` (in order) with ``inputs`` as they are now; the
+    renamed graph's table."""
+    table = NodeTable({}, {})
+    for node, name in zip(graph.node, names, strict=True):
+        reads = inputs[name]
+        renamed = [_renamed(i, renames) for i in reads]
+        if renamed != reads:
             del node.input[:]
             node.input.extend(renamed)
+        if name in renames:
+            name = node.name = renames[name]
+        table.nodes[name] = node
+        table.inputs[name] = renamed
+    return table
 
 
 _READ_OPS = frozenset({"ReadVariableOp", *_REF_VARIABLE_OPS})
@@ -385,8 +396,9 @@ def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
 
 
 def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], stop: set[str],
-               leaf_ops: frozenset[str] = frozenset()) -> set[str]:
-    """The nodes ``tensors`` depend on, not looking past the nodes ``stop`` names or whose op is in ``leaf_ops``."""
+               leaf_ops: frozenset[str] = frozenset(), inputs: dict[str, list[str]] | None = None) -> set[str]:
+    """The nodes ``tensors`` depend on, not looking past the nodes ``stop`` names or whose op is in ``leaf_ops``
+    (``inputs``: each node's inputs, where known without reading the NodeDef)."""
     seen: set[str] = set()
     stack = [t.rsplit(":", 1)[0] for t in tensors]
     while stack:
@@ -397,7 +409,8 @@ def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], s
         node = nodes[name]
         if name in stop or node.op in leaf_ops:
             continue
-        stack.extend(i.rsplit(":", 1)[0] for i in node.input)
+        reads = inputs[name] if inputs is not None else node.input
+        stack.extend(i.rsplit(":", 1)[0] for i in reads)
     return seen
 
 
@@ -524,15 +537,15 @@ def _bound_reads(nodes: dict[str, tf_graph_pb2.NodeDef], reads: dict[str, str | 
     return {name: var for name, var in reads.items() if var is not None}
 
 
-def _freeze_variables(graph: tf_graph_pb2.GraphDef, frozen: dict[str, str], nodes: dict[str, tf_graph_pb2.NodeDef],
-                      bindings: dict[str, tuple[str, str]], parts: dict[str, str], checkpoint: Checkpoint,
-                      shown: str) -> None:
+def _freeze_variables(graph: tf_graph_pb2.GraphDef, names: list[str], frozen: dict[str, str],
+                      nodes: dict[str, tf_graph_pb2.NodeDef], bindings: dict[str, tuple[str, str]],
+                      parts: dict[str, str], checkpoint: Checkpoint, shown: str) -> None:
     """Make each variable read of ``graph`` (``frozen``: read → variable) a Const of the variable's checkpoint
     value. A numeric tensor's checkpoint bytes are its ``tensor_content`` as they are (decoding them to numpy and
     encoding them back cost a MobileNetV2 conversion 0.05 s)."""
     written: dict[str, tf_graph_pb2.TensorProto] = {}  # variable → the tensor its value was first written into
-    for node in graph.node:
-        var = frozen.get(node.name)
+    for node, name in zip(graph.node, names, strict=True):  # (``names``: the nodes' names, in order)
+        var = frozen.get(name)
         if var is None:
             continue
         key = bindings[var][0]
