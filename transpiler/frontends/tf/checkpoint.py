@@ -25,6 +25,7 @@ and reading the tensor assembles them.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -123,7 +124,10 @@ class Checkpoint:
         return message
 
     def shard_path(self, shard: int) -> Path:
-        return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
+        return Path(self._shard_name(shard))
+
+    def _shard_name(self, shard: int) -> str:
+        return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
 
     def _shard(self, shard: int) -> bytes:
         data = self._shards.get(shard)
@@ -204,7 +208,7 @@ class Checkpoint:
         if entry is None or entry.sliced or self.byte_order != "<" or entry.dtype not in _NUMPY:
             return None
         raw = self._entry_bytes(entry)
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         if len(raw) != count * _NUMPY[entry.dtype].itemsize:
             return None  # read() names the mismatch
         if self._numeric_crc(entry, raw) != unmask(entry.crc32c):
@@ -219,7 +223,7 @@ class Checkpoint:
         """The stored bytes of ``entry``: only its range of the shard is read (a Keras 3 export stores every
         variable twice; a MobileNetV2 conversion read 28 MB for 14)."""
         file, size = self._shard_file(entry.shard)
-        path = self.shard_path(entry.shard)
+        path = self._shard_name(entry.shard)  # (a Path per tensor cost more than reading it)
         if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > size:
             raise ModelLoadError(f"checkpoint data file '{path}': '{entry.key}' lies at bytes "
                                  f"{entry.offset}..{entry.offset + entry.size}, past the end of the file "
