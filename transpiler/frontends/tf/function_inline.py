@@ -87,6 +87,7 @@ class InlinedGraph:
     # result need without reading each NodeDef back from protobuf
     nodes: dict[str, tf_graph_pb2.NodeDef] = field(default_factory=dict)
     inputs: dict[str, list[str]] = field(default_factory=dict)
+    ops: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, tensor: str) -> str:
         """The tensor of the flat graph that ``tensor`` (a name of the original graph) became."""
@@ -127,13 +128,16 @@ class _Inliner:
         self._bodies: dict[str, dict[str, tf_graph_pb2.NodeDef]] = {}
         self._refs: dict[tuple[str, str], tuple[str, int]] = {}
         self._op_defaults: dict[str, dict[str, tf_graph_pb2.AttrValue]] = {}
+        self._starts: dict[str, dict[str, int]] = {}
         # each node of the result with its name and inputs as written (reading them back from protobuf costs more)
-        self.copies: list[tuple[tf_graph_pb2.NodeDef, str, list[str]]] = []
+        self.copies: list[tuple[tf_graph_pb2.NodeDef, str, list[str], str]] = []
 
-    def callee(self, node: tf_graph_pb2.NodeDef) -> str | None:
-        if node.op in CALL_OPS:
+    def callee(self, node: tf_graph_pb2.NodeDef, op: str | None = None) -> str | None:
+        """The function ``node`` (of op ``op``, where the caller has read it) calls, or None."""
+        op = node.op if op is None else op
+        if op in CALL_OPS:
             return node.attr["f"].func.name
-        return node.op if node.op in self.functions else None
+        return op if op in self.functions else None
 
     def outer(self, graph: tf_graph_pb2.GraphDef, roots: Iterable[str] | None) -> None:
         wanted = None if roots is None else upstream(graph, roots)
@@ -141,9 +145,10 @@ class _Inliner:
             if wanted is not None and node.name not in wanted:
                 continue
             inputs = [i for i in node.input if not i.startswith("^")]
-            name = self.callee(node)
+            op = node.op
+            name = self.callee(node, op)
             if name is None:
-                self._copy(node, node.name, [_canonical(i) for i in inputs])
+                self._copy(node, node.name, [_canonical(i) for i in inputs], op)
                 continue
             self.calls[node.name] = name
             outputs = self.function(name, node.name, [_canonical(i) for i in inputs], node)
@@ -189,12 +194,13 @@ class _Inliner:
             return f"{prefix}/{known[0]}:{known[1]}"
 
         for node in fdef.node_def:
-            inputs = [ref(i, node.name) for i in node.input if not i.startswith("^")]
-            callee = self.callee(node)
-            inner = f"{prefix}/{node.name}"
+            local, op = node.name, node.op
+            inputs = [ref(i, local) for i in node.input if not i.startswith("^")]
+            callee = self.callee(node, op)
+            inner = f"{prefix}/{local}"
             if callee is None:
-                self._copy(node, inner, inputs)
-                self.local_names[inner] = node.name
+                self._copy(node, inner, inputs, op)
+                self.local_names[inner] = local
                 continue
             outputs = self.function(callee, inner, inputs, node)
             for k, tensor in enumerate(outputs):
@@ -213,6 +219,9 @@ class _Inliner:
         if callee is not None:
             names = [a.name for a in callee.signature.output_arg]
         elif self.op_defs is not None and producer.op in self.op_defs:
+            start = self._plain_starts(self.op_defs[producer.op]).get(arg_name)
+            if start is not None:
+                return start + index
             return self._from_op_def(self.op_defs[producer.op], producer, arg_name, index, function)
         elif self.op_defs is not None and producer.op not in CALL_OPS and names is None:
             raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' uses op "
@@ -230,6 +239,18 @@ class _Inliner:
             raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
                                         f"({producer.op}) has no output '{arg_name}'")
         return names.index(arg_name) + index
+
+    def _plain_starts(self, op_def: tf_graph_pb2.OpDef) -> dict[str, int]:
+        """Output argument → its first output index, for the arguments that only single tensors precede (the
+        same for every node of the op); the others depend on the node's attributes (:meth:`_from_op_def`)."""
+        starts = self._starts.get(op_def.name)
+        if starts is None:
+            starts = self._starts[op_def.name] = {}
+            for position, arg in enumerate(op_def.output_arg):
+                starts[arg.name] = position
+                if arg.number_attr or arg.type_list_attr:
+                    break
+        return starts
 
     def _from_op_def(self, op_def: tf_graph_pb2.OpDef, producer: tf_graph_pb2.NodeDef, arg_name: str, index: int,
                      function: str) -> int:
@@ -261,13 +282,13 @@ class _Inliner:
         raise UnsupportedModelError(f"{self.source}: in function '{function}', node '{producer.name}' "
                                     f"({producer.op}) has no output '{arg_name}'")
 
-    def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str]) -> None:
+    def _copy(self, node: tf_graph_pb2.NodeDef, name: str, inputs: list[str], op: str) -> None:
         copy = self.graph.node.add()
         copy.CopyFrom(node)
         copy.name = name
         del copy.input[:]
         copy.input.extend(inputs)
-        self.copies.append((copy, name, inputs))
+        self.copies.append((copy, name, inputs, op))
 
 
 def upstream(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, roots: Iterable[str]) -> set[str]:
@@ -305,8 +326,9 @@ def inline_calls(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, sour
     out.versions.CopyFrom(graph.versions)
     nodes: dict[str, tf_graph_pb2.NodeDef] = {}
     node_inputs: dict[str, list[str]] = {}
+    ops: dict[str, str] = {}
     aliases = inliner.aliases
-    for node, name, inputs in inliner.copies:
+    for node, name, inputs, op in inliner.copies:
         if name in nodes:
             raise UnsupportedModelError(f"{source}: inlining functions makes two nodes named '{name}'")
         nodes[name] = node
@@ -315,6 +337,8 @@ def inline_calls(graph: tf_graph_pb2.GraphDef | saved_model_pb2.GraphIndex, sour
             del node.input[:]
             node.input.extend(inputs)
         node_inputs[name] = inputs
+        ops[name] = op
     implements = {call: (name, attr, [_chase(inliner.aliases, t) for t in args])
                   for call, (name, attr, args) in inliner.implements.items()}
-    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements, nodes, node_inputs)
+    return InlinedGraph(out, inliner.aliases, inliner.calls, inliner.local_names, implements, nodes, node_inputs,
+                        ops)

@@ -40,6 +40,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -283,8 +284,8 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
         # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value. The reads
         # become constants, so what they read is not needed.
         needed = _reachable(nodes, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()},
-                            leaf_ops=_READ_OPS, inputs=inlined.inputs)
-        reads = {n: _read_variable(nodes, n) for n in sorted(needed) if nodes[n].op in _READ_OPS}
+                            leaf_ops=_READ_OPS, inputs=inlined.inputs, ops=inlined.ops)
+        reads = {n: _read_variable(nodes, n) for n in sorted(needed) if inlined.ops[n] in _READ_OPS}
         bindings: dict[str, tuple[str, str]] = {}
         parts: dict[str, str] = {}  # variable → slice spec, for the parts of a TF1 partitioned variable
         if not reads:
@@ -363,6 +364,7 @@ _READ_OPS = frozenset({"ReadVariableOp", *_REF_VARIABLE_OPS})
 _STATELESS_SCATTER = frozenset({"ScatterNd", "ScatterNdNonAliasingAdd"})
 
 
+@lru_cache(maxsize=1024)
 def _writes_state(op: str) -> bool:
     """Ops that change a variable: assignments, optimizer updates, scatters into variables."""
     if op.startswith("Scatter"):
@@ -376,9 +378,9 @@ def _refuse_writes(outer: saved_model_pb2.GraphIndex, inlined: InlinedGraph, out
     """A signature that writes variables (``v.assign_add(1)`` before ``x * v``) would compute with the
     updated value in TF; with every read made a constant of the stored one, it would be silently wrong."""
     region = upstream(outer, outputs)  # outer nodes, control inputs included
-    calls = [f"{c}/" for c in inlined.calls if c in region]
+    calls = tuple(f"{c}/" for c in inlined.calls if c in region)
     writers = [n for n in outer.node if n.name in region and _writes_state(n.op)]
-    writers += [n for n in inlined.graph.node if n.name.startswith(tuple(calls)) and _writes_state(n.op)] \
+    writers += [inlined.nodes[n] for n, op in inlined.ops.items() if _writes_state(op) and n.startswith(calls)] \
         if calls else []
     if writers:
         shown_nodes = ", ".join(f"'{n.name}' ({n.op})" for n in writers[:3])
@@ -396,9 +398,10 @@ def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
 
 
 def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], stop: set[str],
-               leaf_ops: frozenset[str] = frozenset(), inputs: dict[str, list[str]] | None = None) -> set[str]:
+               leaf_ops: frozenset[str] = frozenset(), inputs: dict[str, list[str]] | None = None,
+               ops: dict[str, str] | None = None) -> set[str]:
     """The nodes ``tensors`` depend on, not looking past the nodes ``stop`` names or whose op is in ``leaf_ops``
-    (``inputs``: each node's inputs, where known without reading the NodeDef)."""
+    (``inputs``, ``ops``: each node's, where known without reading the NodeDef)."""
     seen: set[str] = set()
     stack = [t.rsplit(":", 1)[0] for t in tensors]
     while stack:
@@ -407,7 +410,7 @@ def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], s
             continue
         seen.add(name)
         node = nodes[name]
-        if name in stop or node.op in leaf_ops:
+        if name in stop or (ops[name] if ops is not None else node.op) in leaf_ops:
             continue
         reads = inputs[name] if inputs is not None else node.input
         stack.extend(i.rsplit(":", 1)[0] for i in reads)
