@@ -46,6 +46,7 @@ node on numpy arrays (constant folding, and the reference interpreter in tests).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -533,16 +534,16 @@ def resolve_reshape(in_shape: Shape | None, target: Sequence[int]) -> Shape:
         return tuple(target)
     if in_shape is None or any(d is None for d in in_shape):
         return tuple(None if t == -1 else t for t in target)
-    total = int(np.prod(in_shape))  # type: ignore[arg-type]
-    known = int(np.prod([t for t in target if t != -1]))
+    total = math.prod(in_shape)  # type: ignore[arg-type]
+    known = math.prod(t for t in target if t != -1)
     return tuple(total // known if t == -1 else t for t in target)
 
 
 def _infer_reshape(node: Node) -> list[tuple[DType, Shape | None]]:
     s = node.inputs[0].shape
     out = resolve_reshape(s, node.attrs["shape"])
-    if s is not None and None not in s and None not in out and int(np.prod(s)) != int(np.prod(out)):  # type: ignore[arg-type]
-        raise IRError(f"cannot reshape {s} ({int(np.prod(s))} elements) to {out} ({node.describe()})")  # type: ignore[arg-type]
+    if s is not None and None not in s and None not in out and math.prod(s) != math.prod(out):  # type: ignore[arg-type]
+        raise IRError(f"cannot reshape {s} ({math.prod(s)} elements) to {out} ({node.describe()})")  # type: ignore[arg-type]
     return [(node.inputs[0].dtype, out)]
 
 
@@ -578,7 +579,7 @@ def _infer_flatten(node: Node) -> list[tuple[DType, Shape | None]]:
         raise IRError(f"Flatten of a tensor of unknown rank ({node.describe()})")
     axis = int(node.attrs.get("axis", 1))
     tail = s[axis:]
-    size = None if any(d is None for d in tail) else int(np.prod(tail))  # type: ignore[arg-type]
+    size = None if any(d is None for d in tail) else math.prod(tail)  # type: ignore[arg-type]
     return [(node.inputs[0].dtype, (*s[:axis], size))]
 
 
