@@ -115,7 +115,8 @@ def import_saved_model(path: str | os.PathLike[str], *, inputs: Sequence[InputSp
     names = [model.tensor(o, "output") for o in outputs] or list(model.outputs.values())
     p = Path(path)
     name = p.name if p.is_dir() else p.resolve().parent.name
-    graph = import_graphdef(model.graph, inputs=specs, outputs=names, source=model.source, name=name)
+    graph = import_graphdef(model.graph, inputs=specs, outputs=names, source=model.source, name=name,
+                            table=model.table)
     # Report the tensors by the names the SignatureDef gives them (what saved_model_cli shows), not by
     # the names they got when the calls were inlined.
     for kind, resolved, declared in (("tf_inputs", model.inputs, model.declared_inputs),
