@@ -1,7 +1,9 @@
 """SavedModel directory (or its ``saved_model.pb``) → a flat GraphDef with the weights as constants.
 
 No TensorFlow: ``saved_model.pb`` is parsed with our schema (``proto/saved_model.proto``) and the
-checkpoint under ``variables/`` with :mod:`checkpoint`. The steps:
+checkpoint under ``variables/`` with :mod:`checkpoint`. The file is read as an index: each function body is
+decoded when first called (:class:`FunctionLibrary`; a TF2 export's library is mostly training, saving and
+restoring functions no signature calls). The steps:
 
 1. pick the MetaGraphDef (the one tagged ``serve`` when there are several) and the signature
    (``serving_default`` unless one is named); its inputs and outputs name tensors of the outer
