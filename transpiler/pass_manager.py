@@ -208,7 +208,7 @@ class PassManager:
                 changed |= step
                 if not step:
                     break
-            after = graph.op_counts() if changed or graph.revision != revision else before
+            after = graph.op_counts()
             record = PassRecord(p.name, changed, time.perf_counter() - start, op_count_diff(before, after))
             self.records.append(record)
             log.info("pass %-22s %s", p.name, record.diff_text())

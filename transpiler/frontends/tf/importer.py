@@ -74,6 +74,11 @@ def canonical_tensor_name(name: str) -> str:
     return f"{node}:{idx}"
 
 
+def data_inputs_of(node: Any) -> list[str]:
+    """A NodeDef's data inputs (control inputs ``^x`` left out) as canonical tensor names ``node:index``."""
+    return [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]
+
+
 @dataclass
 class NodeTable:
     """A GraphDef's nodes by name and their data inputs as canonical tensor names, for a loader that has them at
@@ -118,9 +123,7 @@ class ImportContext:
     # ------------------------------------------------------------- reading inputs
     def _data_inputs(self, node: Any) -> list[str]:
         known = self.data_inputs.get(node.name)
-        if known is None:
-            known = [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]
-        return known
+        return known if known is not None else data_inputs_of(node)
 
     def input(self, node: Any, index: int) -> Value:
         data_inputs = self._data_inputs(node)
@@ -207,6 +210,9 @@ class ImportContext:
         return getattr(a, kind) if kind else default
 
 
+_NAMELESS = "the graph has a node without name or op (truncated file?)"
+
+
 def import_graphdef(
     graphdef: Any,
     *,
@@ -224,7 +230,7 @@ def import_graphdef(
 
     nodes: dict[str, Any] = table.nodes if table is not None else {n.name: n for n in graphdef.node}
     if "" in nodes:  # (a node without op is refused below, if it is one the outputs need)
-        raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
+        raise UnsupportedModelError(f"{source}: {_NAMELESS}")
 
     output_names = [canonical_tensor_name(o) for o in outputs] or _default_outputs(nodes)
     if not output_names:
@@ -245,7 +251,7 @@ def import_graphdef(
     for n in order:
         op = nodes[n].op
         if not op:
-            raise UnsupportedModelError(f"{source}: the graph has a node without name or op (truncated file?)")
+            raise UnsupportedModelError(f"{source}: {_NAMELESS}")
         if op not in TF_HANDLERS and op != "Placeholder":
             unsupported.setdefault(op, []).append(n)
     if unsupported:  # every offender at once, before anything is built or written
@@ -347,8 +353,7 @@ def _region(nodes: Mapping[str, Any], outputs: Sequence[str], inputs: set[str], 
             stack.append((n, True))
             if n in input_nodes:
                 continue
-            reads = data_inputs[n] = known[n] if known is not None else \
-                [canonical_tensor_name(i) for i in nodes[n].input if not i.startswith("^")]
+            reads = data_inputs[n] = known[n] if known is not None else data_inputs_of(nodes[n])
             for i in reversed(reads):
                 if i in inputs:
                     continue

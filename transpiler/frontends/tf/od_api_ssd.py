@@ -52,6 +52,7 @@ from transpiler.frontends.tf.importer import (
     InputSpec,
     NodeTable,
     canonical_tensor_name,
+    data_inputs_of,
     import_graphdef,
     split_tensor_name,
 )
@@ -101,8 +102,7 @@ class _Graph:
     def __init__(self, graphdef: Any, source: str, table: NodeTable | None = None) -> None:
         if table is None:
             nodes = {n.name: n for n in graphdef.node}
-            table = NodeTable(nodes, {name: [canonical_tensor_name(i) for i in n.input if not i.startswith("^")]
-                                      for name, n in nodes.items()})
+            table = NodeTable(nodes, {name: data_inputs_of(n) for name, n in nodes.items()})
         self.table = table
         self.nodes: dict[str, Any] = table.nodes
         self.source = source
@@ -119,7 +119,7 @@ class _Graph:
         name = node.name
         if self.nodes.get(name) is node:
             return list(self.table.inputs[name])
-        return [canonical_tensor_name(i) for i in node.input if not i.startswith("^")]  # a node not of this graph
+        return data_inputs_of(node)  # a node not of this graph (a function body's)
 
     def const(self, tensor: str) -> np.ndarray | None:
         """Value of a tensor produced by a Const, through Identity nodes."""

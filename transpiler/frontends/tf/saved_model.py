@@ -286,8 +286,8 @@ def load_saved_model(path: str | os.PathLike[str], signature: str | None = None,
         roots = [*outputs.values(), *(t for _, _, args in inlined.implements.values() for t in args)]
         # Resource variables are read by ReadVariableOp; a TF1 ref variable's own output is its value. The reads
         # become constants, so what they read is not needed.
-        needed = _reachable(nodes, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()},
-                            leaf_ops=_READ_OPS, inputs=inlined.inputs, ops=inlined.ops)
+        needed = _reachable(inlined.inputs, inlined.ops, roots, stop={t.rsplit(":", 1)[0] for t in inputs.values()},
+                            leaf_ops=_READ_OPS)
         reads = {n: _read_variable(nodes, n) for n in sorted(needed) if inlined.ops[n] in _READ_OPS}
         bindings: dict[str, tuple[str, str]] = {}
         parts: dict[str, str] = {}  # variable → slice spec, for the parts of a TF1 partitioned variable
@@ -400,23 +400,20 @@ def _open_checkpoint(directory: Path, shown: str) -> Checkpoint:
     return Checkpoint(prefix)
 
 
-def _reachable(nodes: dict[str, tf_graph_pb2.NodeDef], tensors: Iterable[str], stop: set[str],
-               leaf_ops: frozenset[str] = frozenset(), inputs: dict[str, list[str]] | None = None,
-               ops: dict[str, str] | None = None) -> set[str]:
-    """The nodes ``tensors`` depend on, not looking past the nodes ``stop`` names or whose op is in ``leaf_ops``
-    (``inputs``, ``ops``: each node's, where known without reading the NodeDef)."""
+def _reachable(inputs: dict[str, list[str]], ops: dict[str, str], tensors: Iterable[str], stop: set[str],
+               leaf_ops: frozenset[str] = frozenset()) -> set[str]:
+    """The nodes ``tensors`` depend on (``inputs``, ``ops``: each node's), not looking past the nodes ``stop``
+    names or whose op is in ``leaf_ops``."""
     seen: set[str] = set()
     stack = [t.rsplit(":", 1)[0] for t in tensors]
     while stack:
         name = stack.pop()
-        if name in seen or name not in nodes:
+        if name in seen or name not in inputs:
             continue
         seen.add(name)
-        node = nodes[name]
-        if name in stop or (ops[name] if ops is not None else node.op) in leaf_ops:
+        if name in stop or ops[name] in leaf_ops:
             continue
-        reads = inputs[name] if inputs is not None else node.input
-        stack.extend(i.rsplit(":", 1)[0] for i in reads)
+        stack.extend(i.rsplit(":", 1)[0] for i in inputs[name])
     return seen
 
 
